@@ -1,0 +1,6 @@
+using System.CommandLine;
+using AkkaVna.Cli.Commands;
+
+var root = new RootCommand("AkkaVna: a vendor-neutral archive for DICOM images (an Akka.NET cluster of study actors).");
+root.Subcommands.Add(DumpCommand.Create());
+return root.Parse(args).Invoke();

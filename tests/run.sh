@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every AkkaVna test on a fresh Debian machine: installs what the tests need when it is missing
+# (dcmtk now; PostgreSQL, Orthanc and radosgw as later features need them), then builds and tests the solution.
+# Needs root (or sudo) for apt-get. Usage: bash tests/run.sh [extra dotnet test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for tool in dcmdump dcm2json dcmodify; do
+  command -v "$tool" >/dev/null 2>&1 || need+=(dcmtk)
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: dcmtk"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dcmtk >/dev/null
+fi
+
+if [ ! -d ../shared/corpus ] && [ -z "${AKKAVNA_CORPUS:-}" ]; then
+  echo "the shared corpus is missing: expected ../shared/corpus beside the checkout (or set AKKAVNA_CORPUS)" >&2
+  exit 2
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet build AkkaVna.sln -c Release -m:1 --nologo -clp:ErrorsOnly
+dotnet test AkkaVna.sln -c Release --no-build --nologo "$@"
