@@ -59,6 +59,8 @@ public sealed class DicomFile : IDisposable
         try
         {
             var result = DicomFileReader.ParseDataset(fs, layout, builder, options);
+            if (dataset.Count == 0 && !result.Stopped)
+                throw new DicomParseException(layout.DatasetOffset, "no dataset follows the File Meta Information (the file is cut short or empty)");
             return new DicomFile(layout.FileMetaInfo, dataset, temp)
             {
                 TransferSyntax = result.EffectiveSyntax,
@@ -118,8 +120,24 @@ public static class DicomFileReader
             }
             var metaOptions = new DicomParserOptions { StopBefore = EndOfMeta, LargeValueThreshold = 1 << 20 };
             var parser = new DicomParser(builder, DicomTransferSyntax.ExplicitVRLittleEndian, metaOptions, metaStart);
-            Drive(stream, parser, seekBase: origin, maxBuffered: 1 << 21);
+            var status = Drive(stream, parser, seekBase: origin, maxBuffered: 1 << 21);
             datasetOffset = parser.Position;
+            // (0002,0000) says where the meta ends; a file that ends before that is cut short.
+            if (status == DicomParseStatus.Completed && meta[DicomTags.FileMetaInformationGroupLength] is DicomElement { Length: 4 } gl)
+            {
+                long declaredEnd = metaStart + 12 + System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(gl.Value.Memory.Span);
+                if (datasetOffset < declaredEnd)
+                    throw new DicomParseException(datasetOffset, $"the file ends inside the File Meta Information, whose group length says it ends at {declaredEnd}");
+            }
+        }
+        else
+        {
+            // A raw dataset (no preamble, no meta) must begin with a data element of a plausible group.
+            ushort le = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(head);
+            ushort be = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(head);
+            static bool Plausible(ushort g) => g >= 0x0002 && g <= 0x7FE0;
+            if (!Plausible(le) && !Plausible(be))
+                throw new DicomParseException(0, $"not DICOM: no preamble and File Meta, and the first bytes are no data element (group {le:X4})");
         }
         stream.Position = origin + datasetOffset;
 
