@@ -34,7 +34,6 @@ public static class DumpCommand
     public static int Run(FileInfo[] files, bool json, bool bulkUri, long inlineThreshold, TextWriter stdout, TextWriter stderr)
     {
         int failures = 0;
-        var output = new StringBuilder();
         var jsons = new List<string>();
         foreach (var f in files)
         {
@@ -59,8 +58,9 @@ public static class DumpCommand
                     stdout.Write(sw.ToString());
                 }
             }
-            catch (Exception e) when (e is DicomParseException or IOException or UnauthorizedAccessException or InvalidOperationException or NotSupportedException or DicomJsonException)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
+                // One line per bad file, never a stack trace: the parse fault with its offset, or what else went wrong.
                 failures++;
                 string where = e is DicomParseException p ? $"byte offset {p.Offset}: {p.Reason}" : e.Message;
                 stderr.WriteLine($"error: {f.FullName}: {where}");
@@ -71,7 +71,6 @@ public static class DumpCommand
             if (files.Length == 1) stdout.WriteLine(jsons[0]);
             else stdout.WriteLine("[" + string.Join(",\n", jsons) + "]");
         }
-        _ = output;
         return failures == 0 ? 0 : 1;
     }
 
