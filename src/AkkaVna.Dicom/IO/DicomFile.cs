@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Compression;
-using System.Text;
 using AkkaVna.Dicom.Buffers;
 
 namespace AkkaVna.Dicom.IO;
@@ -240,6 +239,4 @@ public static class DicomFileReader
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
-
-    internal static string Ascii(ReadOnlySpan<byte> b) => Encoding.ASCII.GetString(b);
 }

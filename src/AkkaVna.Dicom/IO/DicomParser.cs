@@ -371,7 +371,7 @@ public sealed class DicomParser
             return true;
         }
 
-        CheckFits(frame, start, headerLength + (long)length, tag);
+        CheckFits(start, headerLength + (long)length, tag);
         var header = new DicomElementHeader(tag, vr, length, start, start + headerLength, be, _stack.Count - 1) { VRFromDictionary = vrFromDictionary };
         if (length > _options.LargeValueThreshold)
         {
@@ -394,7 +394,7 @@ public sealed class DicomParser
         return true;
     }
 
-    private void CheckFits(Frame frame, long start, long size, DicomTag tag)
+    private void CheckFits(long start, long size, DicomTag tag)
     {
         // The innermost defined length bounds the element.
         for (int i = _stack.Count - 1; i >= 0; i--)
@@ -404,7 +404,6 @@ public sealed class DicomParser
                 throw new DicomParseException(start, $"element {tag} of {size} bytes runs past the end of its {Describe(_stack[i])} at offset {_stack[i].End}");
             break;
         }
-        _ = frame;
     }
 
     /// <summary>Reads an item header inside a sequence or encapsulated pixel data.</summary>
@@ -429,7 +428,7 @@ public sealed class DicomParser
         if (frame.Kind == FrameKind.Fragments)
         {
             if (length == UndefinedLength) throw new DicomParseException(start, $"fragment of {frame.Tag} has undefined length");
-            CheckFits(frame, start, 8 + (long)length, tag);
+            CheckFits(start, 8 + (long)length, tag);
             var header = new DicomElementHeader(DicomTag.Item, DicomVR.OB, length, start, start + 8, be, _stack.Count - 1);
             if (length > _options.LargeValueThreshold)
             {
@@ -457,7 +456,7 @@ public sealed class DicomParser
             // lengths; the enclosing length wins (dcmtk reads these files the same way).
             itemEnd = frame.End;
         }
-        else if (itemEnd >= 0) CheckFits(frame, start, 8 + (long)length, tag);
+        else if (itemEnd >= 0) CheckFits(start, 8 + (long)length, tag);
         r.Advance(8);
         _position += 8;
         _observer.OnSequenceItemStart(start, length);

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
-using System.Text;
 using AkkaVna.Dicom.Buffers;
 
 namespace AkkaVna.Dicom.IO;
@@ -186,6 +185,4 @@ public static class DicomWriter
             o.Write(h[..8]);
         }
     }
-
-    internal static byte[] Ascii(string s) => Encoding.ASCII.GetBytes(s);
 }
