@@ -92,7 +92,8 @@ public sealed class DicomParser
     private long _largeRemaining = -1; // >= 0 while streaming a large value
     private bool _largeDeliver;
     private bool _stopped;
-    private string? _waiting; // what a NeedMoreData is waiting for, for the error at end of data
+    // What a NeedMoreData waits for, kept as values and formatted only if the data really ends (not on the hot path).
+    private (bool Set, bool Fragment, DicomTag Tag, DicomVR VR, uint Length, long Present) _waiting;
 
     /// <param name="startOffset">Offset of the first byte fed, for error messages and headers.</param>
     public DicomParser(IDicomParserObserver observer, DicomTransferSyntax syntax, DicomParserOptions? options = null, long startOffset = 0, bool sniffEncoding = true)
@@ -162,17 +163,17 @@ public sealed class DicomParser
             if (frame.Kind == FrameKind.Dataset)
             {
                 if (_stack.Count == 1 && r.Remaining == 0 && isFinal) return DicomParseStatus.Completed;
-                _waiting = null;
+                _waiting = default;
                 if (!ReadDatasetElement(ref r, frame, out bool stop))
                 {
                     if (stop) return DicomParseStatus.Stopped;
-                    return More(isFinal, _waiting ?? DescribeExpected(frame));
+                    return More(isFinal, frame);
                 }
             }
             else
             {
-                _waiting = null;
-                if (!ReadItem(ref r, frame)) return More(isFinal, _waiting ?? DescribeExpected(frame));
+                _waiting = default;
+                if (!ReadItem(ref r, frame)) return More(isFinal, frame);
             }
         }
     }
@@ -181,6 +182,16 @@ public sealed class DicomParser
     {
         if (!isFinal) return DicomParseStatus.NeedMoreData;
         throw new DicomParseException(_position, $"unexpected end of data while reading {what}");
+    }
+
+    private DicomParseStatus More(bool isFinal, Frame frame)
+    {
+        if (!isFinal) return DicomParseStatus.NeedMoreData;
+        var w = _waiting;
+        string what = !w.Set ? DescribeExpected(frame)
+            : w.Fragment ? $"a fragment of {w.Tag} ({w.Length} bytes declared, {w.Present} present)"
+            : $"the value of {w.Tag} {w.VR.Code()} ({w.Length} bytes declared, {w.Present} present)";
+        return More(isFinal, what);
     }
 
     private string DescribeExpected(Frame f) => f.Kind switch
@@ -382,7 +393,7 @@ public sealed class DicomParser
         }
         if (r.Remaining < headerLength + length)
         {
-            _waiting = $"the value of {tag} {vr.Code()} ({length} bytes declared, {Math.Max(0, r.Remaining - headerLength)} present)";
+            _waiting = (true, false, tag, vr, length, Math.Max(0, r.Remaining - headerLength));
             return false;
         }
         r.Advance(headerLength);
@@ -439,7 +450,7 @@ public sealed class DicomParser
             }
             if (r.Remaining < 8 + length)
             {
-                _waiting = $"a fragment of {frame.Tag} ({length} bytes declared, {Math.Max(0, r.Remaining - 8)} present)";
+                _waiting = (true, true, frame.Tag, DicomVR.OB, length, Math.Max(0, r.Remaining - 8));
                 return false;
             }
             r.Advance(8);
