@@ -3,4 +3,7 @@ using AkkaVna.Cli.Commands;
 
 var root = new RootCommand("AkkaVna: a vendor-neutral archive for DICOM images (an Akka.NET cluster of study actors).");
 root.Subcommands.Add(DumpCommand.Create());
+root.Subcommands.Add(NetworkCommands.Echo());
+root.Subcommands.Add(NetworkCommands.Store());
+root.Subcommands.Add(NetworkCommands.Receive());
 return root.Parse(args).Invoke();

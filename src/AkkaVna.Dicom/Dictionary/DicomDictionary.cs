@@ -65,7 +65,15 @@ public static partial class DicomDictionary
 
 public sealed record DicomUidEntry(string Uid, string Keyword, string Name, string Type, bool Retired)
 {
-    public bool IsStorageSopClass => Type == "SOP Class" && Uid.StartsWith("1.2.840.10008.5.1.4.1.1.", StringComparison.Ordinal);
+    /// <summary>
+    /// A Storage Service Class SOP class (PS3.4 Annex B): the 1.2.840.10008.5.1.4.1.1 family plus the storage classes
+    /// registered elsewhere (hanging protocols, color palettes, implant templates, RT delivery instructions, hardcopy).
+    /// Storage Commitment and the DICOMDIR class are not storage classes.
+    /// </summary>
+    public bool IsStorageSopClass => Type == "SOP Class" && Uid != "1.2.840.10008.1.3.10"
+        && (Uid.StartsWith("1.2.840.10008.5.1.4.1.1.", StringComparison.Ordinal)
+            || ((Keyword.EndsWith("Storage", StringComparison.Ordinal) || Keyword.EndsWith("StorageTrial", StringComparison.Ordinal))
+                && !Keyword.StartsWith("StorageCommitment", StringComparison.Ordinal)));
 }
 
 /// <summary>The UID registry of PS3.6 Annex A, generated from the standard.</summary>

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using AkkaVna.Dicom.Tests.Infrastructure;
+using AkkaVna.Testing;
 
 namespace AkkaVna.Dicom.Tests.Cli;
 

@@ -1,5 +1,5 @@
 using AkkaVna.Dicom.Dictionary;
-using AkkaVna.Dicom.Tests.Infrastructure;
+using AkkaVna.Testing;
 
 namespace AkkaVna.Dicom.Tests.Dictionary;
 

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using AkkaVna.Dicom.IO;
-using AkkaVna.Dicom.Tests.Infrastructure;
+using AkkaVna.Testing;
 
 namespace AkkaVna.Dicom.Tests.IO;
 

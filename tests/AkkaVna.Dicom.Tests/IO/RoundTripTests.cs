@@ -1,5 +1,5 @@
 using AkkaVna.Dicom.IO;
-using AkkaVna.Dicom.Tests.Infrastructure;
+using AkkaVna.Testing;
 
 namespace AkkaVna.Dicom.Tests.IO;
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Json;
-using AkkaVna.Dicom.Tests.Infrastructure;
+using AkkaVna.Testing;
 
 namespace AkkaVna.Dicom.Tests.Json;
 

@@ -1,6 +1,6 @@
 using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Json;
-using AkkaVna.Dicom.Tests.Infrastructure;
+using AkkaVna.Testing;
 
 namespace AkkaVna.Dicom.Tests.Json;
 

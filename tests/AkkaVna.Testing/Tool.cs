@@ -1,6 +1,8 @@
+using AkkaVna.Dicom;
+using Xunit;
 using System.Diagnostics;
 
-namespace AkkaVna.Dicom.Tests.Infrastructure;
+namespace AkkaVna.Testing;
 
 /// <summary>Runs an external program (dcmtk, the akka-vna CLI) with a timeout and captures its output.</summary>
 public static class Tool

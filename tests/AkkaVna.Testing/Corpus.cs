@@ -1,6 +1,8 @@
+using AkkaVna.Dicom;
+using Xunit;
 using System.Globalization;
 
-namespace AkkaVna.Dicom.Tests.Infrastructure;
+namespace AkkaVna.Testing;
 
 /// <summary>The shared corpus of real-world DICOM files (../shared/corpus beside the checkout) and its manifest.</summary>
 public static class Corpus

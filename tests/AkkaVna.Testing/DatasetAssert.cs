@@ -1,7 +1,9 @@
+using AkkaVna.Dicom;
+using Xunit;
 using System.Security.Cryptography;
 using AkkaVna.Dicom.Buffers;
 
-namespace AkkaVna.Dicom.Tests.Infrastructure;
+namespace AkkaVna.Testing;
 
 /// <summary>Dataset equality for round trips: same items, VRs, values (hashes for large ones), sequences and fragments.</summary>
 public static class DatasetAssert

@@ -1,0 +1,885 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using AkkaVna.Dicom.Network.Dimse;
+using AkkaVna.Dicom.Network.Pdus;
+using AkkaVna.Dicom.Network.UpperLayer;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace AkkaVna.Dicom.Network;
+
+/// <summary>A presentation context as negotiated.</summary>
+public sealed record PresentationContext(byte Id, string AbstractSyntax, PresentationContextResultReason Result, string TransferSyntaxUid)
+{
+    public bool Accepted => Result == PresentationContextResultReason.Acceptance;
+    public DicomTransferSyntax TransferSyntax => DicomTransferSyntax.Resolve(TransferSyntaxUid);
+}
+
+/// <summary>A DIMSE response as received by a requestor, with its data set when it has one (C-FIND identifiers).</summary>
+public sealed record DimseResponse(DimseCommand Command, DicomDataset? DataSet)
+{
+    public DimseStatus Status => Command.Status;
+}
+
+/// <summary>The association failed: rejected, aborted, timed out or the connection broke.</summary>
+public class DicomAssociationException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The peer rejected the association (A-ASSOCIATE-RJ).</summary>
+public sealed class DicomAssociationRejectedException(AssociateReject reject) : DicomAssociationException("association rejected: " + reject.Describe())
+{
+    public AssociateReject Reject { get; } = reject;
+}
+
+/// <summary>
+/// One DICOM association, requestor or acceptor, over a TCP socket read and written through System.IO.Pipelines. The
+/// Upper Layer state machine (<see cref="UpperLayerMachine"/>) decides what every event does; this class is its port:
+/// it frames PDUs (refusing a PDU longer than allowed from its header, before buffering it), runs the timers (ARTIM, DIMSE,
+/// idle), reassembles DIMSE messages from PDVs and streams C-STORE data sets into the store handler's sink as they arrive.
+/// Events are serialized by a gate; the indications the machine issues run after the gate is released.
+/// </summary>
+public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly DicomAssociationOptions _options;
+    private readonly DicomServices? _services;
+    private readonly ILogger _log;
+    private readonly UpperLayerMachine _machine;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly List<Func<ValueTask>> _afterGate = [];
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConcurrentDictionary<ushort, PendingRequest> _pending = new();
+    private readonly Dictionary<byte, PresentationContext> _contexts = [];
+    private readonly HashSet<Task> _responders = [];
+    private readonly Timer _readTimer;
+    private readonly CancellationTokenSource _writeTimeout = new();
+    private NetworkStream? _stream;
+    private PipeReader? _reader;
+    private PipeWriter? _writer;
+    private string? _connectHost;
+    private int _connectPort;
+    private long _artimDeadline;   // Environment.TickCount64 when ARTIM expires; 0 = stopped
+    private long _readDeadline;
+    private bool _discarding;      // framing lost (invalid PDU header): read and drop until the transport closes
+    private bool _partialPdu;
+    private IncomingMessage? _incoming;
+    private TaskCompletionSource<Pdu>? _associateConfirmation;
+    private TaskCompletionSource? _releaseConfirmation;
+    private SemaphoreSlim _invokeSlots = new(1, 1);
+    private SemaphoreSlim _performSlots = new(1, 1);
+    private uint _peerMaxPdu;
+    private int _messageId;
+    private bool _overloaded;
+    private string? _endReason;
+
+    private DicomAssociation(Socket socket, DicomAssociationOptions options, DicomServices? services, ILogger? log, bool isRequestor)
+    {
+        _socket = socket;
+        _options = options;
+        _services = services;
+        _log = log ?? NullLogger.Instance;
+        _machine = new UpperLayerMachine(this, isRequestor);
+        _readTimer = new Timer(static s => ((DicomAssociation)s!)._reader?.CancelPendingRead(), this, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    /// <summary>Calling/called AE titles and the peer's implementation, once the A-ASSOCIATE-RQ is known.</summary>
+    public AssociationInfo Info { get; private set; } = new("", "", null, null, null);
+
+    public AssociateRequest? Request { get; private set; }
+    public AssociateAccept? Accept { get; private set; }
+    public IReadOnlyDictionary<byte, PresentationContext> PresentationContexts => _contexts;
+    public UlState State => _machine.State;
+
+    /// <summary>Completes when the association is over (the transport is closed).</summary>
+    public Task Completion => _closed.Task;
+
+    /// <summary>Why the association ended, when it did not end by an orderly release.</summary>
+    public string? EndReason => _endReason;
+
+    // ================================================================== requestor (SCU)
+
+    /// <summary>Opens a connection to <paramref name="host"/>:<paramref name="port"/> and negotiates an association.</summary>
+    public static async Task<DicomAssociation> ConnectAsync(string host, int port, AssociateRequest request, DicomAssociationOptions? options = null,
+        DicomServices? services = null, ILogger? log = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new DicomAssociationOptions();
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var a = new DicomAssociation(socket, options, services, log, isRequestor: true)
+        {
+            _connectHost = host, _connectPort = port,
+            _associateConfirmation = new(TaskCreationOptions.RunContinuationsAsynchronously),
+            Request = request,
+        };
+        a.Info = new AssociationInfo(request.CallingAE, request.CalledAE, null, null, null);
+        try
+        {
+            await a.FireAsync(UlEvent.Evt1);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or IOException)
+        {
+            a._endReason = $"cannot connect to {host}:{port}: {e.Message}";
+            await a.FireIfPossibleAsync(UlEvent.Evt17);
+            a._closed.TrySetResult();
+            socket.Dispose();
+            throw new DicomAssociationException(a._endReason, e);
+        }
+        await a.FireAsync(UlEvent.Evt2, request);
+        _ = Task.Run(a.ReadLoopAsync, CancellationToken.None);
+        Pdu answer;
+        try
+        {
+            answer = await a._associateConfirmation.Task.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            await a.DisposeAsync();
+            throw;
+        }
+        if (answer is AssociateReject rj)
+        {
+            await a.Completion;
+            throw new DicomAssociationRejectedException(rj);
+        }
+        return a;
+    }
+
+    /// <summary>The accepted presentation context for an abstract syntax and transfer syntax, if any.</summary>
+    public PresentationContext? FindContext(string abstractSyntax, string? transferSyntax = null) =>
+        _contexts.Values.FirstOrDefault(c => c.Accepted && c.AbstractSyntax == abstractSyntax && (transferSyntax is null || c.TransferSyntaxUid == transferSyntax));
+
+    /// <summary>Number of operations this side may have outstanding (the negotiated asynchronous operations window).</summary>
+    public int MaxInvokedOperations { get; private set; } = 1;
+
+    public ushort NextMessageId()
+    {
+        int id = Interlocked.Increment(ref _messageId) & 0xFFFF;
+        return id == 0 ? (ushort)(Interlocked.Increment(ref _messageId) & 0xFFFF) : (ushort)id;
+    }
+
+    /// <summary>
+    /// Sends a request (and its data set, read from <paramref name="dataSet"/> for <paramref name="dataSetLength"/> bytes,
+    /// never whole in memory) and returns its final response. Waits for a slot in the asynchronous operations window first.
+    /// </summary>
+    public async Task<DimseResponse> SendRequestAsync(byte presentationContextId, DimseCommand command, Stream? dataSet = null, long dataSetLength = 0,
+        Action<DimseResponse>? onPending = null, CancellationToken cancellationToken = default)
+    {
+        await _invokeSlots.WaitAsync(cancellationToken);
+        var pending = new PendingRequest(presentationContextId, onPending);
+        try
+        {
+            if (!_pending.TryAdd(command.MessageId, pending)) throw new InvalidOperationException($"message ID {command.MessageId} is already outstanding");
+            try
+            {
+                await SendMessageAsync(presentationContextId, command, dataSet, dataSetLength, cancellationToken);
+            }
+            catch
+            {
+                _pending.TryRemove(command.MessageId, out _);
+                throw;
+            }
+            return await pending.Completion.Task;
+        }
+        finally
+        {
+            _invokeSlots.Release();
+        }
+    }
+
+    /// <summary>C-ECHO on the Verification presentation context.</summary>
+    public async Task<DimseStatus> EchoAsync(CancellationToken cancellationToken = default)
+    {
+        var pc = FindContext(DicomUids.Verification) ?? throw new DicomAssociationException("the peer did not accept the Verification SOP class");
+        var rsp = await SendRequestAsync(pc.Id, DimseCommand.EchoRequest(NextMessageId()), cancellationToken: cancellationToken);
+        return rsp.Status;
+    }
+
+    /// <summary>Orderly release (A-RELEASE): waits for the peer's A-RELEASE-RP and the transport to close.</summary>
+    public async Task ReleaseAsync()
+    {
+        _releaseConfirmation = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        await FireAsync(UlEvent.Evt11);
+        await _releaseConfirmation.Task;
+        await Completion;
+    }
+
+    /// <summary>A-ABORT (service-user): the peer is told, the transport closes.</summary>
+    public async Task AbortAsync(string reason = "aborted by the local user")
+    {
+        _endReason ??= reason;
+        if (await FireIfPossibleAsync(UlEvent.Evt15)) await Completion;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_closed.Task.IsCompleted)
+        {
+            try { await AbortAsync(); }
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or DicomAssociationException) { CloseTransport(); }
+            await Completion.WaitAsync(_options.ArtimTimeout).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+        CloseTransport();
+        await _readTimer.DisposeAsync();
+    }
+
+    // ================================================================== acceptor (SCP)
+
+    /// <summary>Runs an accepted connection as an association until it ends. <paramref name="overloaded"/>: reject it (local limit exceeded).</summary>
+    internal static async Task RunAcceptorAsync(Socket socket, DicomServices services, DicomAssociationOptions options, ILogger log, bool overloaded,
+        Action<DicomAssociation>? onStarted = null)
+    {
+        socket.NoDelay = true;
+        var a = new DicomAssociation(socket, options, services, log, isRequestor: false) { _overloaded = overloaded };
+        a.Info = new AssociationInfo("", "", socket.RemoteEndPoint, null, null);
+        a.OpenStream();
+        onStarted?.Invoke(a);
+        await a.FireAsync(UlEvent.Evt5);
+        await a.ReadLoopAsync();
+    }
+
+    // ================================================================== events and the read loop
+
+    private async ValueTask FireAsync(UlEvent evt, object? argument = null)
+    {
+        if (!await FireIfPossibleAsync(evt, argument))
+            throw new DicomAssociationException($"the association cannot take {evt} in {_machine.State}" + (_endReason is null ? "" : $" ({_endReason})"));
+    }
+
+    /// <summary>Feeds an event if the current state has a cell for it; runs the indications it issued after the gate is released.</summary>
+    private async ValueTask<bool> FireIfPossibleAsync(UlEvent evt, object? argument = null)
+    {
+        Func<ValueTask>[] followUps;
+        await _gate.WaitAsync();
+        try
+        {
+            if (UlStateTable.Lookup(_machine.State, evt) is null) return false;
+            var before = _machine.State;
+            await _machine.HandleAsync(evt, argument);
+            if (_machine.State != before && _log.IsEnabled(LogLevel.Trace))
+                _log.LogTrace("{Association}: {State} + {Event} -> {Action} -> {Next}", Info, before, evt, _machine.LastAction, _machine.State);
+            followUps = [.. _afterGate];
+            _afterGate.Clear();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        foreach (var f in followUps) await f();
+        return true;
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        try
+        {
+            while (_machine.State != UlState.Sta1)
+            {
+                ArmReadTimer();
+                ReadResult result;
+                try
+                {
+                    result = await _reader!.ReadAsync();
+                }
+                finally
+                {
+                    _readTimer.Change(Timeout.Infinite, Timeout.Infinite);
+                }
+                if (result.IsCanceled)
+                {
+                    await OnReadTimerAsync();
+                    continue;
+                }
+                var buffer = result.Buffer;
+                try
+                {
+                    if (_discarding) buffer = buffer.Slice(buffer.End);
+                    else await DispatchPdusAsync(ref buffer);
+                    _partialPdu = !buffer.IsEmpty;
+                }
+                finally
+                {
+                    _reader.AdvanceTo(buffer.Start, buffer.End);
+                }
+                if (result.IsCompleted)
+                {
+                    _endReason ??= "the peer closed the connection";
+                    await FireIfPossibleAsync(UlEvent.Evt17);
+                    break;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+        {
+            if (_machine.State != UlState.Sta1)
+            {
+                _endReason ??= "connection lost: " + e.Message;
+                try { await FireIfPossibleAsync(UlEvent.Evt17); }
+                catch (Exception inner) when (inner is IOException or SocketException or ObjectDisposedException) { }
+            }
+        }
+        catch (Exception e)
+        {
+            _log.LogError(e, "{Association}: unexpected failure; closing the connection", Info);
+            _endReason ??= "internal error: " + e.Message;
+        }
+        finally
+        {
+            await EndAsync();
+        }
+    }
+
+    // Not async (ref parameter): dispatches the complete PDUs at the head of the buffer, one awaited event at a time.
+    private ValueTask DispatchPdusAsync(ref ReadOnlySequence<byte> buffer)
+    {
+        var pdus = new List<(UlEvent, object?)>();
+        Span<byte> h = stackalloc byte[PduCodec.HeaderLength];
+        while (true)
+        {
+            if (buffer.Length < PduCodec.HeaderLength) break;
+            buffer.Slice(0, PduCodec.HeaderLength).CopyTo(h);
+            byte type = h[0];
+            uint length = BinaryPrimitives.ReadUInt32BigEndian(h[2..]);
+            if (!PduCodec.IsKnownType(type))
+            {
+                pdus.Add((UlEvent.Evt19, new PduFormatException(Pdus.Abort.UnrecognizedPdu, $"unrecognized PDU type {type:X2}H")));
+                _discarding = true;
+                buffer = buffer.Slice(buffer.End);
+                break;
+            }
+            uint limit = (PduType)type switch
+            {
+                PduType.PData => _options.MaxReceivePduLength,
+                PduType.AssociateRequest or PduType.AssociateAccept => _options.MaxAssociatePduLength,
+                _ => 64,
+            };
+            if (length > limit)
+            {
+                pdus.Add((UlEvent.Evt19, new PduFormatException(Pdus.Abort.InvalidPduParameterValue,
+                    $"{(PduType)type} PDU length {length} exceeds the maximum of {limit}")));
+                _discarding = true;
+                buffer = buffer.Slice(buffer.End);
+                break;
+            }
+            if (buffer.Length < PduCodec.HeaderLength + length) break;
+            var body = buffer.Slice(PduCodec.HeaderLength, length);
+            buffer = buffer.Slice(PduCodec.HeaderLength + length);
+            pdus.Add(Classify((PduType)type, body));
+            if (type is (byte)PduType.Abort or (byte)PduType.AssociateReject or (byte)PduType.ReleaseResponse) break;
+        }
+        return pdus.Count == 0 ? ValueTask.CompletedTask : DispatchAllAsync(pdus);
+    }
+
+    private async ValueTask DispatchAllAsync(List<(UlEvent Event, object? Argument)> pdus)
+    {
+        foreach (var (evt, arg) in pdus)
+        {
+            if (_machine.State == UlState.Sta1) return;
+            try
+            {
+                await FireIfPossibleAsync(evt, arg);
+            }
+            catch (Exception e) when (e is PduFormatException or DimseFormatException)
+            {
+                // A P-DATA-TF whose PDVs or DIMSE message break the standard: the PDU was invalid after all.
+                var invalid = e as PduFormatException ?? new PduFormatException(Pdus.Abort.InvalidPduParameterValue, e.Message);
+                _endReason ??= invalid.Message;
+                _log.LogWarning("{Association}: {Reason}; aborting", Info, invalid.Message);
+                _discarding = true;
+                await FireIfPossibleAsync(UlEvent.Evt19, invalid);
+                return;
+            }
+        }
+    }
+
+    private static (UlEvent, object?) Classify(PduType type, ReadOnlySequence<byte> body)
+    {
+        try
+        {
+            var pdu = PduCodec.Decode(type, body);
+            return (pdu switch
+            {
+                AssociateRequest => UlEvent.Evt6,
+                AssociateAccept => UlEvent.Evt3,
+                AssociateReject => UlEvent.Evt4,
+                PDataReceived => UlEvent.Evt10,
+                ReleaseRequest => UlEvent.Evt12,
+                ReleaseResponse => UlEvent.Evt13,
+                _ => UlEvent.Evt16,
+            }, pdu);
+        }
+        catch (PduFormatException e)
+        {
+            return (UlEvent.Evt19, e);
+        }
+    }
+
+    private void ArmReadTimer()
+    {
+        long now = Environment.TickCount64;
+        TimeSpan timeout;
+        if (_artimDeadline != 0) timeout = TimeSpan.FromMilliseconds(Math.Max(0, _artimDeadline - now));
+        else if (_machine.State is UlState.Sta5 or UlState.Sta7 or UlState.Sta13 or UlState.Sta2) timeout = _options.ArtimTimeout;
+        else if (_partialPdu || _incoming is not null || !_pending.IsEmpty) timeout = _options.DimseTimeout;
+        else timeout = _options.IdleTimeout;
+        _readDeadline = now + (long)timeout.TotalMilliseconds;
+        _readTimer.Change(timeout, Timeout.InfiniteTimeSpan);
+    }
+
+    private async ValueTask OnReadTimerAsync()
+    {
+        long now = Environment.TickCount64;
+        if (_artimDeadline != 0 && now >= _artimDeadline)
+        {
+            _endReason ??= $"ARTIM timer expired in {_machine.State}";
+            _log.LogWarning("{Association}: {Reason}", Info, _endReason);
+            await FireIfPossibleAsync(UlEvent.Evt18);
+            return;
+        }
+        if (_artimDeadline != 0 || now < _readDeadline) return; // a timer rearmed or fired late: read again
+        string what = _partialPdu || _incoming is not null ? "in the middle of a message" : !_pending.IsEmpty ? "while a response was awaited" : "while idle";
+        _endReason ??= $"timed out {what} (state {_machine.State})";
+        _log.LogWarning("{Association}: {Reason}; aborting", Info, _endReason);
+        await FireIfPossibleAsync(UlEvent.Evt15);
+    }
+
+    private async ValueTask EndAsync()
+    {
+        _readTimer.Change(Timeout.Infinite, Timeout.Infinite);
+        CloseTransport();
+        var reason = _endReason ?? "the association ended";
+        foreach (var p in _pending.Values) p.Completion.TrySetException(new DicomAssociationException(reason));
+        _pending.Clear();
+        _associateConfirmation?.TrySetException(new DicomAssociationException(reason));
+        _releaseConfirmation?.TrySetException(new DicomAssociationException(reason));
+        if (_incoming is { } m)
+        {
+            _incoming = null;
+            await m.DisposeAsync();
+        }
+        Task[] responders;
+        lock (_responders) responders = [.. _responders];
+        try { await Task.WhenAll(responders).WaitAsync(_options.DimseTimeout); }
+        catch (Exception e) { _log.LogDebug(e, "{Association}: responders ended with an error", Info); }
+        try { await _reader!.CompleteAsync(); } catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException) { }
+        _closed.TrySetResult();
+    }
+
+    // ================================================================== IUpperLayerPort
+
+    async ValueTask IUpperLayerPort.ConnectTransportAsync()
+    {
+        using var cts = new CancellationTokenSource(_options.ConnectTimeout);
+        await _socket.ConnectAsync(_connectHost!, _connectPort, cts.Token);
+        Info = Info with { RemoteEndPoint = _socket.RemoteEndPoint };
+        OpenStream();
+    }
+
+    private void OpenStream()
+    {
+        _stream = new NetworkStream(_socket, ownsSocket: false);
+        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024, leaveOpen: true));
+        _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true));
+    }
+
+    async ValueTask IUpperLayerPort.SendAsync(Pdu pdu)
+    {
+        var bytes = PduCodec.Encode(pdu);
+        _writer!.Write(bytes);
+        await FlushAsync();
+        if (pdu is Pdus.Abort ab) _log.LogDebug("{Association}: sent A-ABORT ({Reason})", Info, ab.Describe());
+    }
+
+    ValueTask IUpperLayerPort.SendPDataAsync(PDataRequest request) => request.Write(CancellationToken.None);
+
+    private async ValueTask FlushAsync()
+    {
+        _writeTimeout.CancelAfter(_options.DimseTimeout);
+        try
+        {
+            await _writer!.FlushAsync(_writeTimeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _endReason ??= "the peer stopped reading (write timed out)";
+            CloseTransport();
+            throw new IOException(_endReason);
+        }
+        finally
+        {
+            if (!_writeTimeout.TryReset()) { }
+        }
+    }
+
+    public void CloseTransport()
+    {
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+        _socket.Close();
+    }
+
+    void IUpperLayerPort.StartArtim()
+    {
+        var artim = _options.ArtimTimeout;
+        _artimDeadline = Environment.TickCount64 + (long)artim.TotalMilliseconds;
+        // Wake a read that waits with a longer timeout (e.g. idle) so the loop rearms with ARTIM.
+        _readTimer.Change(artim, Timeout.InfiniteTimeSpan);
+    }
+
+    void IUpperLayerPort.StopArtim() => _artimDeadline = 0;
+
+    ValueTask IUpperLayerPort.AssociateIndicationAsync(AssociateRequest request)
+    {
+        Request = request;
+        Info = new AssociationInfo(request.CallingAE, request.CalledAE, Info.RemoteEndPoint, request.UserInformation.ImplementationClassUid,
+            request.UserInformation.ImplementationVersionName);
+        _afterGate.Add(() => RespondToAssociationAsync(request));
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask RespondToAssociationAsync(AssociateRequest request)
+    {
+        Pdu answer = _overloaded
+            ? new AssociateReject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, AssociateReject.LocalLimitExceeded)
+            : (_services?.Policy ?? new AssociationPolicy()).Negotiate(request);
+        if (answer is AssociateAccept ac)
+        {
+            ac = ac with { UserInformation = ac.UserInformation with { MaximumLength = _options.MaxReceivePduLength } };
+            Accept = ac;
+            SetContexts(request, ac);
+            _log.LogInformation("{Association}: association accepted, {Accepted} of {Proposed} presentation contexts", Info,
+                ac.PresentationContexts.Count(c => c.Result == PresentationContextResultReason.Acceptance), request.PresentationContexts.Count);
+            await FireAsync(UlEvent.Evt7, ac);
+        }
+        else
+        {
+            var rj = (AssociateReject)answer;
+            _endReason = rj.Describe();
+            _log.LogWarning("{Association}: association rejected: {Reason}", Info, rj.Describe());
+            await FireAsync(UlEvent.Evt8, rj);
+        }
+    }
+
+    private void SetContexts(AssociateRequest rq, AssociateAccept ac)
+    {
+        _contexts.Clear();
+        foreach (var r in ac.PresentationContexts)
+        {
+            var proposal = rq.PresentationContexts.FirstOrDefault(p => p.Id == r.Id);
+            if (proposal is null) continue;
+            _contexts[r.Id] = new PresentationContext(r.Id, proposal.AbstractSyntax, r.Result, r.TransferSyntax);
+        }
+        _peerMaxPdu = (_machine.IsRequestor ? ac.UserInformation.MaximumLength : rq.UserInformation.MaximumLength) is var m and > 0 ? m : uint.MaxValue;
+        // Asynchronous operations window (PS3.7 D.3.3.3): the AC's invoked value bounds what the requestor invokes.
+        int invoked = ac.UserInformation.AsyncOperations is { } w ? (w.Invoked == 0 ? 64 : w.Invoked) : 1;
+        if (rq.UserInformation.AsyncOperations is null) invoked = 1;
+        if (_machine.IsRequestor)
+        {
+            MaxInvokedOperations = invoked;
+            _invokeSlots = new SemaphoreSlim(invoked, invoked);
+        }
+        else
+        {
+            _performSlots = new SemaphoreSlim(invoked, invoked);
+        }
+    }
+
+    void IUpperLayerPort.AssociateConfirmation(Pdu acceptOrReject)
+    {
+        if (acceptOrReject is AssociateAccept ac)
+        {
+            Accept = ac;
+            Info = Info with { ImplementationClassUid = ac.UserInformation.ImplementationClassUid, ImplementationVersionName = ac.UserInformation.ImplementationVersionName };
+            SetContexts(Request!, ac);
+        }
+        else if (acceptOrReject is AssociateReject rj)
+        {
+            _endReason = "association rejected: " + rj.Describe();
+        }
+        _afterGate.Add(() =>
+        {
+            _associateConfirmation?.TrySetResult(acceptOrReject);
+            return ValueTask.CompletedTask;
+        });
+    }
+
+    ValueTask IUpperLayerPort.PDataIndicationAsync(PDataReceived data)
+    {
+        _afterGate.Add(() => OnPDataAsync(data.Body));
+        return ValueTask.CompletedTask;
+    }
+
+    void IUpperLayerPort.ReleaseIndication()
+    {
+        _afterGate.Add(async () =>
+        {
+            if (_machine.State == UlState.Sta8)
+            {
+                // Let outstanding operations answer first (P-DATA is still allowed in Sta8, AR-7), then A-RELEASE-RP.
+                _ = Task.Run(async () =>
+                {
+                    Task[] running;
+                    lock (_responders) running = [.. _responders];
+                    try { await Task.WhenAll(running).WaitAsync(_options.DimseTimeout); }
+                    catch (Exception e) { _log.LogDebug(e, "{Association}: operations did not finish before release", Info); }
+                    try { await FireIfPossibleAsync(UlEvent.Evt14); }
+                    catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
+                });
+            }
+            else if (_machine.State == UlState.Sta9)
+            {
+                await FireIfPossibleAsync(UlEvent.Evt14); // release collision, requestor side
+            }
+        });
+    }
+
+    void IUpperLayerPort.ReleaseConfirmation()
+    {
+        _afterGate.Add(async () =>
+        {
+            if (_machine.State == UlState.Sta12) await FireIfPossibleAsync(UlEvent.Evt14); // release collision, acceptor side
+            _releaseConfirmation?.TrySetResult();
+        });
+    }
+
+    void IUpperLayerPort.AbortIndication(Pdus.Abort abort)
+    {
+        _endReason ??= "the peer aborted the association";
+        _log.LogInformation("{Association}: {Reason}", Info, _endReason);
+    }
+
+    void IUpperLayerPort.ProviderAbortIndication(string reason)
+    {
+        _endReason ??= reason;
+        if (_machine.State is not (UlState.Sta13 or UlState.Sta1)) _log.LogInformation("{Association}: provider abort: {Reason}", Info, reason);
+    }
+
+    // ================================================================== DIMSE: receiving
+
+    private async ValueTask OnPDataAsync(ReadOnlySequence<byte> body)
+    {
+        var rest = body;
+        while (!rest.IsEmpty)
+        {
+            var (length, pcId, control) = ReadPdvHeader(rest);
+            var data = rest.Slice(6, length - 2);
+            rest = rest.Slice(4 + length);
+            await OnPdvAsync(pcId, (control & 1) != 0, (control & 2) != 0, data);
+        }
+    }
+
+    private static (long Length, byte PresentationContextId, byte Control) ReadPdvHeader(ReadOnlySequence<byte> rest)
+    {
+        // PDV item: item length (uint32 BE, counts the two bytes below and the fragment) | PC ID | message control header
+        if (rest.Length < 6) throw new PduFormatException(Pdus.Abort.InvalidPduParameterValue, $"P-DATA-TF ends with {rest.Length} bytes, too few for a PDV item");
+        Span<byte> h = stackalloc byte[6];
+        rest.Slice(0, 6).CopyTo(h);
+        long length = BinaryPrimitives.ReadUInt32BigEndian(h);
+        if (length < 2 || length > rest.Length - 4)
+            throw new PduFormatException(Pdus.Abort.InvalidPduParameterValue, $"PDV item length {length} does not fit the P-DATA-TF ({rest.Length - 4} bytes remain)");
+        if ((h[5] & 0xFC) != 0) throw new PduFormatException(Pdus.Abort.InvalidPduParameterValue, $"PDV message control header {h[5]:X2}H has reserved bits set");
+        return (length, h[4], h[5]);
+    }
+
+    private async ValueTask OnPdvAsync(byte pcId, bool isCommand, bool isLast, ReadOnlySequence<byte> data)
+    {
+        if (!_contexts.TryGetValue(pcId, out var context) || !context.Accepted)
+            throw new DimseFormatException($"a PDV arrived on presentation context {pcId}, which was not accepted");
+        if (_incoming is { } m && m.PresentationContextId != pcId)
+            throw new DimseFormatException($"a PDV on presentation context {pcId} interrupts a message on context {m.PresentationContextId}");
+        if (isCommand)
+        {
+            _incoming ??= new IncomingMessage(pcId);
+            var msg = _incoming;
+            if (msg.Command is not null) throw new DimseFormatException($"a command fragment arrived while the data set of {msg.Command} was expected");
+            if (msg.CommandBytes.WrittenCount + data.Length > DimseCommand.MaxEncodedLength)
+                throw new DimseFormatException($"the command set is longer than {DimseCommand.MaxEncodedLength} bytes");
+            foreach (var segment in data) msg.CommandBytes.Write(segment.Span);
+            if (!isLast) return;
+            msg.Command = DimseCommand.Decode(new ReadOnlySequence<byte>(msg.CommandBytes.WrittenMemory));
+            if (!msg.Command.HasDataSet)
+            {
+                _incoming = null;
+                await OnMessageAsync(msg, context);
+                return;
+            }
+            await OpenTargetAsync(msg, context);
+        }
+        else
+        {
+            var msg = _incoming;
+            if (msg?.Command is null) throw new DimseFormatException("a data set fragment arrived before the command that announces it");
+            await msg.WriteAsync(data, _options.MaxInMemoryDataSetLength);
+            if (!isLast) return;
+            _incoming = null;
+            await OnMessageAsync(msg, context);
+        }
+    }
+
+    private async ValueTask OpenTargetAsync(IncomingMessage msg, PresentationContext context)
+    {
+        var cmd = msg.Command!;
+        if (cmd.Field != DimseCommandField.CStoreRequest) return; // other data sets are small: kept in memory, bounded
+        if (_services?.Store is not { } store)
+        {
+            msg.Refuse(new DimseResult(DimseStatus.SopClassNotSupported, "this AE does not accept C-STORE"));
+            return;
+        }
+        string sopClass = cmd.AffectedSopClassUid ?? "";
+        string sopInstance = cmd.AffectedSopInstanceUid ?? "";
+        if (sopClass != context.AbstractSyntax)
+        {
+            msg.Refuse(new DimseResult(DimseStatus.SopClassNotSupported, $"SOP class {sopClass} is not the context's {context.AbstractSyntax}"));
+            return;
+        }
+        if (sopInstance.Length == 0)
+        {
+            msg.Refuse(new DimseResult(DimseStatus.MissingAttribute, "no Affected SOP Instance UID"));
+            return;
+        }
+        // Back-pressure: at most the negotiated number of stores are performed at once; reading stops until one answers.
+        await _performSlots.WaitAsync();
+        msg.HoldsPerformSlot = true;
+        try
+        {
+            msg.Sink = await store.BeginAsync(new StoreRequest(Info, cmd, sopClass, sopInstance, context.TransferSyntax), CancellationToken.None);
+        }
+        catch (DimseException e)
+        {
+            msg.Refuse(new DimseResult(e.Status, e.Message));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.LogError(e, "{Association}: cannot store {SopInstance}", Info, sopInstance);
+            msg.Refuse(new DimseResult(DimseStatus.StoreOutOfResources, e.Message));
+        }
+    }
+
+    private ValueTask OnMessageAsync(IncomingMessage msg, PresentationContext context)
+    {
+        var cmd = msg.Command!;
+        if (cmd.IsResponse)
+        {
+            if (!_pending.TryGetValue(cmd.MessageIdBeingRespondedTo, out var pending))
+            {
+                _log.LogWarning("{Association}: a response to message {Id}, which is not outstanding, was ignored", Info, cmd.MessageIdBeingRespondedTo);
+                return ValueTask.CompletedTask;
+            }
+            var ds = msg.MemoryData is { } bytes ? DimseDataSets.Parse(bytes.WrittenMemory, context.TransferSyntax) : null;
+            var response = new DimseResponse(cmd, ds);
+            if (cmd.Status.IsPending) pending.OnPending?.Invoke(response);
+            else if (_pending.TryRemove(cmd.MessageIdBeingRespondedTo, out _)) pending.Completion.TrySetResult(response);
+            return ValueTask.CompletedTask;
+        }
+        switch (cmd.Field)
+        {
+            case DimseCommandField.CEchoRequest:
+                Respond(msg, async () =>
+                {
+                    var result = _services?.Echo is { } echo ? await echo.EchoAsync(Info, CancellationToken.None) : DimseResult.Success;
+                    return DimseCommand.EchoResponse(cmd, result.Status);
+                });
+                break;
+            case DimseCommandField.CStoreRequest:
+                Respond(msg, async () =>
+                {
+                    var result = await msg.CompleteStoreAsync(_log, Info);
+                    return DimseCommand.StoreResponse(cmd, result.Status, result.Comment);
+                });
+                break;
+            case DimseCommandField.CCancelRequest:
+                break; // nothing this stack performs yet can be cancelled
+            default:
+                Respond(msg, () => Task.FromResult(DimseCommand.UnrecognizedResponse(cmd, $"{cmd.Field} is not supported by this AE")));
+                break;
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    private void Respond(IncomingMessage msg, Func<Task<DimseCommand>> perform)
+    {
+        var task = Task.Run(async () =>
+        {
+            try
+            {
+                var response = await perform();
+                await SendMessageAsync(msg.PresentationContextId, response, null, 0, CancellationToken.None);
+            }
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or DicomAssociationException)
+            {
+                _log.LogInformation("{Association}: the response to {Command} could not be sent: {Reason}", Info, msg.Command, e.Message);
+            }
+            finally
+            {
+                if (msg.HoldsPerformSlot) _performSlots.Release();
+                await msg.DisposeAsync();
+            }
+        });
+        lock (_responders) _responders.Add(task);
+        _ = task.ContinueWith(t => { lock (_responders) _responders.Remove(t); }, TaskScheduler.Default);
+    }
+
+    // ================================================================== DIMSE: sending
+
+    /// <summary>Sends one message (command, then data set) as P-DATA-TF PDUs, one PDV each; messages never interleave.</summary>
+    private async Task SendMessageAsync(byte pcId, DimseCommand command, Stream? dataSet, long dataSetLength, CancellationToken cancellationToken)
+    {
+        var commandBytes = command.Encode();
+        int maxFragment = (int)Math.Min(Math.Min(_peerMaxPdu, _options.MaxSendPduLength), int.MaxValue) - 6;
+        if (maxFragment < 2) maxFragment = 16 * 1024 - 6;
+        await _sendLock.WaitAsync(cancellationToken);
+        try
+        {
+            for (int offset = 0; offset < commandBytes.Length; offset += maxFragment)
+            {
+                int n = Math.Min(maxFragment, commandBytes.Length - offset);
+                bool last = offset + n == commandBytes.Length;
+                var slice = new ReadOnlyMemory<byte>(commandBytes, offset, n);
+                await FireAsync(UlEvent.Evt9, new PDataRequest(_ => WritePdvAsync(pcId, true, last, slice)));
+            }
+            if (dataSet is null) return;
+            long remaining = dataSetLength;
+            do
+            {
+                int n = (int)Math.Min(maxFragment, remaining);
+                remaining -= n;
+                bool last = remaining == 0;
+                await FireAsync(UlEvent.Evt9, new PDataRequest(_ => WritePdvFromStreamAsync(pcId, last, dataSet, n)));
+            }
+            while (remaining > 0);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    private async ValueTask WritePdvAsync(byte pcId, bool command, bool last, ReadOnlyMemory<byte> fragment)
+    {
+        var memory = _writer!.GetMemory(PduCodec.PDataOverhead + fragment.Length);
+        PduCodec.WritePDataHeader(memory.Span, pcId, command, last, fragment.Length);
+        fragment.Span.CopyTo(memory.Span[PduCodec.PDataOverhead..]);
+        _writer.Advance(PduCodec.PDataOverhead + fragment.Length);
+        await FlushAsync();
+    }
+
+    private async ValueTask WritePdvFromStreamAsync(byte pcId, bool last, Stream source, int length)
+    {
+        var memory = _writer!.GetMemory(PduCodec.PDataOverhead + length);
+        PduCodec.WritePDataHeader(memory.Span, pcId, false, last, length);
+        int read = await source.ReadAtLeastAsync(memory.Slice(PduCodec.PDataOverhead, length), length, throwOnEndOfStream: false);
+        if (read != length) throw new IOException($"the data set source ended {length - read} bytes early");
+        _writer.Advance(PduCodec.PDataOverhead + length);
+        await FlushAsync();
+    }
+
+    // ================================================================== helpers
+
+    private sealed class PendingRequest(byte pcId, Action<DimseResponse>? onPending)
+    {
+        public byte PresentationContextId { get; } = pcId;
+        public Action<DimseResponse>? OnPending { get; } = onPending;
+        public TaskCompletionSource<DimseResponse> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

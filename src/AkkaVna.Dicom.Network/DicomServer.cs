@@ -1,0 +1,117 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace AkkaVna.Dicom.Network;
+
+public sealed record DicomServerOptions
+{
+    /// <summary>Address to listen on; 127.0.0.1 unless configured otherwise.</summary>
+    public IPAddress BindAddress { get; init; } = IPAddress.Loopback;
+
+    /// <summary>TCP port; 0 picks a free one (see <see cref="DicomServer.LocalEndPoint"/>).</summary>
+    public int Port { get; init; } = 11112;
+
+    /// <summary>Associations served at once; one more is answered with A-ASSOCIATE-RJ (transient, local limit exceeded).</summary>
+    public int MaxAssociations { get; init; } = 256;
+
+    public DicomAssociationOptions Association { get; init; } = new();
+}
+
+/// <summary>
+/// A DICOM SCP: accepts TCP connections and runs each as an association with the given services. The accept loop never
+/// waits on an association: each runs on its own, bounded by its timers, and a slow one holds only its own connection.
+/// </summary>
+public sealed class DicomServer(DicomServerOptions options, DicomServices services, ILoggerFactory? loggerFactory = null) : IAsyncDisposable
+{
+    private readonly ILogger _log = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("AkkaVna.Dicom.Network.Server");
+    private readonly ILogger _associationLog = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("AkkaVna.Dicom.Network.Association");
+    private readonly ConcurrentDictionary<Task, DicomAssociation?> _running = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private Socket? _listener;
+    private Task? _acceptLoop;
+    private int _active;
+
+    public IPEndPoint LocalEndPoint => (IPEndPoint)(_listener?.LocalEndPoint ?? throw new InvalidOperationException("the server is not started"));
+
+    public int ActiveAssociations => Volatile.Read(ref _active);
+
+    public void Start()
+    {
+        var listener = new Socket(options.BindAddress.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        listener.Bind(new IPEndPoint(options.BindAddress, options.Port));
+        listener.Listen(512);
+        _listener = listener;
+        _log.LogInformation("DICOM SCP listening on {EndPoint}, AE titles {AETitles}", LocalEndPoint,
+            services.Policy.CalledAETitles.Count == 0 ? "(any)" : string.Join(",", services.Policy.CalledAETitles));
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener!.AcceptAsync(_stopping.Token);
+            }
+            catch (OperationCanceledException) { break; }
+            catch (ObjectDisposedException) { break; }
+            catch (SocketException e)
+            {
+                _log.LogWarning("accept failed: {Error}", e.Message);
+                continue;
+            }
+            int active = Interlocked.Increment(ref _active);
+            bool overloaded = active > options.MaxAssociations;
+            var started = new TaskCompletionSource<DicomAssociation>();
+            var task = Task.Run(async () =>
+            {
+                try
+                {
+                    await DicomAssociation.RunAcceptorAsync(socket, services, options.Association, _associationLog, overloaded, a => started.TrySetResult(a));
+                }
+                catch (Exception e)
+                {
+                    _log.LogError(e, "association from {Remote} failed", socket.RemoteEndPoint);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _active);
+                    socket.Dispose();
+                }
+            });
+            _running[task] = null;
+            _ = started.Task.ContinueWith(t => { if (_running.ContainsKey(task)) _running[task] = t.Result; }, TaskContinuationOptions.OnlyOnRanToCompletion);
+            _ = task.ContinueWith(t => _running.TryRemove(t, out _), TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>Stops accepting, lets running associations finish for <paramref name="grace"/>, then aborts the rest.</summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        if (_listener is null) return;
+        await _stopping.CancelAsync();
+        _listener.Dispose();
+        if (_acceptLoop is not null) await _acceptLoop;
+        var all = _running.Keys.ToArray();
+        if (all.Length == 0) return;
+        _log.LogInformation("waiting up to {Grace} for {Count} association(s) to finish", grace, all.Length);
+        try
+        {
+            await Task.WhenAll(all).WaitAsync(grace);
+        }
+        catch (TimeoutException)
+        {
+            foreach (var a in _running.Values)
+                if (a is not null) await a.AbortAsync("the server is shutting down");
+            await Task.WhenAll(_running.Keys.ToArray()).WaitAsync(options.Association.ArtimTimeout).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync(TimeSpan.FromSeconds(5));
+}

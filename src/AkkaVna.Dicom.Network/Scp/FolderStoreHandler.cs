@@ -1,0 +1,88 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text;
+using AkkaVna.Dicom.IO;
+using AkkaVna.Dicom.Network.Dimse;
+
+namespace AkkaVna.Dicom.Network.Scp;
+
+/// <summary>
+/// Writes each received instance as a Part 10 file in a folder, as dcmtk's storescp does: File Meta from the command and
+/// the presentation context, then the data set bytes exactly as they arrived. The file is written under a temporary name
+/// and renamed when complete, so a half-received instance never appears; a resend replaces the file.
+/// </summary>
+public sealed class FolderStoreHandler(string folder, bool flushToDisk = false) : ICStoreHandler
+{
+    public string Folder { get; } = Directory.CreateDirectory(folder).FullName;
+
+    /// <summary>
+    /// The file name for a SOP Instance UID: the UID itself when it is a valid UID (digits and dots, at most 64
+    /// characters — nothing else reaches a path), otherwise a hash of it.
+    /// </summary>
+    public static string FileNameFor(string sopInstanceUid) =>
+        (IsValidUid(sopInstanceUid) ? sopInstanceUid : "uid-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sopInstanceUid)))[..40]) + ".dcm";
+
+    public static bool IsValidUid(string uid) =>
+        uid.Length is > 0 and <= 64 && uid[0] != '.' && uid[^1] != '.' && !uid.Contains("..", StringComparison.Ordinal) && uid.All(c => c is >= '0' and <= '9' or '.');
+
+    public ValueTask<IStoreSink> BeginAsync(StoreRequest request, CancellationToken cancellationToken)
+    {
+        string final = Path.Combine(Folder, FileNameFor(request.SopInstanceUid));
+        string temp = Path.Combine(Folder, "." + Guid.NewGuid().ToString("N") + ".part");
+        var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0);
+        try
+        {
+            var meta = new DicomDataset();
+            meta.Add(new DicomElement(DicomTags.FileMetaInformationVersion, DicomVR.OB, new Buffers.MemoryByteBuffer(new byte[] { 0, 1 })));
+            meta.AddString(DicomTags.MediaStorageSOPClassUID, DicomVR.UI, request.SopClassUid);
+            meta.AddString(DicomTags.MediaStorageSOPInstanceUID, DicomVR.UI, request.SopInstanceUid);
+            meta.AddString(DicomTags.TransferSyntaxUID, DicomVR.UI, request.TransferSyntax.Uid);
+            meta.AddString(DicomTags.ImplementationClassUID, DicomVR.UI, DicomImplementation.ClassUid);
+            meta.AddString(DicomTags.ImplementationVersionName, DicomVR.SH, DicomImplementation.VersionName);
+            if (Pdus.PduCodec.IsValidAETitle(request.Association.CallingAE))
+                meta.AddString(DicomTags.SourceApplicationEntityTitle, DicomVR.AE, request.Association.CallingAE);
+            using var head = new MemoryStream(512);
+            head.Write(new byte[128]);
+            head.Write("DICM"u8);
+            DicomWriter.WriteFileMeta(head, meta);
+            fs.Write(head.GetBuffer(), 0, (int)head.Length);
+        }
+        catch
+        {
+            fs.Dispose();
+            File.Delete(temp);
+            throw;
+        }
+        return ValueTask.FromResult<IStoreSink>(new Sink(fs, temp, final, flushToDisk));
+    }
+
+    private sealed class Sink(FileStream fs, string temp, string final, bool flush) : IStoreSink
+    {
+        private bool _done;
+        private long _length;
+
+        public ValueTask WriteAsync(ReadOnlySequence<byte> data, CancellationToken cancellationToken)
+        {
+            foreach (var segment in data) fs.Write(segment.Span);
+            _length += data.Length;
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask<DimseResult> CompleteAsync(CancellationToken cancellationToken)
+        {
+            if (_length == 0) return ValueTask.FromResult(new DimseResult(DimseStatus.StoreCannotUnderstand, "the data set is empty"));
+            fs.Flush(flush);
+            fs.Dispose();
+            File.Move(temp, final, overwrite: true);
+            _done = true;
+            return ValueTask.FromResult(DimseResult.Success);
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            fs.Dispose();
+            if (!_done) File.Delete(temp);
+            return ValueTask.CompletedTask;
+        }
+    }
+}
