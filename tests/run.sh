@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # Runs every AkkaVna test on a fresh Debian machine: installs what the tests need when it is missing
-# (dcmtk now; PostgreSQL, Orthanc and radosgw as later features need them), then builds and tests the solution.
+# (dcmtk, util-linux and iproute2 now; PostgreSQL, Orthanc and radosgw as later features need them), then builds and tests the solution.
 # Needs root (or sudo) for apt-get. Usage: bash tests/run.sh [extra dotnet test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# tool -> Debian package. storescp cannot bind to loopback only, so the network tests run it inside a private
+# network namespace (unshare from util-linux, ip from iproute2).
+declare -A package=(
+  [dcmdump]=dcmtk [dcm2json]=dcmtk [dcmodify]=dcmtk [storescu]=dcmtk [storescp]=dcmtk [echoscu]=dcmtk
+  [unshare]=util-linux [ip]=iproute2
+)
 need=()
-for tool in dcmdump dcm2json dcmodify; do
-  command -v "$tool" >/dev/null 2>&1 || need+=(dcmtk)
+for tool in "${!package[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || need+=("${package[$tool]}")
 done
 if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: dcmtk"
+  need=($(printf '%s\n' "${need[@]}" | sort -u))
+  echo "installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dcmtk >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 if [ ! -d ../shared/corpus ] && [ -z "${AKKAVNA_CORPUS:-}" ]; then

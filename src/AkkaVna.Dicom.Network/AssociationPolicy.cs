@@ -27,14 +27,21 @@ public sealed record AssociationPolicy
     /// <summary>Operations the requestor may have outstanding on this SCP when it proposes asynchronous operations.</summary>
     public ushort MaxAsyncOperations { get; init; } = 16;
 
-    /// <summary>Verification, the storage classes and the Query/Retrieve information models.</summary>
+    /// <summary>
+    /// Verification, the storage classes and the Query/Retrieve information models of the registry, and any SOP class the
+    /// registry does not know: devices store private SOP classes (Philips 1.3.46.670589..., vendors' 2.25 UIDs) and a VNA
+    /// keeps them as it keeps everything else. Registered classes of other services (print, worklist...) are refused.
+    /// </summary>
     public static bool DefaultAbstractSyntaxes(string uid)
     {
         if (uid == DicomUids.Verification) return true;
         var entry = DicomUidRegistry.Lookup(uid);
-        if (entry is null) return false;
+        if (entry is null) return IsSyntacticallyValidUid(uid);
         return entry.IsStorageSopClass || IsQueryRetrieve(uid);
     }
+
+    private static bool IsSyntacticallyValidUid(string uid) =>
+        uid.Length is > 0 and <= 64 && uid.All(c => c is >= '0' and <= '9' or '.') && !uid.StartsWith('.') && !uid.EndsWith('.') && !uid.Contains("..", StringComparison.Ordinal);
 
     /// <summary>Patient Root, Study Root and Patient/Study Only (retired) FIND/MOVE/GET, and composite instance root retrieve.</summary>
     public static bool IsQueryRetrieve(string uid) => uid.StartsWith("1.2.840.10008.5.1.4.1.2.", StringComparison.Ordinal);

@@ -245,7 +245,11 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
     private async ValueTask FireAsync(UlEvent evt, object? argument = null)
     {
         if (!await FireIfPossibleAsync(evt, argument))
-            throw new DicomAssociationException($"the association cannot take {evt} in {_machine.State}" + (_endReason is null ? "" : $" ({_endReason})"));
+        {
+            throw new DicomAssociationException(_machine.State is UlState.Sta1 or UlState.Sta13
+                ? "the association is over: " + (_endReason ?? "it was released")
+                : $"the association cannot take {evt} in {_machine.State}");
+        }
     }
 
     /// <summary>Feeds an event if the current state has a cell for it; runs the indications it issued after the gate is released.</summary>

@@ -11,7 +11,11 @@ public static class DatasetAssert
     public static void Equal(DicomDataset expected, DicomDataset actual, bool ignoreVR = false) =>
         Assert.True(Differences(expected, actual, "", ignoreVR) is var d && d.Count == 0, string.Join("\n", Differences(expected, actual, "", ignoreVR).Take(20)));
 
-    public static List<string> Differences(DicomDataset a, DicomDataset b, string path, bool ignoreVR)
+    /// <param name="trimStringPadding">
+    /// Compare string values without their trailing padding (PS3.5 6.2: trailing spaces are insignificant in most
+    /// string VRs): for data that another toolkit re-encoded (dcmtk trims and re-pads when it sends).
+    /// </param>
+    public static List<string> Differences(DicomDataset a, DicomDataset b, string path, bool ignoreVR, bool trimStringPadding = false)
     {
         var diffs = new List<string>();
         // Group lengths (retired outside group 0002) are not written, so not compared.
@@ -33,11 +37,16 @@ public static class DatasetAssert
             switch (x, y)
             {
                 case (DicomElement p, DicomElement q):
-                    if (!SameBytes(p.Value, q.Value)) diffs.Add($"{at}: values differ ({p.Length} vs {q.Length} bytes)");
+                    if (trimStringPadding && p.VR.IsString() && p.VR != DicomVR.UI && p.Value.IsMemory && q.Value.IsMemory)
+                    {
+                        if (!p.Value.Memory.Span.TrimEnd((byte)' ').TrimEnd((byte)0).SequenceEqual(q.Value.Memory.Span.TrimEnd((byte)' ').TrimEnd((byte)0)))
+                            diffs.Add($"{at}: values differ ({p.Length} vs {q.Length} bytes)");
+                    }
+                    else if (!SameBytes(p.Value, q.Value)) diffs.Add($"{at}: values differ ({p.Length} vs {q.Length} bytes)");
                     break;
                 case (DicomSequence p, DicomSequence q):
                     if (p.Items.Count != q.Items.Count) { diffs.Add($"{at}: {p.Items.Count} vs {q.Items.Count} items"); break; }
-                    for (int k = 0; k < p.Items.Count; k++) diffs.AddRange(Differences(p.Items[k], q.Items[k], $"{at}[{k}].", ignoreVR));
+                    for (int k = 0; k < p.Items.Count; k++) diffs.AddRange(Differences(p.Items[k], q.Items[k], $"{at}[{k}].", ignoreVR, trimStringPadding));
                     break;
                 case (DicomFragmentSequence p, DicomFragmentSequence q):
                     if (!SameBytes(p.OffsetTable, q.OffsetTable)) diffs.Add($"{at}: offset tables differ");

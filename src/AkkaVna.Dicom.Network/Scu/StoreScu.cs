@@ -107,7 +107,11 @@ public static class StoreScu
             await using var fs = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
             fs.Position = file.DataSetOffset;
             var cmd = DimseCommand.StoreRequest(association.NextMessageId(), file.SopClassUid, file.SopInstanceUid);
-            var rsp = await association.SendRequestAsync(pc.Id, cmd, fs, file.DataSetLength, cancellationToken: cancellationToken);
+            // PDV fragments have even lengths (PS3.8 9.3.5.1); a deflated bitstream of odd length is padded with one
+            // trailing NUL byte (PS3.5 A.5), which inflaters ignore. Other data sets are sent as they are.
+            bool pad = file.TransferSyntax.IsDeflated && file.DataSetLength % 2 == 1;
+            Stream source = pad ? new PaddedStream(fs, file.DataSetLength) : fs;
+            var rsp = await association.SendRequestAsync(pc.Id, cmd, source, file.DataSetLength + (pad ? 1 : 0), cancellationToken: cancellationToken);
             var error = rsp.Status.IsStored ? null : rsp.Command.ErrorComment ?? rsp.Status.Describe(DimseCommandField.CStoreResponse);
             return new StoreOutcome(file.Path, rsp.Status, error, file.DataSetLength, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
@@ -136,4 +140,41 @@ public static class StoreScu
         }
         if (batch.Count > 0) yield return batch;
     }
+}
+
+/// <summary>Reads <c>length</c> bytes of a stream, then one NUL byte.</summary>
+internal sealed class PaddedStream(Stream inner, long length) : Stream
+{
+    private long _read;
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        if (_read < length)
+        {
+            int n = inner.Read(buffer[..(int)Math.Min(buffer.Length, length - _read)]);
+            if (n == 0) throw new IOException("the data set ended early");
+            _read += n;
+            return n;
+        }
+        if (_read == length && buffer.Length > 0)
+        {
+            buffer[0] = 0;
+            _read++;
+            return 1;
+        }
+        return 0;
+    }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.FromResult(Read(buffer.Span));
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => length + 1;
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

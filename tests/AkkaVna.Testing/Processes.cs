@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace AkkaVna.Testing;
+
+/// <summary>The akka-vna executable built beside the tests, run as a user runs it.</summary>
+public static class AkkaVnaCli
+{
+    public static string Dll { get; } = Path.Combine(AppContext.BaseDirectory, "akka-vna.dll");
+
+    public static Tool.Result Run(TimeSpan timeout, params string[] args) => Tool.Run("dotnet", [Dll, .. args], timeout);
+
+    /// <summary>A shell command line that runs the CLI (for scripts run inside a network namespace).</summary>
+    public static string ShellCommand => $"dotnet '{Dll}'";
+}
+
+public static class Ports
+{
+    /// <summary>A TCP port free on 127.0.0.1 right now.</summary>
+    public static int Free()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>
+/// A long-running process (a server) whose output is collected; started, waited for until a line shows it is ready,
+/// stopped with SIGTERM (then killed) at dispose.
+/// </summary>
+public sealed class ServerProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ServerProcess(string program, IEnumerable<string> args, string readyMarker, TimeSpan? timeout = null)
+    {
+        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + program);
+        void OnLine(string? line)
+        {
+            if (line is null) return;
+            lock (_output) _output.AppendLine(line);
+            if (line.Contains(readyMarker, StringComparison.Ordinal)) _ready.TrySetResult();
+        }
+        _process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        var wait = timeout ?? TimeSpan.FromSeconds(30);
+        if (!_ready.Task.Wait(wait))
+        {
+            Dispose();
+            throw new TimeoutException($"{program} did not print '{readyMarker}' within {wait}:\n{Output}");
+        }
+    }
+
+    public string Output { get { lock (_output) return _output.ToString(); } }
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Stops with SIGTERM and returns the exit code (killed after 15 s).</summary>
+    public int Stop()
+    {
+        if (!_process.HasExited)
+        {
+            Tool.Run("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            if (!_process.WaitForExit(TimeSpan.FromSeconds(15))) _process.Kill(entireProcessTree: true);
+        }
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        try { Stop(); } catch (InvalidOperationException) { }
+        _process.Dispose();
+    }
+}
