@@ -8,6 +8,8 @@ using AkkaVna.Dicom.IO;
 // Toolkit benchmark (issue 2): header-only and full parse throughput over the shared corpus, and a generated
 // multi-frame file parsed with its pixel data streamed to a sink. Usage:
 //   dotnet run -c Release --project perf/AkkaVna.Perf -- [corpus-dir] [--large-gb N] [--rounds N]
+// Network benchmark (issue 3): see NetworkBenchmark.cs —
+//   dotnet run -c Release --project perf/AkkaVna.Perf -- network [--instances N] [--repeats N]
 // Prints a Markdown table. Not a test: no assertions on time.
 namespace AkkaVna.Perf;
 
@@ -15,6 +17,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "network") return NetworkBenchmark.Run(args[1..]);
         string corpus = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || !args[i - 1].StartsWith("--", StringComparison.Ordinal))).FirstOrDefault()
             ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/corpus"));
         double largeGb = Option(args, "--large-gb", 2.0);

@@ -37,7 +37,8 @@ public sealed class ServerProcess : IDisposable
     private readonly StringBuilder _output = new();
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public ServerProcess(string program, IEnumerable<string> args, string readyMarker, TimeSpan? timeout = null)
+    /// <param name="readyMarker">A line that shows the server is ready; null: wait until <paramref name="readyPort"/> accepts connections.</param>
+    public ServerProcess(string program, IEnumerable<string> args, string? readyMarker, TimeSpan? timeout = null, int readyPort = 0)
     {
         var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -46,13 +47,29 @@ public sealed class ServerProcess : IDisposable
         {
             if (line is null) return;
             lock (_output) _output.AppendLine(line);
-            if (line.Contains(readyMarker, StringComparison.Ordinal)) _ready.TrySetResult();
+            if (readyMarker is not null && line.Contains(readyMarker, StringComparison.Ordinal)) _ready.TrySetResult();
         }
         _process.OutputDataReceived += (_, e) => OnLine(e.Data);
         _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
         var wait = timeout ?? TimeSpan.FromSeconds(30);
+        if (readyMarker is null)
+        {
+            _ = Task.Run(async () =>
+            {
+                while (!_ready.Task.IsCompleted)
+                {
+                    try
+                    {
+                        using var c = new TcpClient();
+                        await c.ConnectAsync(IPAddress.Loopback, readyPort);
+                        _ready.TrySetResult();
+                    }
+                    catch (SocketException) { await Task.Delay(50); }
+                }
+            });
+        }
         if (!_ready.Task.Wait(wait))
         {
             Dispose();

@@ -172,18 +172,20 @@ public static class NetworkCommands
         var bind = new Option<string>("--bind") { Description = "Address to listen on (0.0.0.0 for every interface).", DefaultValueFactory = _ => "0.0.0.0" };
         var maxPdu = new Option<uint>("--max-pdu") { Description = "Largest P-DATA-TF PDU to receive, in bytes.", DefaultValueFactory = _ => 256 * 1024 };
         var fsync = new Option<bool>("--fsync") { Description = "Flush every file to disk before answering (slower; storescp does not)." };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Log every instance received (refusals are always logged)." };
         var maxAssociations = new Option<int>("--max-associations") { Description = "Associations served at once; more are rejected (transient).", DefaultValueFactory = _ => 256 };
         var timeout = Timeout();
         var cmd = new Command("receive", "Run a C-STORE SCP that writes what it receives as Part 10 files (like dcmtk's storescp). Stops on Ctrl-C or SIGTERM.")
         {
-            port, output, aet, bind, maxPdu, fsync, maxAssociations, timeout,
+            port, output, aet, bind, maxPdu, fsync, maxAssociations, timeout, verbose,
         };
         cmd.SetAction((r, ct) => RunReceive(r.GetValue(port), r.GetValue(output)!, r.GetValue(aet)!, r.GetValue(bind)!, r.GetValue(maxPdu), r.GetValue(fsync),
-            r.GetValue(maxAssociations), r.GetValue(timeout), ct));
+            r.GetValue(maxAssociations), r.GetValue(timeout), r.GetValue(verbose), ct));
         return cmd;
     }
 
-    private static async Task<int> RunReceive(int port, DirectoryInfo output, string aet, string bind, uint maxPdu, bool fsync, int maxAssociations, double timeoutSeconds, CancellationToken ct)
+    private static async Task<int> RunReceive(int port, DirectoryInfo output, string aet, string bind, uint maxPdu, bool fsync, int maxAssociations, double timeoutSeconds,
+        bool verbose, CancellationToken ct)
     {
         if (!PduCodec.IsValidAETitle(aet)) return Fail($"'{aet}' is not a valid AE title (1-16 characters, no backslash or control characters)");
         if (!IPAddress.TryParse(bind, out var address)) return Fail($"'{bind}' is not an IP address");
@@ -192,7 +194,7 @@ public static class NetworkCommands
         {
             o.SingleLine = true;
             o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff ";
-        }).SetMinimumLevel(LogLevel.Information));
+        }).SetMinimumLevel(LogLevel.Information).AddFilter("receive", verbose ? LogLevel.Debug : LogLevel.Information));
         var log = loggerFactory.CreateLogger("receive");
         var association = AssociationOptions(timeoutSeconds) with { MaxReceivePduLength = maxPdu };
         var handler = new LoggingStoreHandler(new FolderStoreHandler(output.FullName, fsync), log);
@@ -258,7 +260,7 @@ public static class NetworkCommands
         private void LogStored(StoreRequest request, long bytes, DimseResult result)
         {
             if (result.Status.IsStored)
-                log.LogInformation("stored {SopInstanceUid} ({SopClassUid}, {TransferSyntax}, {Bytes} bytes) from {CallingAE}",
+                log.LogDebug("stored {SopInstanceUid} ({SopClassUid}, {TransferSyntax}, {Bytes} bytes) from {CallingAE}",
                     request.SopInstanceUid, request.SopClassUid, request.TransferSyntax.Uid, bytes, request.Association.CallingAE);
             else
                 log.LogWarning("refused {SopInstanceUid} from {CallingAE}: {Status} {Comment}", request.SopInstanceUid, request.Association.CallingAE, result.Status, result.Comment);
