@@ -173,21 +173,26 @@ public static class NetworkCommands
         var maxPdu = new Option<uint>("--max-pdu") { Description = "Largest P-DATA-TF PDU to receive, in bytes.", DefaultValueFactory = _ => 256 * 1024 };
         var fsync = new Option<bool>("--fsync") { Description = "Flush every file to disk before answering (slower; storescp does not)." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log every instance received (refusals are always logged)." };
+        var allow = new Option<string[]>("--allow-calling-ae")
+        {
+            Description = "Calling AE title admitted (repeat for several); without it any calling AE is admitted. Others get A-ASSOCIATE-RJ (calling AE not recognized).",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var maxAssociations = new Option<int>("--max-associations") { Description = "Associations served at once; more are rejected (transient).", DefaultValueFactory = _ => 256 };
         var timeout = Timeout();
         var cmd = new Command("receive", "Run a C-STORE SCP that writes what it receives as Part 10 files (like dcmtk's storescp). Stops on Ctrl-C or SIGTERM.")
         {
-            port, output, aet, bind, maxPdu, fsync, maxAssociations, timeout, verbose,
+            port, output, aet, bind, maxPdu, fsync, maxAssociations, timeout, verbose, allow,
         };
         cmd.SetAction((r, ct) => RunReceive(r.GetValue(port), r.GetValue(output)!, r.GetValue(aet)!, r.GetValue(bind)!, r.GetValue(maxPdu), r.GetValue(fsync),
-            r.GetValue(maxAssociations), r.GetValue(timeout), r.GetValue(verbose), ct));
+            r.GetValue(maxAssociations), r.GetValue(timeout), r.GetValue(verbose), r.GetValue(allow) ?? [], ct));
         return cmd;
     }
 
     private static async Task<int> RunReceive(int port, DirectoryInfo output, string aet, string bind, uint maxPdu, bool fsync, int maxAssociations, double timeoutSeconds,
-        bool verbose, CancellationToken ct)
+        bool verbose, string[] allowedCallers, CancellationToken ct)
     {
-        if (!PduCodec.IsValidAETitle(aet)) return Fail($"'{aet}' is not a valid AE title (1-16 characters, no backslash or control characters)");
+        if (ValidateAE([aet, .. allowedCallers]) is { } bad) return Fail(bad);
         if (!IPAddress.TryParse(bind, out var address)) return Fail($"'{bind}' is not an IP address");
         if (maxPdu is < 4096 or > 64 * 1024 * 1024) return Fail("--max-pdu must be between 4096 and 67108864");
         using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
@@ -200,7 +205,12 @@ public static class NetworkCommands
         var handler = new LoggingStoreHandler(new FolderStoreHandler(output.FullName, fsync), log);
         var services = new DicomServices
         {
-            Policy = new AssociationPolicy { CalledAETitles = new HashSet<string> { aet }, MaxReceivePduLength = maxPdu },
+            Policy = new AssociationPolicy
+            {
+                CalledAETitles = new HashSet<string> { aet },
+                CallingAETitles = allowedCallers.ToHashSet(StringComparer.Ordinal),
+                MaxReceivePduLength = maxPdu,
+            },
             Store = handler,
         };
         var server = new DicomServer(new DicomServerOptions { BindAddress = address, Port = port, MaxAssociations = maxAssociations, Association = association },

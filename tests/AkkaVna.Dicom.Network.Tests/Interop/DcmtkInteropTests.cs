@@ -69,6 +69,20 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_calling_AE_outside_the_allowed_list_is_rejected_with_calling_AE_not_recognized()
+    {
+        using var dir = new TempDir();
+        int port = Ports.Free();
+        using var server = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "receive", "--port", port.ToString(CultureInfo.InvariantCulture), "--out", dir.Path,
+            "--bind", "127.0.0.1", "--allow-calling-ae", "GATEWAY1", "--allow-calling-ae", "GATEWAY2"], "listening on");
+        var refused = Tool.Run(Tool.Dcmtk("echoscu"), ["-v", "-aet", "INTRUDER", "-aec", "AKKAVNA", "127.0.0.1", port.ToString(CultureInfo.InvariantCulture)]);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("Calling AE Title Not Recognized", refused.StdErr + refused.StdOut);
+        var admitted = Tool.Run(Tool.Dcmtk("echoscu"), ["-aet", "GATEWAY2", "-aec", "AKKAVNA", "127.0.0.1", port.ToString(CultureInfo.InvariantCulture)]);
+        Assert.True(admitted.ExitCode == 0, admitted.StdErr);
+    }
+
+    [Fact]
     public void Akka_vna_echo_verifies_dcmtk_storescp()
     {
         using var dir = new TempDir();
