@@ -21,9 +21,6 @@ public sealed record AssociationPolicy
 
     public Func<string, bool> AcceptTransferSyntax { get; init; } = DefaultTransferSyntaxes;
 
-    /// <summary>Largest P-DATA-TF PDU (variable part) this SCP receives; advertised in the A-ASSOCIATE-AC.</summary>
-    public uint MaxReceivePduLength { get; init; } = 256 * 1024;
-
     /// <summary>Operations the requestor may have outstanding on this SCP when it proposes asynchronous operations.</summary>
     public ushort MaxAsyncOperations { get; init; } = 16;
 
@@ -49,8 +46,11 @@ public sealed record AssociationPolicy
     /// <summary>Every registered transfer syntax the toolkit reads: native, encapsulated (kept as received) and deflated.</summary>
     public static bool DefaultTransferSyntaxes(string uid) => DicomTransferSyntax.Lookup(uid) is { IsFileEncoding: true };
 
-    /// <summary>Answers an association request: an <see cref="AssociateAccept"/> or an <see cref="AssociateReject"/>.</summary>
-    public Pdu Negotiate(AssociateRequest rq)
+    /// <summary>
+    /// Answers an association request: an <see cref="AssociateAccept"/> (advertising <paramref name="maxReceivePduLength"/>,
+    /// the limit the association enforces) or an <see cref="AssociateReject"/>.
+    /// </summary>
+    public Pdu Negotiate(AssociateRequest rq, uint maxReceivePduLength)
     {
         if (CalledAETitles.Count > 0 && !CalledAETitles.Contains(rq.CalledAE))
             return new AssociateReject(RejectResult.Permanent, RejectSource.ServiceUser, AssociateReject.CalledAENotRecognized);
@@ -97,7 +97,7 @@ public sealed record AssociationPolicy
             PresentationContexts = results,
             UserInformation = new UserInformation
             {
-                MaximumLength = MaxReceivePduLength,
+                MaximumLength = maxReceivePduLength,
                 ImplementationClassUid = DicomImplementation.ClassUid,
                 ImplementationVersionName = DicomImplementation.VersionName,
                 AsyncOperations = window,

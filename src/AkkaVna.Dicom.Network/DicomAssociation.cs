@@ -107,6 +107,8 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         DicomServices? services = null, ILogger? log = null, CancellationToken cancellationToken = default)
     {
         options ??= new DicomAssociationOptions();
+        // The association enforces its receive limit, so it is the one that advertises it.
+        request = request with { UserInformation = request.UserInformation with { MaximumLength = options.MaxReceivePduLength } };
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         var a = new DicomAssociation(socket, options, services, log, isRequestor: true)
         {
@@ -127,11 +129,11 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
             socket.Dispose();
             throw new DicomAssociationException(a._endReason, e);
         }
-        await a.FireAsync(UlEvent.Evt2, request);
-        _ = Task.Run(a.ReadLoopAsync, CancellationToken.None);
         Pdu answer;
         try
         {
+            await a.FireAsync(UlEvent.Evt2, request);
+            _ = Task.Run(a.ReadLoopAsync, CancellationToken.None);
             answer = await a._associateConfirmation.Task.WaitAsync(cancellationToken);
         }
         catch
@@ -168,7 +170,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         Action<DimseResponse>? onPending = null, CancellationToken cancellationToken = default)
     {
         await _invokeSlots.WaitAsync(cancellationToken);
-        var pending = new PendingRequest(presentationContextId, onPending);
+        var pending = new PendingRequest(onPending);
         try
         {
             if (!_pending.TryAdd(command.MessageId, pending)) throw new InvalidOperationException($"message ID {command.MessageId} is already outstanding");
@@ -513,7 +515,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         }
         finally
         {
-            if (!_writeTimeout.TryReset()) { }
+            _ = _writeTimeout.TryReset(); // false after a timeout, when the transport is closed anyway
         }
     }
 
@@ -546,10 +548,9 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
     {
         Pdu answer = _overloaded
             ? new AssociateReject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, AssociateReject.LocalLimitExceeded)
-            : (_services?.Policy ?? new AssociationPolicy()).Negotiate(request);
+            : (_services?.Policy ?? new AssociationPolicy()).Negotiate(request, _options.MaxReceivePduLength);
         if (answer is AssociateAccept ac)
         {
-            ac = ac with { UserInformation = ac.UserInformation with { MaximumLength = _options.MaxReceivePduLength } };
             Accept = ac;
             SetContexts(request, ac);
             _log.LogInformation("{Association}: association accepted, {Accepted} of {Proposed} presentation contexts", Info,
@@ -880,9 +881,8 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
 
     // ================================================================== helpers
 
-    private sealed class PendingRequest(byte pcId, Action<DimseResponse>? onPending)
+    private sealed class PendingRequest(Action<DimseResponse>? onPending)
     {
-        public byte PresentationContextId { get; } = pcId;
         public Action<DimseResponse>? OnPending { get; } = onPending;
         public TaskCompletionSource<DimseResponse> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }

@@ -86,7 +86,7 @@ public sealed class DicomServer(DicomServerOptions options, DicomServices servic
                 }
             });
             _running[task] = null;
-            _ = started.Task.ContinueWith(t => { if (_running.ContainsKey(task)) _running[task] = t.Result; }, TaskContinuationOptions.OnlyOnRanToCompletion);
+            _ = started.Task.ContinueWith(t => _running.TryUpdate(task, t.Result, null), TaskContinuationOptions.OnlyOnRanToCompletion);
             _ = task.ContinueWith(t => _running.TryRemove(t, out _), TaskScheduler.Default);
         }
     }

@@ -62,7 +62,6 @@ public static class NetworkCommands
                 PresentationContexts = [new PresentationContextProposal(1, DicomUids.Verification, [DicomUids.ExplicitVRLittleEndian, DicomUids.ImplicitVRLittleEndian])],
                 UserInformation = new UserInformation
                 {
-                    MaximumLength = options.MaxReceivePduLength,
                     ImplementationClassUid = DicomImplementation.ClassUid,
                     ImplementationVersionName = DicomImplementation.VersionName,
                 },
@@ -107,8 +106,8 @@ public static class NetworkCommands
 
         var files = new List<StoreFile>();
         int unreadable = 0;
-        var paths2 = ExpandPaths(paths, out var missing);
-        foreach (var path in paths2)
+        var expanded = ExpandPaths(paths, out var missing);
+        foreach (var path in expanded)
         {
             try
             {
@@ -209,7 +208,6 @@ public static class NetworkCommands
             {
                 CalledAETitles = new HashSet<string> { aet },
                 CallingAETitles = allowedCallers.ToHashSet(StringComparer.Ordinal),
-                MaxReceivePduLength = maxPdu,
             },
             Store = handler,
         };

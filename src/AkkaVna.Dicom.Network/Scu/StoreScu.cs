@@ -65,7 +65,6 @@ public static class StoreScu
                 PresentationContexts = pairs.Select((p, i) => new PresentationContextProposal((byte)(2 * i + 1), p.SopClassUid, [p.Uid])).ToList(),
                 UserInformation = new UserInformation
                 {
-                    MaximumLength = options.Association.MaxReceivePduLength,
                     ImplementationClassUid = DicomImplementation.ClassUid,
                     ImplementationVersionName = DicomImplementation.VersionName,
                     AsyncOperations = options.AsyncWindow > 1 ? ((ushort)options.AsyncWindow, (ushort)1) : null,

@@ -43,8 +43,8 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
         return files;
     });
 
-    private ServerProcess StartReceive(string folder, int port) =>
-        new("dotnet", [AkkaVnaCli.Dll, "receive", "--port", port.ToString(CultureInfo.InvariantCulture), "--out", folder, "--bind", "127.0.0.1", "--timeout", "20"], "listening on");
+    private static ServerProcess StartReceive(string folder, int port, params string[] options) =>
+        new("dotnet", [AkkaVnaCli.Dll, "receive", "--port", port.ToString(CultureInfo.InvariantCulture), "--out", folder, "--bind", "127.0.0.1", "--timeout", "20", .. options], "listening on");
 
     [Fact]
     public void Echoscu_verifies_akka_vna_receive()
@@ -73,8 +73,7 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         int port = Ports.Free();
-        using var server = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "receive", "--port", port.ToString(CultureInfo.InvariantCulture), "--out", dir.Path,
-            "--bind", "127.0.0.1", "--allow-calling-ae", "GATEWAY1", "--allow-calling-ae", "GATEWAY2"], "listening on");
+        using var server = StartReceive(dir.Path, port, "--allow-calling-ae", "GATEWAY1", "--allow-calling-ae", "GATEWAY2");
         var refused = Tool.Run(Tool.Dcmtk("echoscu"), ["-v", "-aet", "INTRUDER", "-aec", "AKKAVNA", "127.0.0.1", port.ToString(CultureInfo.InvariantCulture)]);
         Assert.NotEqual(0, refused.ExitCode);
         Assert.Contains("Calling AE Title Not Recognized", refused.StdErr + refused.StdOut);

@@ -24,7 +24,7 @@ public sealed class BadPeerTests : IAsyncLifetime
     {
         var association = new DicomAssociationOptions { ArtimTimeout = Artim, DimseTimeout = Dimse, IdleTimeout = TimeSpan.FromSeconds(3), MaxReceivePduLength = 16384 };
         _server = new DicomServer(new DicomServerOptions { Port = 0, Association = association },
-            new DicomServices { Store = new FolderStoreHandler(_dir.Path), Policy = new AssociationPolicy { MaxReceivePduLength = 16384 } });
+            new DicomServices { Store = new FolderStoreHandler(_dir.Path) });
         _server.Start();
         return Task.CompletedTask;
     }
@@ -38,7 +38,7 @@ public sealed class BadPeerTests : IAsyncLifetime
         _dir.Dispose();
     }
 
-    private Task<Dimse.DimseStatus> EchoAsync() => Task.Run(async () =>
+    private Task<Network.Dimse.DimseStatus> EchoAsync() => Task.Run(async () =>
     {
         var rq = ValidRequest() with { PresentationContexts = [new PresentationContextProposal(1, DicomUids.Verification, [DicomUids.ImplicitVRLittleEndian])] };
         await using var a = await DicomAssociation.ConnectAsync("127.0.0.1", _server.LocalEndPoint.Port, rq);
