@@ -6,4 +6,6 @@ root.Subcommands.Add(DumpCommand.Create());
 root.Subcommands.Add(NetworkCommands.Echo());
 root.Subcommands.Add(NetworkCommands.Store());
 root.Subcommands.Add(NetworkCommands.Receive());
+root.Subcommands.Add(ArchiveCommands.Serve());
+root.Subcommands.Add(ArchiveCommands.Verify());
 return root.Parse(args).Invoke();

@@ -22,8 +22,7 @@ public sealed class FolderStoreHandler(string folder, bool flushToDisk = false) 
     public static string FileNameFor(string sopInstanceUid) =>
         (IsValidUid(sopInstanceUid) ? sopInstanceUid : "uid-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sopInstanceUid)))[..40]) + ".dcm";
 
-    public static bool IsValidUid(string uid) =>
-        uid.Length is > 0 and <= 64 && uid[0] != '.' && uid[^1] != '.' && !uid.Contains("..", StringComparison.Ordinal) && uid.All(c => c is >= '0' and <= '9' or '.');
+    public static bool IsValidUid(string uid) => Dictionary.DicomUidRegistry.IsWellFormed(uid);
 
     public ValueTask<IStoreSink> BeginAsync(StoreRequest request, CancellationToken cancellationToken)
     {
@@ -32,20 +31,7 @@ public sealed class FolderStoreHandler(string folder, bool flushToDisk = false) 
         var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0);
         try
         {
-            var meta = new DicomDataset();
-            meta.Add(new DicomElement(DicomTags.FileMetaInformationVersion, DicomVR.OB, new Buffers.MemoryByteBuffer(new byte[] { 0, 1 })));
-            meta.AddString(DicomTags.MediaStorageSOPClassUID, DicomVR.UI, request.SopClassUid);
-            meta.AddString(DicomTags.MediaStorageSOPInstanceUID, DicomVR.UI, request.SopInstanceUid);
-            meta.AddString(DicomTags.TransferSyntaxUID, DicomVR.UI, request.TransferSyntax.Uid);
-            meta.AddString(DicomTags.ImplementationClassUID, DicomVR.UI, DicomImplementation.ClassUid);
-            meta.AddString(DicomTags.ImplementationVersionName, DicomVR.SH, DicomImplementation.VersionName);
-            if (Pdus.PduCodec.IsValidAETitle(request.Association.CallingAE))
-                meta.AddString(DicomTags.SourceApplicationEntityTitle, DicomVR.AE, request.Association.CallingAE);
-            using var head = new MemoryStream(512);
-            head.Write(new byte[128]);
-            head.Write("DICM"u8);
-            DicomWriter.WriteFileMeta(head, meta);
-            fs.Write(head.GetBuffer(), 0, (int)head.Length);
+            fs.Write(Part10Header.For(request));
         }
         catch
         {

@@ -87,6 +87,13 @@ public static partial class DicomUidRegistry
     public static IReadOnlyList<DicomUidEntry> Entries => Data;
 
     public static DicomUidEntry? Lookup(string uid) => Index.ByUid.GetValueOrDefault(uid);
+
+    /// <summary>
+    /// A well-formed UID (PS3.5 9.1): digits and dots, at most 64 characters, no empty component. Leading zeros are
+    /// tolerated (they are common in the wild). Only such UIDs are ever used in a file path or object key.
+    /// </summary>
+    public static bool IsWellFormed(string uid) =>
+        uid.Length is > 0 and <= 64 && uid[0] != '.' && uid[^1] != '.' && !uid.Contains("..", StringComparison.Ordinal) && uid.All(c => char.IsAsciiDigit(c) || c == '.');
 }
 
 /// <summary>A private element definition: (group, creator, low byte of the element within the creator's block).</summary>

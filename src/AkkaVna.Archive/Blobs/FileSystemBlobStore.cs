@@ -1,0 +1,170 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using AkkaVna.Dicom.Dictionary;
+using Microsoft.Win32.SafeHandles;
+
+namespace AkkaVna.Archive.Blobs;
+
+/// <summary>
+/// The embedded blob store: files under one folder. A key is <c>fff/study/series/sop.dcm</c>, where <c>fff</c> spreads
+/// studies over 4096 folders (a stable hash of the Study Instance UID), so no folder grows past a few thousand entries
+/// at two million studies. Blobs are staged in <c>.staging</c> on the same file system and promoted by an atomic rename.
+/// Only well-formed UIDs (digits and dots) ever reach a path.
+/// </summary>
+public sealed class FileSystemBlobStore : IBlobStore
+{
+    private const string StagingFolder = ".staging";
+    private readonly string _root;
+    private readonly string _staging;
+
+    public FileSystemBlobStore(string root)
+    {
+        _root = Directory.CreateDirectory(root).FullName;
+        _staging = Directory.CreateDirectory(Path.Combine(_root, StagingFolder)).FullName;
+    }
+
+    public string Description => _root;
+
+    public string KeyFor(string studyInstanceUid, string seriesInstanceUid, string sopInstanceUid)
+    {
+        foreach (var uid in (ReadOnlySpan<string>)[studyInstanceUid, seriesInstanceUid, sopInstanceUid])
+            if (!DicomUidRegistry.IsWellFormed(uid)) throw new ArgumentException($"'{uid}' is not a well-formed UID", nameof(studyInstanceUid));
+        return $"{Fanout(studyInstanceUid):x3}/{studyInstanceUid}/{seriesInstanceUid}/{sopInstanceUid}.dcm";
+    }
+
+    private static uint Fanout(string uid)
+    {
+        uint hash = 2166136261; // FNV-1a: stable across processes and versions, unlike string.GetHashCode
+        foreach (char c in uid) hash = (hash ^ c) * 16777619;
+        return hash & 0xFFF;
+    }
+
+    public IBlobWriter Create() => new Writer(this, Path.Combine(_staging, Guid.NewGuid().ToString("N") + ".part"));
+
+    public Stream OpenRead(string key) =>
+        new FileStream(PathOf(key), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 64 * 1024, FileOptions.SequentialScan);
+
+    public bool Exists(string key) => File.Exists(PathOf(key));
+
+    public int StagedCount => Directory.EnumerateFiles(_staging, "*.part").Count();
+
+    public void Delete(string key) => File.Delete(PathOf(key));
+
+    public IEnumerable<(string Key, long Length)> List()
+    {
+        foreach (var fanout in Directory.EnumerateDirectories(_root))
+        {
+            if (Path.GetFileName(fanout) == StagingFolder) continue;
+            foreach (var file in Directory.EnumerateFiles(fanout, "*", SearchOption.AllDirectories))
+                yield return (Path.GetRelativePath(_root, file).Replace(Path.DirectorySeparatorChar, '/'), new FileInfo(file).Length);
+        }
+    }
+
+    public async Task<(int Promoted, int Discarded)> RecoverStagedAsync(Func<string, Task<string?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken)
+    {
+        int promoted = 0, discarded = 0;
+        var cutoff = DateTime.UtcNow - olderThan;
+        foreach (var file in Directory.EnumerateFiles(_staging, "*.part"))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (File.GetLastWriteTimeUtc(file) > cutoff) continue;
+            var key = await resolve(file).ConfigureAwait(false);
+            if (key is null)
+            {
+                File.Delete(file);
+                discarded++;
+            }
+            else
+            {
+                Move(file, key);
+                promoted++;
+            }
+        }
+        return (promoted, discarded);
+    }
+
+    private string PathOf(string key)
+    {
+        // Keys come from KeyFor (or from the index, which got them from KeyFor): still, never leave the root.
+        var full = Path.GetFullPath(Path.Combine(_root, key));
+        if (!full.StartsWith(_root + Path.DirectorySeparatorChar, StringComparison.Ordinal) || key.Contains(StagingFolder, StringComparison.Ordinal))
+            throw new ArgumentException($"'{key}' is not a blob key of this store", nameof(key));
+        return full;
+    }
+
+    private void Move(string staged, string key)
+    {
+        var target = PathOf(key);
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        File.Move(staged, target, overwrite: true);
+    }
+
+    private sealed class Writer(FileSystemBlobStore store, string path) : IBlobWriter
+    {
+        private readonly SafeFileHandle _handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, FileOptions.None);
+        private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private long _length;
+        private bool _sealed, _promoted, _disposed;
+
+        public string StagedPath => path;
+        public long Length => _length;
+
+        public ValueTask WriteAsync(ReadOnlySequence<byte> data, CancellationToken cancellationToken)
+        {
+            foreach (var segment in data) Write(segment.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            Write(data.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        private void Write(ReadOnlySpan<byte> span)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_sealed) throw new InvalidOperationException("the blob is sealed");
+            if (span.IsEmpty) return;
+            RandomAccess.Write(_handle, span, _length);
+            _sha.AppendData(span);
+            _length += span.Length;
+        }
+
+        public ValueTask<string> SealAsync(bool flushToDisk, CancellationToken cancellationToken)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (flushToDisk) RandomAccess.FlushToDisk(_handle);
+            _sealed = true;
+            _handle.Dispose();
+            return ValueTask.FromResult(Convert.ToHexStringLower(_sha.GetHashAndReset()));
+        }
+
+        public void Promote(string key)
+        {
+            if (!_sealed) throw new InvalidOperationException("seal the blob before promoting it");
+            store.Move(path, key);
+            _promoted = true;
+        }
+
+        public void LeaveForRecovery()
+        {
+            if (!_sealed) throw new InvalidOperationException("only a sealed blob can be left for recovery");
+            _promoted = true; // not deleted on dispose
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            if (_disposed) return ValueTask.CompletedTask;
+            _disposed = true;
+            _handle.Dispose();
+            _sha.Dispose();
+            if (!_promoted)
+            {
+                try { File.Delete(path); }
+                catch (IOException) { } // left for recovery, which discards what the index does not know
+            }
+            return ValueTask.CompletedTask;
+        }
+    }
+}

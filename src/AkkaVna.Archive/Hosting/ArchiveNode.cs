@@ -1,0 +1,295 @@
+using System.Net;
+using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Akka.Cluster.Tools.Singleton;
+using Akka.Configuration;
+using AkkaVna.Archive.Blobs;
+using AkkaVna.Archive.Index;
+using AkkaVna.Archive.Ingest;
+using AkkaVna.Archive.Studies;
+using AkkaVna.Dicom.Network;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Prometheus;
+
+namespace AkkaVna.Archive.Hosting;
+
+/// <summary>
+/// One archive node: the actor system (a cluster member with the study shard region and the stability watch), the
+/// blob store and index, the DICOM server whose C-STOREs feed the study actors, and the HTTP endpoint for health and
+/// metrics. <see cref="StartAsync"/> brings it up in dependency order and <see cref="StopAsync"/> takes it down in
+/// reverse, finishing what is in flight.
+/// </summary>
+public sealed class ArchiveNode : IAsyncDisposable
+{
+    public ArchiveOptions Options { get; }
+    public ActorSystem System { get; }
+    public IActorRef Studies { get; }
+    public IArchiveIndex Index { get; }
+    public IBlobStore Blobs { get; }
+    public IPEndPoint DicomEndPoint => (IPEndPoint)_dicom.LocalEndPoint!;
+    public int HttpPort { get; }
+
+    private readonly DicomServer _dicom;
+    private readonly WebApplication _http;
+    private readonly ILogger _log;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _sweeper;
+    private int _stopped;
+
+    private ArchiveNode(ArchiveOptions options, ActorSystem system, IActorRef studies, IArchiveIndex index, IBlobStore blobs, DicomServer dicom,
+        WebApplication http, ILogger log)
+    {
+        Options = options;
+        System = system;
+        Studies = studies;
+        Index = index;
+        Blobs = blobs;
+        _dicom = dicom;
+        _http = http;
+        _log = log;
+        HttpPort = new Uri(http.Urls.First()).Port;
+        _sweeper = Task.Run(SweepLoopAsync);
+    }
+
+    public static string IndexPath(string dataFolder) => Path.Combine(dataFolder, "index.db");
+    public static string JournalPath(string dataFolder) => Path.Combine(dataFolder, "journal.db");
+    public static string BlobsPath(string dataFolder) => Path.Combine(dataFolder, "blobs");
+
+    public static async Task<ArchiveNode> StartAsync(ArchiveOptions options, Action<ILoggingBuilder> logging, CancellationToken cancellationToken)
+    {
+        var loggerFactory = LoggerFactory.Create(logging);
+        var log = loggerFactory.CreateLogger("akka-vna");
+        Directory.CreateDirectory(options.DataFolder);
+        var blobs = new FileSystemBlobStore(BlobsPath(options.DataFolder));
+        var index = new SqliteArchiveIndex(IndexPath(options.DataFolder), loggerFactory.CreateLogger("index"));
+        await index.InitializeAsync(cancellationToken);
+        PrepareJournal(JournalPath(options.DataFolder));
+
+        AkkaLogBridge.Factory = loggerFactory;
+        var system = ActorSystem.Create("akka-vna", AkkaConfig(options));
+        try
+        {
+            var cluster = Cluster.Get(system);
+            var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            cluster.RegisterOnMemberUp(() => up.TrySetResult());
+            if (options.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
+            else cluster.JoinSeedNodes(options.SeedNodes.Select(Address.Parse));
+            await up.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken);
+
+            var sharding = ClusterSharding.Get(system);
+            var shardingSettings = ClusterShardingSettings.Create(system).WithPassivateIdleAfter(options.PassivateAfter);
+            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, options.Studies, index), shardingSettings,
+                new StudyMessageExtractor(options.Shards), sharding.DefaultShardAllocationStrategy(shardingSettings), StopStudy.Instance);
+            system.ActorOf(ClusterSingletonManager.Props(StabilityWatch.Props(index, studies, options.StabilityPoll), PoisonPill.Instance,
+                ClusterSingletonManagerSettings.Create(system)), "stability-watch");
+            log.LogInformation("cluster member {Address} is up; study shard region started ({Shards} shards)", cluster.SelfAddress, options.Shards);
+
+            // Blobs a crash left staged are settled before any new association is taken.
+            var (promoted, discarded) = await RecoverStagedAsync(blobs, index, studies, TimeSpan.Zero, cancellationToken);
+            if (promoted + discarded > 0)
+                log.LogInformation("recovery: {Promoted} staged blob(s) promoted (committed before a crash), {Discarded} discarded (never acknowledged)", promoted, discarded);
+
+            var handler = new ArchiveStoreHandler(blobs, studies, options.Ingest, loggerFactory.CreateLogger("ingest"));
+            var services = new DicomServices
+            {
+                Policy = new AssociationPolicy
+                {
+                    CalledAETitles = new HashSet<string> { options.AETitle },
+                    CallingAETitles = options.AllowedCallingAETitles,
+                    MaxAsyncOperations = (ushort)options.MaxAsyncOperations,
+                },
+                Store = handler,
+            };
+            var dicom = new DicomServer(new DicomServerOptions
+            {
+                BindAddress = options.DicomBind,
+                Port = options.DicomPort,
+                MaxAssociations = options.MaxAssociations,
+                Association = new DicomAssociationOptions
+                {
+                    MaxReceivePduLength = options.MaxPdu,
+                    ArtimTimeout = options.ArtimTimeout,
+                    DimseTimeout = options.DimseTimeout,
+                    IdleTimeout = options.IdleTimeout,
+                },
+            }, services, loggerFactory);
+
+            var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index);
+            await http.StartAsync(cancellationToken);
+            dicom.Start();
+            var node = new ArchiveNode(options, system, studies, index, blobs, dicom, http, log);
+            log.LogInformation("listening for DICOM on {DicomEndPoint} as {AETitle}; HTTP on {HttpUrl}; data in {Data}", node.DicomEndPoint, options.AETitle,
+                http.Urls.First(), options.DataFolder);
+            return node;
+        }
+        catch
+        {
+            await system.Terminate();
+            await index.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>The journal database in WAL mode (set once per file; Akka.Persistence.Sql then opens it as it likes).</summary>
+    private static void PrepareJournal(string path)
+    {
+        using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path }.ToString());
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "PRAGMA journal_mode=WAL;";
+        cmd.ExecuteNonQuery();
+    }
+
+    private static Config AkkaConfig(ArchiveOptions o)
+    {
+        string journal = new SqliteConnectionStringBuilder { DataSource = JournalPath(o.DataFolder), DefaultTimeout = 30 }.ToString();
+        var hocon = $$"""
+            akka {
+              loggers = ["AkkaVna.Archive.Hosting.AkkaLogBridge, AkkaVna.Archive"]
+              loglevel = INFO
+              stdout-loglevel = WARNING
+              log-dead-letters = 0
+              log-dead-letters-during-shutdown = off
+              actor {
+                provider = cluster
+                serializers { akka-vna-study = "AkkaVna.Archive.Studies.StudySerializer, AkkaVna.Archive" }
+                serialization-bindings { "AkkaVna.Archive.Studies.IStudyProtocol, AkkaVna.Archive" = akka-vna-study }
+              }
+              remote.dot-netty.tcp { hostname = {{ArchiveOptions.Quote(o.ClusterHostname)}}, port = {{o.ClusterPort}} }
+              cluster {
+                min-nr-of-members = 1
+                # This machine class (2 cores, heavy disk work) delays heartbeats by seconds: be patient before suspecting a node.
+                failure-detector.acceptable-heartbeat-pause = 10s
+                sharding {
+                  state-store-mode = ddata
+                  remember-entities = off
+                  distributed-data.durable.keys = []
+                }
+              }
+              persistence {
+                journal {
+                  plugin = "akka.persistence.journal.sql"
+                  sql {
+                    connection-string = {{ArchiveOptions.Quote(journal)}}
+                    provider-name = "SQLite.MS"
+                    auto-initialize = true
+                    event-adapters { study-tagger = "AkkaVna.Archive.Studies.StudyEventTagger, AkkaVna.Archive" }
+                    event-adapter-bindings { "AkkaVna.Archive.Studies.IStudyEvent, AkkaVna.Archive" = study-tagger }
+                  }
+                }
+                snapshot-store {
+                  plugin = "akka.persistence.snapshot-store.sql"
+                  sql {
+                    connection-string = {{ArchiveOptions.Quote(journal)}}
+                    provider-name = "SQLite.MS"
+                    auto-initialize = true
+                  }
+                }
+                query.journal.sql {
+                  connection-string = {{ArchiveOptions.Quote(journal)}}
+                  provider-name = "SQLite.MS"
+                }
+              }
+            }
+            """;
+        return ConfigurationFactory.ParseString(hocon).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+    }
+
+    private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        logging(builder.Logging);
+        builder.WebHost.ConfigureKestrel(k => k.Listen(options.HttpBind, options.HttpPort));
+        var app = builder.Build();
+        app.MapGet("/health/live", () => Results.Text("alive\n"));
+        app.MapGet("/health/ready", async (CancellationToken ct) =>
+        {
+            var problems = new List<string>();
+            if (!clusterReady()) problems.Add("the cluster member is not up or the DICOM server is not listening");
+            try
+            {
+                await index.CountAsync(ct);
+            }
+            catch (Exception e) when (e is SqliteException or InvalidOperationException or IOException)
+            {
+                problems.Add("the index cannot be read: " + e.Message);
+            }
+            return problems.Count == 0 ? Results.Text("ready\n") : Results.Text(string.Join('\n', problems) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+        });
+        app.MapMetrics("/metrics");
+        return app;
+    }
+
+    /// <summary>
+    /// Settles staged blobs: each is read (its header names the study and instance), its study actor is woken (so it
+    /// re-projects any commit the index missed), and the index decides — promote to the indexed key when the checksum
+    /// matches, delete otherwise.
+    /// </summary>
+    private static Task<(int Promoted, int Discarded)> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IActorRef studies, TimeSpan olderThan,
+        CancellationToken cancellationToken) =>
+        blobs.RecoverStagedAsync(async path =>
+        {
+            InstanceHeader header;
+            try
+            {
+                header = InstanceHeader.Read(path);
+            }
+            catch (Exception e) when (e is InvalidInstanceException or IOException)
+            {
+                return null; // cut short or unreadable: it was never acknowledged
+            }
+            await studies.Ask<StudySummary>(new GetStudySummary(header.StudyInstanceUid), TimeSpan.FromSeconds(60), cancellationToken);
+            if (await index.FindInstanceAsync(header.SopInstanceUid, cancellationToken) is not { } row) return null;
+            string sha;
+            await using (var fs = File.OpenRead(path)) sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken));
+            return sha == row.Sha256 && row.StudyInstanceUid == header.StudyInstanceUid ? row.BlobKey : null;
+        }, olderThan, cancellationToken);
+
+    private async Task SweepLoopAsync()
+    {
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                await Task.Delay(Options.SweepInterval, _stopping.Token);
+                try
+                {
+                    var (promoted, discarded) = await RecoverStagedAsync(Blobs, Index, Studies, Options.StagedGrace, _stopping.Token);
+                    if (promoted + discarded > 0) _log.LogInformation("sweep: {Promoted} staged blob(s) promoted, {Discarded} discarded", promoted, discarded);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    _log.LogWarning(e, "sweep of staged blobs failed; it runs again in {Interval}", Options.SweepInterval);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Stops taking associations, lets those open finish (up to <paramref name="grace"/>), leaves the cluster and closes the stores.</summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
+        _log.LogInformation("stopping: finishing open associations (up to {Grace})", grace);
+        _stopping.Cancel();
+        await _dicom.StopAsync(grace);
+        await _sweeper;
+        await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
+        await Index.DisposeAsync();
+        using (var httpStop = new CancellationTokenSource(TimeSpan.FromSeconds(5))) await _http.StopAsync(httpStop.Token);
+        await _http.DisposeAsync();
+        _log.LogInformation("stopped");
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync(TimeSpan.FromSeconds(10));
+}

@@ -1,0 +1,142 @@
+using System.Net;
+using Akka.Configuration;
+using AkkaVna.Archive.Ingest;
+using AkkaVna.Archive.Studies;
+
+namespace AkkaVna.Archive.Hosting;
+
+/// <summary>A node's settings, read from HOCON: the built-in <c>config/akka-vna.conf</c>, then a user file, then flags.</summary>
+public sealed record ArchiveOptions
+{
+    public required string DataFolder { get; init; }
+    public required string AETitle { get; init; }
+    public required IPAddress DicomBind { get; init; }
+    public required int DicomPort { get; init; }
+    public required IReadOnlySet<string> AllowedCallingAETitles { get; init; }
+    public required int MaxAssociations { get; init; }
+    public required uint MaxPdu { get; init; }
+    public required int MaxAsyncOperations { get; init; }
+    public required TimeSpan ArtimTimeout { get; init; }
+    public required TimeSpan DimseTimeout { get; init; }
+    public required TimeSpan IdleTimeout { get; init; }
+    public required IPAddress HttpBind { get; init; }
+    public required int HttpPort { get; init; }
+    public required IngestSettings Ingest { get; init; }
+    public required TimeSpan SweepInterval { get; init; }
+    public required TimeSpan StagedGrace { get; init; }
+    public required StudySettings Studies { get; init; }
+    public required TimeSpan StabilityPoll { get; init; }
+    public required int Shards { get; init; }
+    public required TimeSpan PassivateAfter { get; init; }
+    public required string ClusterHostname { get; init; }
+    public required int ClusterPort { get; init; }
+    public required IReadOnlyList<string> SeedNodes { get; init; }
+
+    /// <summary>The built-in defaults (the text of config/akka-vna.conf).</summary>
+    public static string DefaultConfigText()
+    {
+        using var stream = typeof(ArchiveOptions).Assembly.GetManifestResourceStream("akka-vna.conf")
+            ?? throw new InvalidOperationException("the built-in akka-vna.conf is missing from the assembly");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>
+    /// Loads the settings: <paramref name="overrides"/> (HOCON from flags) over <paramref name="configFile"/> over the
+    /// defaults. Throws <see cref="ArchiveConfigException"/> naming the setting that is wrong.
+    /// </summary>
+    public static ArchiveOptions Load(string? configFile, string? overrides = null)
+    {
+        Config config = ConfigurationFactory.ParseString(DefaultConfigText());
+        if (configFile is not null)
+        {
+            if (!File.Exists(configFile)) throw new ArchiveConfigException($"the configuration file {configFile} does not exist");
+            try
+            {
+                config = ConfigurationFactory.ParseString(File.ReadAllText(configFile)).WithFallback(config);
+            }
+            catch (Exception e) when (e is not ArchiveConfigException)
+            {
+                throw new ArchiveConfigException($"{configFile}: {e.Message}");
+            }
+        }
+        var environment = string.Join('\n', EnvironmentVariables
+            .Where(e => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(e.Key)))
+            .Select(e => $"akka-vna.{e.Value} = {Quote(Environment.GetEnvironmentVariable(e.Key)!)}"));
+        if (environment.Length > 0) config = ConfigurationFactory.ParseString(environment).WithFallback(config);
+        if (!string.IsNullOrWhiteSpace(overrides)) config = ConfigurationFactory.ParseString(overrides).WithFallback(config);
+        var c = config.GetConfig("akka-vna");
+        try
+        {
+            return FromConfig(c);
+        }
+        catch (Exception e) when (e is not ArchiveConfigException)
+        {
+            throw new ArchiveConfigException($"invalid configuration: {e.Message}");
+        }
+    }
+
+    /// <summary>Environment variables that set a setting (over files, under flags), as documented in config/akka-vna.conf.</summary>
+    public static readonly IReadOnlyDictionary<string, string> EnvironmentVariables = new Dictionary<string, string>
+    {
+        ["AKKAVNA_DATA"] = "data",
+        ["AKKAVNA_AE_TITLE"] = "dicom.ae-title",
+        ["AKKAVNA_DICOM_PORT"] = "dicom.port",
+        ["AKKAVNA_DICOM_BIND"] = "dicom.bind",
+        ["AKKAVNA_HTTP_PORT"] = "http.port",
+        ["AKKAVNA_HTTP_BIND"] = "http.bind",
+        ["AKKAVNA_QUIET_PERIOD"] = "studies.quiet-period",
+        ["AKKAVNA_CLUSTER_HOSTNAME"] = "cluster.hostname",
+        ["AKKAVNA_CLUSTER_PORT"] = "cluster.port",
+    };
+
+    /// <summary>A HOCON string literal.</summary>
+    public static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+
+    private static ArchiveOptions FromConfig(Config c)
+    {
+        string Str(string path) => c.GetString(path) is { Length: > 0 } s ? s : throw new ArchiveConfigException($"akka-vna.{path} must be set");
+        int Int(string path, int min, int max) => c.GetInt(path) is var v && v >= min && v <= max ? v
+            : throw new ArchiveConfigException($"akka-vna.{path} must be between {min} and {max}, not {v}");
+        TimeSpan Time(string path) => c.GetTimeSpan(path, allowInfinite: false) is var t && t > TimeSpan.Zero ? t
+            : throw new ArchiveConfigException($"akka-vna.{path} must be a positive duration");
+        IPAddress Address(string path) => IPAddress.TryParse(Str(path), out var a) ? a : throw new ArchiveConfigException($"akka-vna.{path}: '{Str(path)}' is not an IP address");
+        string AE(string title, string path) => Dicom.Network.Pdus.PduCodec.IsValidAETitle(title) ? title
+            : throw new ArchiveConfigException($"akka-vna.{path}: '{title}' is not an AE title (1-16 characters, no backslash or control characters)");
+
+        var policy = Str("ingest.conflict-policy") switch
+        {
+            "reject" => ConflictPolicy.Reject,
+            "overwrite" => ConflictPolicy.Overwrite,
+            var other => throw new ArchiveConfigException($"akka-vna.ingest.conflict-policy must be reject or overwrite, not '{other}'"),
+        };
+        return new ArchiveOptions
+        {
+            DataFolder = Path.GetFullPath(Str("data")),
+            AETitle = AE(Str("dicom.ae-title"), "dicom.ae-title"),
+            DicomBind = Address("dicom.bind"),
+            DicomPort = Int("dicom.port", 0, 65535),
+            AllowedCallingAETitles = ((IEnumerable<string>?)c.GetStringList("dicom.allowed-calling-ae-titles") ?? []).Select(t => AE(t, "dicom.allowed-calling-ae-titles")).ToHashSet(StringComparer.Ordinal),
+            MaxAssociations = Int("dicom.max-associations", 1, 100_000),
+            MaxPdu = (uint)Int("dicom.max-pdu", 4096, 64 * 1024 * 1024),
+            MaxAsyncOperations = Int("dicom.max-async-operations", 1, 1024),
+            ArtimTimeout = Time("dicom.artim-timeout"),
+            DimseTimeout = Time("dicom.dimse-timeout"),
+            IdleTimeout = Time("dicom.idle-timeout"),
+            HttpBind = Address("http.bind"),
+            HttpPort = Int("http.port", 0, 65535),
+            Ingest = new IngestSettings(c.GetBoolean("ingest.flush-blobs"), Time("ingest.commit-timeout")),
+            SweepInterval = Time("ingest.sweep-interval"),
+            StagedGrace = Time("ingest.staged-grace"),
+            Studies = new StudySettings(Time("studies.quiet-period"), policy, Int("studies.snapshot-every", 10, 1_000_000), Int("studies.max-batch", 1, 100_000)),
+            StabilityPoll = Time("studies.stability-poll"),
+            Shards = Int("studies.shards", 1, 100_000),
+            PassivateAfter = Time("studies.passivate-after"),
+            ClusterHostname = Str("cluster.hostname"),
+            ClusterPort = Int("cluster.port", 0, 65535),
+            SeedNodes = [.. c.GetStringList("cluster.seed-nodes") ?? []],
+        };
+    }
+}
+
+public sealed class ArchiveConfigException(string message) : Exception(message);

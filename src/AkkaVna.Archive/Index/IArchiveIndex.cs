@@ -1,0 +1,103 @@
+using AkkaVna.Archive.Ingest;
+using AkkaVna.Archive.Studies;
+
+namespace AkkaVna.Archive.Index;
+
+/// <summary>
+/// The index port: query-first tables, each keyed by what it is looked up by, so that a wide-column store (Cassandra) maps
+/// onto it one table to one table —
+/// <list type="bullet">
+/// <item><c>studies</c> by Study Instance UID (patient and study attributes, computed counts, stable state, journal watermark);</item>
+/// <item><c>patient_studies</c> by (Patient ID, Issuer of Patient ID) → studies;</item>
+/// <item><c>date_studies</c> by month of Study Date → studies;</item>
+/// <item><c>series</c> by study → series; <c>instances</c> by (study, series) → instances (blob key, size, SHA-256);</item>
+/// <item><c>instance_locations</c> by SOP Instance UID → (study, series);</item>
+/// <item><c>stability_timers</c> by due time → open studies.</item>
+/// </list>
+/// The index is a projection of the study journal: each study row carries the journal sequence number it reflects
+/// (the watermark), and a study actor re-projects the events past it when it recovers.
+/// </summary>
+public interface IArchiveIndex : IAsyncDisposable
+{
+    /// <summary>Creates the tables when they are missing.</summary>
+    Task InitializeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Applies one study's changes in one transaction (adapters may group several studies into one transaction).</summary>
+    Task CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken);
+
+    /// <summary>The journal sequence number the study's rows reflect (0 when the study is not indexed).</summary>
+    long GetWatermark(string studyInstanceUid);
+
+    Task<StudyRecord?> GetStudyAsync(string studyInstanceUid, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<SeriesRecord>> GetSeriesAsync(string studyInstanceUid, CancellationToken cancellationToken);
+
+    /// <summary>The instances of a study, or of every study when <paramref name="studyInstanceUid"/> is null (in key order).</summary>
+    IAsyncEnumerable<IndexedInstance> ListInstancesAsync(string? studyInstanceUid, CancellationToken cancellationToken);
+
+    Task<IndexedInstance?> FindInstanceAsync(string sopInstanceUid, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<string>> StudiesOfPatientAsync(string patientId, string issuerOfPatientId, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<string>> StudiesInMonthAsync(string yyyymm, CancellationToken cancellationToken);
+
+    /// <summary>Open studies whose quiet period ended at or before <paramref name="now"/>, earliest first.</summary>
+    Task<IReadOnlyList<string>> DueForStabilityAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
+
+    Task<IndexCounts> CountAsync(CancellationToken cancellationToken);
+}
+
+public sealed record IndexCounts(long Studies, long Series, long Instances, long Bytes);
+
+/// <summary>One study's changes: its row (absolute values, so applying an update twice is harmless), the series and instances it touched.</summary>
+public sealed record StudyIndexUpdate(
+    StudyRow Study,
+    IReadOnlyList<SeriesRow> Series,
+    IReadOnlyList<StoredInstance> Instances,
+    IReadOnlyList<(string SeriesInstanceUid, string SopInstanceUid)> RemovedInstances,
+    long JournalSequenceNr);
+
+public sealed record StudyRow(
+    string StudyInstanceUid,
+    InstanceHeader Latest,
+    string Modalities,
+    int SeriesCount,
+    int InstanceCount,
+    long SizeBytes,
+    bool Stable,
+    DateTimeOffset? LastReceived,
+    DateTimeOffset? StableDue,
+    DateTimeOffset? StableAt);
+
+/// <summary>A series and its instance count; a count of 0 removes the series row.</summary>
+public sealed record SeriesRow(string SeriesInstanceUid, InstanceHeader? Latest, int InstanceCount);
+
+public sealed record StudyRecord(
+    string StudyInstanceUid,
+    string PatientId,
+    string IssuerOfPatientId,
+    string? PatientName,
+    string? StudyDate,
+    string? AccessionNumber,
+    string Modalities,
+    int SeriesCount,
+    int InstanceCount,
+    long SizeBytes,
+    bool Stable,
+    DateTimeOffset? StableDue,
+    DateTimeOffset? StableAt,
+    long JournalSequenceNr);
+
+public sealed record SeriesRecord(string StudyInstanceUid, string SeriesInstanceUid, string? Modality, int? SeriesNumber, int InstanceCount);
+
+public sealed record IndexedInstance(
+    string StudyInstanceUid,
+    string SeriesInstanceUid,
+    string SopInstanceUid,
+    string SopClassUid,
+    string TransferSyntaxUid,
+    int? InstanceNumber,
+    string BlobKey,
+    long Size,
+    string Sha256,
+    DateTimeOffset ReceivedAt);

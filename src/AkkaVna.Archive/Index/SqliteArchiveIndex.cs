@@ -1,0 +1,381 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using AkkaVna.Archive.Studies;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+
+namespace AkkaVna.Archive.Index;
+
+/// <summary>
+/// The embedded index: one SQLite file in WAL mode. Writes go through one writer that groups the updates of every study
+/// waiting at that moment into one transaction (group commit: one fsync for many studies); reads use their own pooled
+/// connections and never wait for the writer.
+/// </summary>
+public sealed class SqliteArchiveIndex : IArchiveIndex
+{
+    private const int MaxGroup = 256;
+    private readonly string _connectionString;
+    private readonly ILogger _log;
+    private readonly Channel<(StudyIndexUpdate Update, TaskCompletionSource Done)> _queue =
+        Channel.CreateUnbounded<(StudyIndexUpdate, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
+    private SqliteConnection? _writer;
+    private Task? _writerLoop;
+
+    public SqliteArchiveIndex(string path, ILogger log)
+    {
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _log = log;
+    }
+
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        _writer = new SqliteConnection(_connectionString);
+        await _writer.OpenAsync(cancellationToken).ConfigureAwait(false);
+        // WAL: readers never block the writer. synchronous=FULL: a committed transaction survives a power loss, because a
+        // C-STORE success is sent only after this commit.
+        Execute(_writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;");
+        Execute(_writer, Schema);
+        _writerLoop = Task.Run(WriteLoopAsync, CancellationToken.None);
+    }
+
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS studies (
+            study_uid TEXT NOT NULL PRIMARY KEY,
+            patient_id TEXT NOT NULL, issuer_of_patient_id TEXT NOT NULL,
+            patient_name TEXT, patient_birth_date TEXT, patient_sex TEXT,
+            study_date TEXT, study_time TEXT, accession_number TEXT, study_id TEXT, study_description TEXT, referring_physician TEXT,
+            date_bucket TEXT NOT NULL,
+            modalities TEXT NOT NULL, series_count INTEGER NOT NULL, instance_count INTEGER NOT NULL, size_bytes INTEGER NOT NULL,
+            stable INTEGER NOT NULL, last_received INTEGER, stable_due INTEGER, stable_at INTEGER,
+            journal_seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS patient_studies (
+            patient_id TEXT NOT NULL, issuer_of_patient_id TEXT NOT NULL, study_uid TEXT NOT NULL, study_date TEXT,
+            PRIMARY KEY (patient_id, issuer_of_patient_id, study_uid)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS date_studies (
+            date_bucket TEXT NOT NULL, study_uid TEXT NOT NULL, study_date TEXT,
+            PRIMARY KEY (date_bucket, study_uid)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS series (
+            study_uid TEXT NOT NULL, series_uid TEXT NOT NULL,
+            modality TEXT, series_number INTEGER, series_description TEXT, body_part TEXT, series_date TEXT,
+            instance_count INTEGER NOT NULL,
+            PRIMARY KEY (study_uid, series_uid)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS instances (
+            study_uid TEXT NOT NULL, series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL,
+            sop_class_uid TEXT NOT NULL, transfer_syntax_uid TEXT NOT NULL,
+            instance_number INTEGER, number_of_frames INTEGER, rows INTEGER, columns INTEGER,
+            blob_key TEXT NOT NULL, size_bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, received_at INTEGER NOT NULL, calling_ae TEXT NOT NULL,
+            PRIMARY KEY (study_uid, series_uid, sop_uid)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS instance_locations (
+            sop_uid TEXT NOT NULL PRIMARY KEY, study_uid TEXT NOT NULL, series_uid TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS stability_timers (
+            study_uid TEXT NOT NULL PRIMARY KEY, due_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS stability_timers_by_due ON stability_timers (due_at, study_uid);
+        """;
+
+    private static void Execute(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    public Task CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_queue.Writer.TryWrite((update, done))) done.SetException(new ObjectDisposedException(nameof(SqliteArchiveIndex)));
+        return done.Task.WaitAsync(cancellationToken);
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var statements = new Statements(_writer!);
+        var group = new List<(StudyIndexUpdate Update, TaskCompletionSource Done)>(MaxGroup);
+        while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            group.Clear();
+            while (group.Count < MaxGroup && _queue.Reader.TryRead(out var item)) group.Add(item);
+            try
+            {
+                Write(statements, group.Select(g => g.Update));
+                foreach (var g in group) g.Done.TrySetResult();
+            }
+            catch (Exception e) when (group.Count > 1)
+            {
+                // One bad update must not fail the others: write each in its own transaction.
+                _log.LogWarning(e, "index group commit of {Count} studies failed; retrying them one by one", group.Count);
+                foreach (var g in group)
+                {
+                    try
+                    {
+                        Write(statements, [g.Update]);
+                        g.Done.TrySetResult();
+                    }
+                    catch (Exception single)
+                    {
+                        g.Done.TrySetException(single);
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                group[0].Done.TrySetException(e);
+            }
+        }
+    }
+
+    private void Write(Statements s, IEnumerable<StudyIndexUpdate> updates)
+    {
+        using var tx = _writer!.BeginTransaction();
+        s.Bind(tx);
+        try
+        {
+            foreach (var u in updates) s.Apply(u);
+            tx.Commit();
+        }
+        catch
+        {
+            tx.Rollback();
+            throw;
+        }
+    }
+
+    internal static string DateBucket(string? studyDate) =>
+        studyDate is { Length: >= 8 } d && d.AsSpan(0, 8).ContainsAnyExceptInRange('0', '9') == false ? d[..6] : "none";
+
+    internal static long? Millis(DateTimeOffset? t) => t?.ToUnixTimeMilliseconds();
+
+    private static DateTimeOffset? Time(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(i));
+
+    private static string? Str(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+
+    private static int? Int(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt32(i);
+
+    /// <summary>The writer's prepared statements, reused for every transaction.</summary>
+    private sealed class Statements
+    {
+        private readonly SqliteCommand _current, _upsertStudy, _deletePatient, _upsertPatient, _deleteDate, _upsertDate,
+            _upsertSeries, _deleteSeries, _deleteInstance, _upsertInstance, _upsertLocation, _upsertTimer, _deleteTimer;
+
+        public Statements(SqliteConnection c)
+        {
+            SqliteCommand Cmd(string sql) { var cmd = c.CreateCommand(); cmd.CommandText = sql; return cmd; }
+            _current = Cmd("SELECT patient_id, issuer_of_patient_id, date_bucket FROM studies WHERE study_uid = $study");
+            _upsertStudy = Cmd("""
+                INSERT INTO studies VALUES ($study, $pid, $issuer, $pname, $pbirth, $psex, $sdate, $stime, $acc, $sid, $sdesc, $ref,
+                    $bucket, $mods, $nseries, $ninst, $size, $stable, $last, $due, $stableat, $seq)
+                ON CONFLICT (study_uid) DO UPDATE SET patient_id = excluded.patient_id, issuer_of_patient_id = excluded.issuer_of_patient_id,
+                    patient_name = excluded.patient_name, patient_birth_date = excluded.patient_birth_date, patient_sex = excluded.patient_sex,
+                    study_date = excluded.study_date, study_time = excluded.study_time, accession_number = excluded.accession_number,
+                    study_id = excluded.study_id, study_description = excluded.study_description, referring_physician = excluded.referring_physician,
+                    date_bucket = excluded.date_bucket, modalities = excluded.modalities, series_count = excluded.series_count,
+                    instance_count = excluded.instance_count, size_bytes = excluded.size_bytes, stable = excluded.stable,
+                    last_received = excluded.last_received, stable_due = excluded.stable_due, stable_at = excluded.stable_at, journal_seq = excluded.journal_seq
+                WHERE excluded.journal_seq >= studies.journal_seq
+                """);
+            _deletePatient = Cmd("DELETE FROM patient_studies WHERE patient_id = $pid AND issuer_of_patient_id = $issuer AND study_uid = $study");
+            _upsertPatient = Cmd("INSERT INTO patient_studies VALUES ($pid, $issuer, $study, $sdate) ON CONFLICT DO UPDATE SET study_date = excluded.study_date");
+            _deleteDate = Cmd("DELETE FROM date_studies WHERE date_bucket = $bucket AND study_uid = $study");
+            _upsertDate = Cmd("INSERT INTO date_studies VALUES ($bucket, $study, $sdate) ON CONFLICT DO UPDATE SET study_date = excluded.study_date");
+            _upsertSeries = Cmd("""
+                INSERT INTO series VALUES ($study, $series, $mod, $num, $desc, $body, $date, $count)
+                ON CONFLICT DO UPDATE SET modality = excluded.modality, series_number = excluded.series_number, series_description = excluded.series_description,
+                    body_part = excluded.body_part, series_date = excluded.series_date, instance_count = excluded.instance_count
+                """);
+            _deleteSeries = Cmd("DELETE FROM series WHERE study_uid = $study AND series_uid = $series");
+            _deleteInstance = Cmd("DELETE FROM instances WHERE study_uid = $study AND series_uid = $series AND sop_uid = $sop");
+            _upsertInstance = Cmd("""
+                INSERT INTO instances VALUES ($study, $series, $sop, $class, $ts, $num, $frames, $rows, $cols, $key, $size, $sha, $at, $ae)
+                ON CONFLICT DO UPDATE SET sop_class_uid = excluded.sop_class_uid, transfer_syntax_uid = excluded.transfer_syntax_uid,
+                    instance_number = excluded.instance_number, number_of_frames = excluded.number_of_frames, rows = excluded.rows, columns = excluded.columns,
+                    blob_key = excluded.blob_key, size_bytes = excluded.size_bytes, sha256 = excluded.sha256, received_at = excluded.received_at, calling_ae = excluded.calling_ae
+                """);
+            _upsertLocation = Cmd("INSERT INTO instance_locations VALUES ($sop, $study, $series) ON CONFLICT DO UPDATE SET study_uid = excluded.study_uid, series_uid = excluded.series_uid");
+            _upsertTimer = Cmd("INSERT INTO stability_timers VALUES ($study, $due) ON CONFLICT DO UPDATE SET due_at = excluded.due_at");
+            _deleteTimer = Cmd("DELETE FROM stability_timers WHERE study_uid = $study");
+        }
+
+        public void Bind(SqliteTransaction tx)
+        {
+            foreach (var cmd in (SqliteCommand[])[_current, _upsertStudy, _deletePatient, _upsertPatient, _deleteDate, _upsertDate, _upsertSeries,
+                         _deleteSeries, _deleteInstance, _upsertInstance, _upsertLocation, _upsertTimer, _deleteTimer])
+                cmd.Transaction = tx;
+        }
+
+        private static int Run(SqliteCommand cmd, params (string Name, object? Value)[] values)
+        {
+            cmd.Parameters.Clear();
+            foreach (var (name, value) in values) cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            return cmd.ExecuteNonQuery();
+        }
+
+        public void Apply(StudyIndexUpdate u)
+        {
+            var st = u.Study;
+            var h = st.Latest;
+            string bucket = DateBucket(h.StudyDate);
+            // The patient or the study date can change with a later instance: move the partition rows with them.
+            _current.Parameters.Clear();
+            _current.Parameters.AddWithValue("$study", st.StudyInstanceUid);
+            using (var r = _current.ExecuteReader())
+            {
+                if (r.Read())
+                {
+                    string oldPid = r.GetString(0), oldIssuer = r.GetString(1), oldBucket = r.GetString(2);
+                    if (oldPid != h.PatientId || oldIssuer != h.IssuerOfPatientId)
+                        Run(_deletePatient, ("$pid", oldPid), ("$issuer", oldIssuer), ("$study", st.StudyInstanceUid));
+                    if (oldBucket != bucket) Run(_deleteDate, ("$bucket", oldBucket), ("$study", st.StudyInstanceUid));
+                }
+            }
+            Run(_upsertStudy, ("$study", st.StudyInstanceUid), ("$pid", h.PatientId), ("$issuer", h.IssuerOfPatientId), ("$pname", h.PatientName),
+                ("$pbirth", h.PatientBirthDate), ("$psex", h.PatientSex), ("$sdate", h.StudyDate), ("$stime", h.StudyTime), ("$acc", h.AccessionNumber),
+                ("$sid", h.StudyId), ("$sdesc", h.StudyDescription), ("$ref", h.ReferringPhysicianName), ("$bucket", bucket), ("$mods", st.Modalities),
+                ("$nseries", st.SeriesCount), ("$ninst", st.InstanceCount), ("$size", st.SizeBytes), ("$stable", st.Stable ? 1 : 0),
+                ("$last", Millis(st.LastReceived)), ("$due", Millis(st.StableDue)), ("$stableat", Millis(st.StableAt)), ("$seq", u.JournalSequenceNr));
+            Run(_upsertPatient, ("$pid", h.PatientId), ("$issuer", h.IssuerOfPatientId), ("$study", st.StudyInstanceUid), ("$sdate", h.StudyDate));
+            Run(_upsertDate, ("$bucket", bucket), ("$study", st.StudyInstanceUid), ("$sdate", h.StudyDate));
+            foreach (var (series, sop) in u.RemovedInstances)
+                Run(_deleteInstance, ("$study", st.StudyInstanceUid), ("$series", series), ("$sop", sop));
+            foreach (var s in u.Series)
+            {
+                if (s.InstanceCount <= 0 || s.Latest is null) Run(_deleteSeries, ("$study", st.StudyInstanceUid), ("$series", s.SeriesInstanceUid));
+                else
+                    Run(_upsertSeries, ("$study", st.StudyInstanceUid), ("$series", s.SeriesInstanceUid), ("$mod", s.Latest.Modality), ("$num", s.Latest.SeriesNumber),
+                        ("$desc", s.Latest.SeriesDescription), ("$body", s.Latest.BodyPartExamined), ("$date", s.Latest.SeriesDate), ("$count", s.InstanceCount));
+            }
+            foreach (var i in u.Instances)
+            {
+                var ih = i.Header;
+                Run(_upsertInstance, ("$study", ih.StudyInstanceUid), ("$series", ih.SeriesInstanceUid), ("$sop", ih.SopInstanceUid), ("$class", ih.SopClassUid),
+                    ("$ts", ih.TransferSyntaxUid), ("$num", ih.InstanceNumber), ("$frames", ih.NumberOfFrames), ("$rows", ih.Rows), ("$cols", ih.Columns),
+                    ("$key", i.BlobKey), ("$size", i.Size), ("$sha", i.Sha256), ("$at", i.ReceivedAt.ToUnixTimeMilliseconds()), ("$ae", i.CallingAE));
+                Run(_upsertLocation, ("$sop", ih.SopInstanceUid), ("$study", ih.StudyInstanceUid), ("$series", ih.SeriesInstanceUid));
+            }
+            if (!st.Stable && st.StableDue is { } due) Run(_upsertTimer, ("$study", st.StudyInstanceUid), ("$due", Millis(due)));
+            else Run(_deleteTimer, ("$study", st.StudyInstanceUid));
+        }
+    }
+
+    // ---- reads ----
+
+    private SqliteConnection Open()
+    {
+        var c = new SqliteConnection(_connectionString);
+        c.Open();
+        return c;
+    }
+
+    private static SqliteCommand Command(SqliteConnection c, string sql, params (string Name, object? Value)[] values)
+    {
+        var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (name, value) in values) cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        return cmd;
+    }
+
+    public long GetWatermark(string studyInstanceUid)
+    {
+        using var c = Open();
+        using var cmd = Command(c, "SELECT journal_seq FROM studies WHERE study_uid = $s", ("$s", studyInstanceUid));
+        return cmd.ExecuteScalar() is long seq ? seq : 0;
+    }
+
+    public async Task<StudyRecord?> GetStudyAsync(string studyInstanceUid, CancellationToken cancellationToken)
+    {
+        await using var c = Open();
+        await using var cmd = Command(c, """
+            SELECT study_uid, patient_id, issuer_of_patient_id, patient_name, study_date, accession_number, modalities, series_count, instance_count,
+                   size_bytes, stable, stable_due, stable_at, journal_seq FROM studies WHERE study_uid = $s
+            """, ("$s", studyInstanceUid));
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false)) return null;
+        return new StudyRecord(r.GetString(0), r.GetString(1), r.GetString(2), Str(r, 3), Str(r, 4), Str(r, 5), r.GetString(6), r.GetInt32(7), r.GetInt32(8),
+            r.GetInt64(9), r.GetInt32(10) != 0, Time(r, 11), Time(r, 12), r.GetInt64(13));
+    }
+
+    public async Task<IReadOnlyList<SeriesRecord>> GetSeriesAsync(string studyInstanceUid, CancellationToken cancellationToken)
+    {
+        await using var c = Open();
+        await using var cmd = Command(c, "SELECT study_uid, series_uid, modality, series_number, instance_count FROM series WHERE study_uid = $s", ("$s", studyInstanceUid));
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var list = new List<SeriesRecord>();
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+            list.Add(new SeriesRecord(r.GetString(0), r.GetString(1), Str(r, 2), Int(r, 3), r.GetInt32(4)));
+        return list;
+    }
+
+    private const string InstanceColumns =
+        "study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, blob_key, size_bytes, sha256, received_at";
+
+    private static IndexedInstance ReadInstance(SqliteDataReader r) =>
+        new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), Int(r, 5), r.GetString(6), r.GetInt64(7), r.GetString(8),
+            DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(9)));
+
+    public async IAsyncEnumerable<IndexedInstance> ListInstancesAsync(string? studyInstanceUid, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await using var c = Open();
+        await using var cmd = studyInstanceUid is null
+            ? Command(c, $"SELECT {InstanceColumns} FROM instances ORDER BY study_uid, series_uid, sop_uid")
+            : Command(c, $"SELECT {InstanceColumns} FROM instances WHERE study_uid = $s ORDER BY series_uid, sop_uid", ("$s", studyInstanceUid));
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false)) yield return ReadInstance(r);
+    }
+
+    public async Task<IndexedInstance?> FindInstanceAsync(string sopInstanceUid, CancellationToken cancellationToken)
+    {
+        await using var c = Open();
+        await using var cmd = Command(c, $"""
+            SELECT {InstanceColumns} FROM instances WHERE (study_uid, series_uid, sop_uid) =
+                (SELECT study_uid, series_uid, sop_uid FROM instance_locations WHERE sop_uid = $sop)
+            """, ("$sop", sopInstanceUid));
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await r.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadInstance(r) : null;
+    }
+
+    private async Task<IReadOnlyList<string>> StringsAsync(string sql, CancellationToken cancellationToken, params (string, object?)[] values)
+    {
+        await using var c = Open();
+        await using var cmd = Command(c, sql, values);
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var list = new List<string>();
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false)) list.Add(r.GetString(0));
+        return list;
+    }
+
+    public Task<IReadOnlyList<string>> StudiesOfPatientAsync(string patientId, string issuerOfPatientId, CancellationToken cancellationToken) =>
+        StringsAsync("SELECT study_uid FROM patient_studies WHERE patient_id = $p AND issuer_of_patient_id = $i ORDER BY study_uid", cancellationToken,
+            ("$p", patientId), ("$i", issuerOfPatientId));
+
+    public Task<IReadOnlyList<string>> StudiesInMonthAsync(string yyyymm, CancellationToken cancellationToken) =>
+        StringsAsync("SELECT study_uid FROM date_studies WHERE date_bucket = $b ORDER BY study_uid", cancellationToken, ("$b", yyyymm));
+
+    public Task<IReadOnlyList<string>> DueForStabilityAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
+        StringsAsync("SELECT study_uid FROM stability_timers WHERE due_at <= $now ORDER BY due_at LIMIT $limit", cancellationToken,
+            ("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit));
+
+    public async Task<IndexCounts> CountAsync(CancellationToken cancellationToken)
+    {
+        await using var c = Open();
+        await using var cmd = Command(c, """
+            SELECT (SELECT COUNT(*) FROM studies), (SELECT COUNT(*) FROM series), (SELECT COUNT(*) FROM instances),
+                   (SELECT COALESCE(SUM(size_bytes), 0) FROM instances)
+            """);
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+        return new IndexCounts(r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        if (_writerLoop is not null) await _writerLoop.ConfigureAwait(false);
+        if (_writer is not null) await _writer.DisposeAsync().ConfigureAwait(false);
+        SqliteConnection.ClearAllPools();
+    }
+}

@@ -1,0 +1,149 @@
+using System.Buffers;
+using System.Diagnostics;
+using Akka.Actor;
+using AkkaVna.Archive.Blobs;
+using AkkaVna.Archive.Hosting;
+using AkkaVna.Archive.Studies;
+using AkkaVna.Dicom.Dictionary;
+using AkkaVna.Dicom.Network;
+using AkkaVna.Dicom.Network.Dimse;
+using AkkaVna.Dicom.Network.Scp;
+using Microsoft.Extensions.Logging;
+
+namespace AkkaVna.Archive.Ingest;
+
+/// <summary>How the ingest path behaves (the <c>akka-vna.archive.ingest</c> configuration).</summary>
+public sealed record IngestSettings(bool FlushBlobs, TimeSpan CommitTimeout);
+
+/// <summary>
+/// The C-STORE handler of an archive node. Each data set streams into a staged blob on this node as it arrives (never
+/// whole in memory), hashed on the way; when it is complete the blob is flushed, the indexed attributes are read from
+/// its first kilobytes, and a <see cref="StoreInstance"/> — a key and the attributes, no bytes — goes to the study's
+/// shard. The C-STORE-RSP carries the study actor's answer, sent only after its commit.
+/// </summary>
+public sealed class ArchiveStoreHandler : ICStoreHandler
+{
+    private readonly IBlobStore _blobs;
+    private readonly IActorRef _studies;
+    private readonly IngestSettings _settings;
+    private readonly ILogger _log;
+
+    public ArchiveStoreHandler(IBlobStore blobs, IActorRef studies, IngestSettings settings, ILogger log)
+    {
+        _blobs = blobs;
+        _studies = studies;
+        _settings = settings;
+        _log = log;
+    }
+
+    public ValueTask<IStoreSink> BeginAsync(StoreRequest request, CancellationToken cancellationToken)
+    {
+        if (!DicomUidRegistry.IsWellFormed(request.SopInstanceUid))
+            throw Refuse(DimseStatus.StoreCannotUnderstand, $"the Affected SOP Instance UID '{Printable(request.SopInstanceUid)}' is not a valid UID (digits and dots, at most 64 characters)");
+        var writer = _blobs.Create();
+        return ValueTask.FromResult<IStoreSink>(new Sink(this, request, writer));
+    }
+
+    private static DimseException Refuse(DimseStatus status, string reason)
+    {
+        ArchiveMetrics.Instances.WithLabels("refused").Inc();
+        return new DimseException(status, reason);
+    }
+
+    private static string Printable(string s) => new(s.Take(80).Select(c => char.IsControl(c) ? '?' : c).ToArray());
+
+    private sealed class Sink(ArchiveStoreHandler owner, StoreRequest request, IBlobWriter writer) : IStoreSink
+    {
+        private bool _headerWritten;
+
+        public async ValueTask WriteAsync(ReadOnlySequence<byte> data, CancellationToken cancellationToken)
+        {
+            if (!_headerWritten)
+            {
+                await writer.WriteAsync(Part10Header.For(request), cancellationToken);
+                _headerWritten = true;
+            }
+            await writer.WriteAsync(data, cancellationToken);
+        }
+
+        public async ValueTask<DimseResult> CompleteAsync(CancellationToken cancellationToken)
+        {
+            if (!_headerWritten) return Refused(DimseStatus.StoreCannotUnderstand, "the data set is empty");
+            var started = Stopwatch.GetTimestamp();
+            string sha;
+            try
+            {
+                sha = await writer.SealAsync(owner._settings.FlushBlobs, cancellationToken);
+            }
+            catch (IOException e)
+            {
+                owner._log.LogError(e, "{Association}: cannot write {SopInstance}", request.Association, request.SopInstanceUid);
+                return Refused(DimseStatus.StoreOutOfResources, $"the blob store cannot write: {e.Message}");
+            }
+            InstanceHeader header;
+            try
+            {
+                header = InstanceHeader.Read(writer.StagedPath);
+            }
+            catch (InvalidInstanceException e)
+            {
+                return Refused(DimseStatus.StoreCannotUnderstand, e.Message);
+            }
+            if (header.SopInstanceUid != request.SopInstanceUid)
+                return Refused(DimseStatus.StoreCannotUnderstand, $"the data set's SOP Instance UID {header.SopInstanceUid} is not the command's {request.SopInstanceUid}");
+            if (header.SopClassUid != request.SopClassUid)
+                return Refused(DimseStatus.StoreDataSetDoesNotMatchSopClass, $"the data set's SOP Class UID {header.SopClassUid} is not the command's {request.SopClassUid}");
+            var key = owner._blobs.KeyFor(header.StudyInstanceUid, header.SeriesInstanceUid, header.SopInstanceUid);
+            var instance = new StoredInstance(header, key, writer.Length, sha, DateTimeOffset.UtcNow, request.Association.CallingAE);
+            StoreInstanceResult result;
+            try
+            {
+                result = await owner._studies.Ask<StoreInstanceResult>(new StoreInstance(instance), owner._settings.CommitTimeout, cancellationToken);
+            }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            {
+                writer.LeaveForRecovery();
+                owner._log.LogWarning("{Association}: {SopInstance} of study {Study} was not committed within {Timeout}", request.Association,
+                    request.SopInstanceUid, header.StudyInstanceUid, owner._settings.CommitTimeout);
+                return Refused(DimseStatus.StoreOutOfResources, $"the archive did not commit the instance within {owner._settings.CommitTimeout.TotalSeconds:0.#} s; send it again");
+            }
+            ArchiveMetrics.CommitSeconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            switch (result.Outcome)
+            {
+                case StoreOutcome.Stored or StoreOutcome.Replaced:
+                    writer.Promote(key);
+                    if (result.ObsoleteBlobKey is { } obsolete) owner._blobs.Delete(obsolete);
+                    ArchiveMetrics.Bytes.Inc(writer.Length);
+                    ArchiveMetrics.Instances.WithLabels(result.Outcome == StoreOutcome.Stored ? "stored" : "replaced").Inc();
+                    if (result.Outcome == StoreOutcome.Replaced)
+                        owner._log.LogWarning("{Association}: {SopInstance} replaced an archived instance with different content (conflict policy: overwrite)",
+                            request.Association, request.SopInstanceUid);
+                    return DimseResult.Success;
+                case StoreOutcome.Duplicate:
+                    // Same content as archived. Its first copy's blob is normally in place; if it is not (its promotion was
+                    // lost), this identical copy takes its place.
+                    if (!owner._blobs.Exists(key)) writer.Promote(key);
+                    ArchiveMetrics.Instances.WithLabels("duplicate").Inc();
+                    return DimseResult.Success;
+                case StoreOutcome.Rejected:
+                    owner._log.LogWarning("{Association}: {Reason}", request.Association, result.Reason);
+                    ArchiveMetrics.Instances.WithLabels("rejected").Inc();
+                    return new DimseResult(DimseStatus.DuplicateSopInstance, result.Reason);
+                default:
+                    writer.LeaveForRecovery();
+                    owner._log.LogError("{Association}: {SopInstance} of study {Study} not committed: {Reason}", request.Association, request.SopInstanceUid,
+                        header.StudyInstanceUid, result.Reason);
+                    ArchiveMetrics.Instances.WithLabels("failed").Inc();
+                    return new DimseResult(DimseStatus.StoreOutOfResources, result.Reason ?? "the commit failed");
+            }
+        }
+
+        private static DimseResult Refused(DimseStatus status, string reason)
+        {
+            ArchiveMetrics.Instances.WithLabels("refused").Inc();
+            return new DimseResult(status, reason);
+        }
+
+        public ValueTask DisposeAsync() => writer.DisposeAsync();
+    }
+}

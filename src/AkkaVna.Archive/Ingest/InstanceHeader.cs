@@ -1,0 +1,119 @@
+using System.Text;
+using AkkaVna.Dicom;
+using AkkaVna.Dicom.Dictionary;
+using AkkaVna.Dicom.IO;
+
+namespace AkkaVna.Archive.Ingest;
+
+/// <summary>
+/// The attributes of one instance that the index holds — what query/retrieve and lifecycle need at the patient, study,
+/// series and instance levels. Everything else stays in the blob. Strings are decoded (Specific Character Set) and trimmed.
+/// </summary>
+public sealed record InstanceHeader
+{
+    // Patient
+    public string PatientId { get; init; } = "";
+    public string IssuerOfPatientId { get; init; } = "";
+    public string? PatientName { get; init; }
+    public string? PatientBirthDate { get; init; }
+    public string? PatientSex { get; init; }
+    // Study
+    public required string StudyInstanceUid { get; init; }
+    public string? StudyDate { get; init; }
+    public string? StudyTime { get; init; }
+    public string? AccessionNumber { get; init; }
+    public string? StudyId { get; init; }
+    public string? StudyDescription { get; init; }
+    public string? ReferringPhysicianName { get; init; }
+    // Series
+    public required string SeriesInstanceUid { get; init; }
+    public string? Modality { get; init; }
+    public int? SeriesNumber { get; init; }
+    public string? SeriesDescription { get; init; }
+    public string? BodyPartExamined { get; init; }
+    public string? SeriesDate { get; init; }
+    // Instance
+    public required string SopClassUid { get; init; }
+    public required string SopInstanceUid { get; init; }
+    public required string TransferSyntaxUid { get; init; }
+    public int? InstanceNumber { get; init; }
+    public int? NumberOfFrames { get; init; }
+    public int? Rows { get; init; }
+    public int? Columns { get; init; }
+
+    /// <summary>The last top-level tag read: everything the index needs precedes group 0029.</summary>
+    private static bool PastIndexedAttributes(DicomTag tag) => tag.Group > 0x0028;
+
+    /// <summary>
+    /// Reads the indexed attributes from the start of a Part 10 file (it stops before group 0029, so pixel data is never
+    /// read). Throws <see cref="InvalidInstanceException"/> when the instance cannot be archived.
+    /// </summary>
+    public static InstanceHeader Read(string path)
+    {
+        DicomFile file;
+        try
+        {
+            file = DicomFile.Open(path, new DicomReadOptions { StopBefore = PastIndexedAttributes });
+        }
+        catch (DicomParseException e)
+        {
+            throw new InvalidInstanceException($"the data set cannot be parsed: {e.Message}");
+        }
+        using (file)
+        {
+            var ds = file.Dataset;
+            string Uid(DicomTag tag, string name)
+            {
+                var uid = ds.GetString(tag);
+                if (string.IsNullOrEmpty(uid)) throw new InvalidInstanceException($"the data set has no {name}");
+                if (!DicomUidRegistry.IsWellFormed(uid)) throw new InvalidInstanceException($"the {name} '{Printable(uid)}' is not a valid UID (digits and dots, at most 64 characters)");
+                return uid;
+            }
+            return new InstanceHeader
+            {
+                PatientId = ds.GetString(DicomTags.PatientID) ?? "",
+                IssuerOfPatientId = ds.GetString(DicomTags.IssuerOfPatientID) ?? "",
+                PatientName = Text(ds, DicomTags.PatientName),
+                PatientBirthDate = Text(ds, DicomTags.PatientBirthDate),
+                PatientSex = Text(ds, DicomTags.PatientSex),
+                StudyInstanceUid = Uid(DicomTags.StudyInstanceUID, "Study Instance UID"),
+                StudyDate = Text(ds, DicomTags.StudyDate),
+                StudyTime = Text(ds, DicomTags.StudyTime),
+                AccessionNumber = Text(ds, DicomTags.AccessionNumber),
+                StudyId = Text(ds, DicomTags.StudyID),
+                StudyDescription = Text(ds, DicomTags.StudyDescription),
+                ReferringPhysicianName = Text(ds, DicomTags.ReferringPhysicianName),
+                SeriesInstanceUid = Uid(DicomTags.SeriesInstanceUID, "Series Instance UID"),
+                Modality = Text(ds, DicomTags.Modality),
+                SeriesNumber = ds.GetInt(DicomTags.SeriesNumber),
+                SeriesDescription = Text(ds, DicomTags.SeriesDescription),
+                BodyPartExamined = Text(ds, DicomTags.BodyPartExamined),
+                SeriesDate = Text(ds, DicomTags.SeriesDate),
+                SopClassUid = Uid(DicomTags.SOPClassUID, "SOP Class UID"),
+                SopInstanceUid = Uid(DicomTags.SOPInstanceUID, "SOP Instance UID"),
+                TransferSyntaxUid = file.TransferSyntax.Uid,
+                InstanceNumber = ds.GetInt(DicomTags.InstanceNumber),
+                NumberOfFrames = ds.GetInt(DicomTags.NumberOfFrames),
+                Rows = ds.GetInt(DicomTags.Rows),
+                Columns = ds.GetInt(DicomTags.Columns),
+            };
+        }
+    }
+
+    private static string? Text(DicomDataset ds, DicomTag tag)
+    {
+        try
+        {
+            return ds.GetString(tag) is { Length: > 0 } s ? s : null;
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or DecoderFallbackException)
+        {
+            return null; // an undecodable name is not a reason to refuse an instance; the blob keeps the bytes
+        }
+    }
+
+    private static string Printable(string s) => new(s.Take(80).Select(c => char.IsControl(c) ? '?' : c).ToArray());
+}
+
+/// <summary>An instance the archive cannot take, with why (sent as the C-STORE Error Comment).</summary>
+public sealed class InvalidInstanceException(string reason) : Exception(reason);

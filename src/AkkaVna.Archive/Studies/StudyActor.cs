@@ -1,0 +1,272 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Akka.Persistence;
+using AkkaVna.Archive.Index;
+
+namespace AkkaVna.Archive.Studies;
+
+/// <summary>How study actors behave (from the <c>akka-vna.archive.studies</c> configuration).</summary>
+public sealed record StudySettings(TimeSpan QuietPeriod, ConflictPolicy ConflictPolicy, int SnapshotEvery, int MaxBatch);
+
+/// <summary>
+/// One study, sharded by Study Instance UID. It <em>coalesces</em>: instances that arrive while a commit is in flight are
+/// decided at once and committed together as the next batch — one journal write (PersistAllAsync) and one index
+/// update — and only then answered, so a C-STORE success always means "in the journal and in the index". The index is a
+/// projection of this actor's journal; the study row carries the sequence number it reflects, and a recovering actor
+/// re-projects whatever the index missed (a crash between journal and index commit).
+/// </summary>
+public sealed class StudyActor : UntypedPersistentActor, IWithTimers
+{
+    private sealed record Pending(IActorRef? ReplyTo, string? SopInstanceUid, StoreOutcome Outcome, string? Reason, string? ObsoleteBlobKey, IReadOnlyList<IStudyEvent> Events);
+    private sealed record Indexed(IReadOnlyList<Pending> Batch, int EventCount, long SequenceNr);
+    private sealed record IndexFailed(IReadOnlyList<Pending> Batch, Exception Cause);
+    private sealed class RetryIndex { public static readonly RetryIndex Instance = new(); }
+
+    private readonly string _studyUid;
+    private readonly StudySettings _settings;
+    private readonly IArchiveIndex _index;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly long _watermarkAtStart;
+    private StudyState _committed, _decided;
+    private readonly List<IStudyEvent> _unindexed = [];
+    private List<Pending> _pending = [];
+    private IReadOnlyList<Pending> _inFlight = [];
+    private bool _busy, _forceIndex, _stopRequested;
+    private long _lastSnapshotSeq;
+    private TimeSpan _retryDelay = TimeSpan.FromMilliseconds(500);
+
+    public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index)
+    {
+        _studyUid = studyInstanceUid;
+        _settings = settings;
+        _index = index;
+        _committed = _decided = StudyState.Empty(studyInstanceUid);
+        _watermarkAtStart = index.GetWatermark(studyInstanceUid);
+    }
+
+    public static Props Props(string studyInstanceUid, StudySettings settings, IArchiveIndex index) =>
+        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index));
+
+    public static string PersistenceIdFor(string studyInstanceUid) => "study-" + studyInstanceUid;
+
+    public override string PersistenceId => PersistenceIdFor(_studyUid);
+
+    /// <summary>Only snapshots the index already reflects: every event after one is replayed and re-projected if needed.</summary>
+    public override Recovery Recovery => new(new SnapshotSelectionCriteria(_watermarkAtStart));
+
+    protected override void OnRecover(object message)
+    {
+        switch (message)
+        {
+            case SnapshotOffer { Snapshot: StudyState s } offer:
+                _committed = s;
+                _lastSnapshotSeq = offer.Metadata.SequenceNr;
+                break;
+            case IStudyEvent e:
+                _committed = _committed.Apply(e);
+                if (LastSequenceNr > _watermarkAtStart) _unindexed.Add(e);
+                break;
+            case RecoveryCompleted:
+                _decided = _committed;
+                if (_unindexed.Count > 0)
+                {
+                    _log.Info("study {0}: re-projecting {1} event(s) the index missed (index at {2}, journal at {3})", _studyUid, _unindexed.Count, _watermarkAtStart, LastSequenceNr);
+                    _forceIndex = true;
+                    Flush();
+                }
+                break;
+        }
+    }
+
+    protected override void OnCommand(object message)
+    {
+        switch (message)
+        {
+            case StoreInstance cmd:
+                OnStore(cmd);
+                break;
+            case CheckStability:
+                if (_decided.DecideStability(DateTimeOffset.UtcNow, _settings.QuietPeriod) is { } stable)
+                {
+                    _decided = _decided.Apply(stable);
+                    _pending.Add(new Pending(null, null, StoreOutcome.Stored, null, null, [stable]));
+                }
+                else _forceIndex = true; // the watch saw a stale timer: rewrite this study's row
+                Flush();
+                break;
+            case GetStudySummary:
+                Sender.Tell(new StudySummary(_studyUid, _committed.Series.Count, _committed.Instances.Count, _committed.SizeBytes, _committed.Stable,
+                    _committed.StableDue(_settings.QuietPeriod), _committed.StableAt, LastSequenceNr));
+                break;
+            case Indexed done:
+                _unindexed.RemoveRange(0, done.EventCount);
+                _forceIndex = false;
+                _retryDelay = TimeSpan.FromMilliseconds(500);
+                Reply(done.Batch, null);
+                if (_unindexed.Count == 0 && done.SequenceNr - _lastSnapshotSeq >= _settings.SnapshotEvery)
+                {
+                    SaveSnapshot(_committed);
+                    _lastSnapshotSeq = done.SequenceNr;
+                }
+                _busy = false;
+                Flush();
+                break;
+            case IndexFailed failed:
+                _log.Warning("study {0}: index update failed ({1}); {2} instance(s) not acknowledged, retrying in {3}", _studyUid, failed.Cause.Message,
+                    failed.Batch.Count(p => p.ReplyTo is not null), _retryDelay);
+                Reply(failed.Batch, $"the index update failed: {failed.Cause.Message}");
+                _busy = false;
+                Timers.StartSingleTimer(RetryIndex.Instance, RetryIndex.Instance, _retryDelay);
+                _retryDelay = TimeSpan.FromTicks(Math.Min(_retryDelay.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                break;
+            case RetryIndex:
+                if (_unindexed.Count > 0) _forceIndex = true;
+                Flush();
+                break;
+            case SaveSnapshotSuccess success:
+                DeleteSnapshots(new SnapshotSelectionCriteria(success.Metadata.SequenceNr - 1));
+                break;
+            case SaveSnapshotFailure or DeleteSnapshotsSuccess or DeleteSnapshotsFailure:
+                break;
+            case StopStudy:
+                _stopRequested = true;
+                if (!_busy && _pending.Count == 0) Context.Stop(Self);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private void OnStore(StoreInstance cmd)
+    {
+        var (outcome, events, reason) = _decided.Decide(cmd.Instance, _settings.ConflictPolicy);
+        string? obsolete = null;
+        foreach (var e in events)
+        {
+            if (e is InstanceReplaced r && r.PreviousBlobKey != r.Instance.BlobKey) obsolete = r.PreviousBlobKey;
+            _decided = _decided.Apply(e);
+        }
+        _pending.Add(new Pending(Sender, cmd.Instance.Header.SopInstanceUid, outcome, reason, obsolete, events));
+        Flush();
+    }
+
+    /// <summary>Commits what is pending as one batch, unless a batch is in flight (then it goes next).</summary>
+    private void Flush()
+    {
+        if (_busy) return;
+        if (_pending.Count == 0 && !_forceIndex)
+        {
+            if (_stopRequested) Context.Stop(Self);
+            return;
+        }
+        _busy = true;
+        var batch = _pending.Count <= _settings.MaxBatch ? _pending : _pending.GetRange(0, _settings.MaxBatch);
+        _pending = _pending.Count <= _settings.MaxBatch ? [] : _pending.GetRange(_settings.MaxBatch, _pending.Count - _settings.MaxBatch);
+        _inFlight = batch;
+        var events = batch.SelectMany(p => p.Events).ToList();
+        if (events.Count == 0)
+        {
+            Persisted(batch);
+            return;
+        }
+        int remaining = events.Count;
+        PersistAllAsync(events, e =>
+        {
+            _committed = _committed.Apply(e);
+            _unindexed.Add(e);
+            if (--remaining == 0) Persisted(batch);
+        });
+    }
+
+    /// <summary>The batch is in the journal: project it (and anything the index missed) into the index, then answer.</summary>
+    private void Persisted(IReadOnlyList<Pending> batch)
+    {
+        if ((_unindexed.Count == 0 && !_forceIndex) || _committed.Latest is null)
+        {
+            _forceIndex = false;
+            Reply(batch, null);
+            _busy = false;
+            Flush();
+            return;
+        }
+        var update = BuildUpdate();
+        int count = _unindexed.Count;
+        long seq = LastSequenceNr;
+        _index.CommitAsync(update, CancellationToken.None).PipeTo(Self,
+            success: () => new Indexed(batch, count, seq),
+            failure: e => new IndexFailed(batch, e));
+    }
+
+    private StudyIndexUpdate BuildUpdate()
+    {
+        var instances = new Dictionary<string, StoredInstance>(StringComparer.Ordinal);
+        var removed = new List<(string, string)>();
+        var touchedSeries = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in _unindexed)
+        {
+            switch (e)
+            {
+                case InstanceStored stored:
+                    instances[stored.Instance.Header.SopInstanceUid] = stored.Instance;
+                    touchedSeries.Add(stored.Instance.Header.SeriesInstanceUid);
+                    break;
+                case InstanceReplaced r:
+                    instances[r.Instance.Header.SopInstanceUid] = r.Instance;
+                    touchedSeries.Add(r.Instance.Header.SeriesInstanceUid);
+                    if (r.PreviousSeriesInstanceUid != r.Instance.Header.SeriesInstanceUid)
+                    {
+                        removed.Add((r.PreviousSeriesInstanceUid, r.Instance.Header.SopInstanceUid));
+                        touchedSeries.Add(r.PreviousSeriesInstanceUid);
+                    }
+                    break;
+            }
+        }
+        var s = _committed;
+        var series = touchedSeries.Select(uid => s.Series.TryGetValue(uid, out var entry)
+            ? new SeriesRow(uid, entry.Latest, entry.InstanceCount) : new SeriesRow(uid, null, 0)).ToList();
+        var study = new StudyRow(_studyUid, s.Latest!, string.Join('\\', s.Modalities), s.Series.Count, s.Instances.Count, s.SizeBytes, s.Stable,
+            s.LastReceived, s.StableDue(_settings.QuietPeriod), s.StableAt);
+        return new StudyIndexUpdate(study, series, instances.Values.ToList(), removed, LastSequenceNr);
+    }
+
+    private static void Reply(IReadOnlyList<Pending> batch, string? failure)
+    {
+        foreach (var p in batch)
+        {
+            if (p.ReplyTo is null || p.SopInstanceUid is null) continue;
+            // A rejection stands whatever happened to the rest of the batch; everything else is acknowledged only by a commit.
+            var result = failure is null || p.Outcome == StoreOutcome.Rejected
+                ? new StoreInstanceResult(p.SopInstanceUid, p.Outcome, p.Reason, p.ObsoleteBlobKey)
+                : new StoreInstanceResult(p.SopInstanceUid, StoreOutcome.Failed, failure);
+            p.ReplyTo.Tell(result);
+        }
+    }
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        // The journal write failed or timed out: whether it landed is unknown. Nothing is acknowledged; the actor stops
+        // (the base class does) and the next message recovers it from what the journal really holds.
+        Reply(_inFlight, $"the journal write failed: {cause.Message}");
+        Reply(_pending, $"the journal write failed: {cause.Message}");
+        _pending.Clear();
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        Reply(_inFlight, $"the journal rejected the batch: {cause.Message}");
+        Reply(_pending, $"the journal rejected the batch: {cause.Message}");
+        _pending.Clear();
+        Context.Stop(Self);
+    }
+
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _log.Error(reason, "study {0}: recovery failed", _studyUid);
+        base.OnRecoveryFailure(reason, message);
+    }
+}

@@ -1,0 +1,136 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using AkkaVna.Archive.Blobs;
+using AkkaVna.Archive.Hosting;
+using AkkaVna.Archive.Index;
+using AkkaVna.Archive.Verification;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace AkkaVna.Cli.Commands;
+
+/// <summary><c>serve</c> (an archive node) and <c>verify</c> (index against blobs).</summary>
+public static class ArchiveCommands
+{
+    public static Command Serve()
+    {
+        var config = new Option<FileInfo?>("--config", "-c") { Description = "A HOCON file of settings over the built-in defaults (see config/akka-vna.conf)." };
+        var data = new Option<DirectoryInfo?>("--data", "-d") { Description = "Data folder (blobs, index, journal). Default: akka-vna.data, i.e. ./data." };
+        var dicomPort = new Option<int?>("--dicom-port") { Description = "DICOM port. Default: akka-vna.dicom.port (11112)." };
+        var httpPort = new Option<int?>("--http-port") { Description = "HTTP port for health and metrics. Default: akka-vna.http.port (8080)." };
+        var aet = new Option<string?>("--ae-title", "-aet") { Description = "AE title of the archive. Default: akka-vna.dicom.ae-title (AKKAVNA)." };
+        var json = new Option<bool>("--log-json") { Description = "Log as JSON lines (one object per event) instead of text lines." };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Log debug events too." };
+        var cmd = new Command("serve", "Run an archive node: takes C-STORE on the DICOM port, archives every instance durably (blob, journal, index) "
+            + "before answering, and serves health and metrics over HTTP. Runs on embedded defaults (SQLite, files under the data folder) with no "
+            + "options. Stops cleanly on Ctrl-C or SIGTERM, finishing open associations.")
+        {
+            config, data, dicomPort, httpPort, aet, json, verbose,
+        };
+        cmd.SetAction((r, ct) => RunServe(r.GetValue(config), r.GetValue(data), r.GetValue(dicomPort), r.GetValue(httpPort), r.GetValue(aet), r.GetValue(json),
+            r.GetValue(verbose), ct));
+        return cmd;
+    }
+
+    
+
+    private static async Task<int> RunServe(FileInfo? config, DirectoryInfo? data, int? dicomPort, int? httpPort, string? aet, bool json, bool verbose,
+        CancellationToken ct)
+    {
+        var overrides = new List<string>();
+        if (data is not null) overrides.Add($"akka-vna.data = {ArchiveOptions.Quote(data.FullName)}");
+        if (dicomPort is { } dp) overrides.Add($"akka-vna.dicom.port = {dp}");
+        if (httpPort is { } hp) overrides.Add($"akka-vna.http.port = {hp}");
+        if (aet is not null) overrides.Add($"akka-vna.dicom.ae-title = {ArchiveOptions.Quote(aet)}");
+        ArchiveOptions options;
+        try
+        {
+            options = ArchiveOptions.Load(config?.FullName, string.Join('\n', overrides));
+        }
+        catch (ArchiveConfigException e)
+        {
+            Console.Error.WriteLine("error: " + e.Message);
+            return 2;
+        }
+        void Logging(ILoggingBuilder b)
+        {
+            if (json) b.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ");
+            else b.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff ";
+            });
+            b.SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information)
+                .AddFilter("Microsoft.AspNetCore", LogLevel.Warning)
+                .AddFilter("akka", verbose ? LogLevel.Debug : LogLevel.Information);
+        }
+
+        var stop = new TaskCompletionSource();
+        using var reg = ct.Register(() => stop.TrySetResult());
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            stop.TrySetResult();
+        });
+        ArchiveNode node;
+        try
+        {
+            node = await ArchiveNode.StartAsync(options, Logging, ct);
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException or TimeoutException
+                                      or Microsoft.Data.Sqlite.SqliteException)
+        {
+            Console.Error.WriteLine($"error: the node cannot start: {e.Message}");
+            return 1;
+        }
+        // Scripts wait for this line (or poll /health/ready).
+        Console.WriteLine($"akka-vna serve: ready; DICOM {options.AETitle}@{node.DicomEndPoint}, HTTP port {node.HttpPort}, data {options.DataFolder}");
+        await stop.Task;
+        await node.StopAsync(TimeSpan.FromSeconds(30));
+        return 0;
+    }
+
+    public static Command Verify()
+    {
+        var data = new Option<DirectoryInfo>("--data", "-d") { Description = "Data folder of the archive to check.", Required = true };
+        var noChecksums = new Option<bool>("--no-checksums") { Description = "Check presence and sizes only; do not read every blob to compare its SHA-256." };
+        var cmd = new Command("verify", "Check an archive's index against its blobs: a blob (of the indexed size and SHA-256) for every indexed instance and "
+            + "an index row for every blob. Prints the counts and each problem; exits 0 only when the archive is clean.")
+        {
+            data, noChecksums,
+        };
+        cmd.SetAction((r, ct) => RunVerify(r.GetValue(data)!, !r.GetValue(noChecksums), ct));
+        return cmd;
+    }
+
+    private static async Task<int> RunVerify(DirectoryInfo data, bool checksums, CancellationToken ct)
+    {
+        var indexPath = ArchiveNode.IndexPath(data.FullName);
+        if (!File.Exists(indexPath))
+        {
+            Console.Error.WriteLine($"error: {data.FullName} is not an archive data folder (no index.db)");
+            return 2;
+        }
+        await using var index = new SqliteArchiveIndex(indexPath, NullLogger.Instance);
+        await index.InitializeAsync(ct);
+        var blobs = new FileSystemBlobStore(ArchiveNode.BlobsPath(data.FullName));
+        var counts = await index.CountAsync(ct);
+        using var bar = Progress.Start((int)Math.Min(counts.Instances, int.MaxValue));
+        var report = await ArchiveVerifier.VerifyAsync(index, blobs, checksums, new Progress<(long Done, long Total)>(p => bar.Report((int)p.Done)), ct);
+        bar.Dispose();
+        Console.WriteLine($"studies: {counts.Studies}, series: {counts.Series}, instances: {report.IndexedInstances} indexed, {report.Blobs} blob(s), "
+            + $"{report.ChecksumsVerified} checksum(s) verified, {report.StagedBlobs} staged");
+        void List(string what, IReadOnlyList<string> items)
+        {
+            Console.WriteLine($"{what}: {items.Count}");
+            foreach (var item in items.Take(50)) Console.WriteLine("  " + item);
+            if (items.Count > 50) Console.WriteLine($"  ... and {items.Count - 50} more");
+        }
+        List("missing blobs", report.MissingBlobs);
+        List("orphan blobs", report.OrphanBlobs);
+        List("checksum mismatches", report.ChecksumMismatches);
+        List("size mismatches", report.SizeMismatches);
+        Console.WriteLine(report.IsClean ? "clean" : "NOT CLEAN");
+        return report.IsClean ? 0 : 1;
+    }
+}
