@@ -81,6 +81,16 @@ public sealed class ServerProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    public int ProcessId => _process.Id;
+
+    /// <summary>SIGKILL: the process gets no chance to shut down.</summary>
+    public void Kill()
+    {
+        if (_process.HasExited) return;
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
     /// <summary>Stops with SIGTERM and returns the exit code (killed after 15 s).</summary>
     public int Stop()
     {

@@ -83,6 +83,9 @@ public sealed class FileSystemBlobStore : IBlobStore
         return (promoted, discarded);
     }
 
+    /// <summary>The file of a blob key (for tools and tests; readers use <see cref="OpenRead"/>).</summary>
+    public string FullPath(string key) => PathOf(key);
+
     private string PathOf(string key)
     {
         // Keys come from KeyFor (or from the index, which got them from KeyFor): still, never leave the root.

@@ -96,7 +96,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             if (promoted + discarded > 0)
                 log.LogInformation("recovery: {Promoted} staged blob(s) promoted (committed before a crash), {Discarded} discarded (never acknowledged)", promoted, discarded);
 
-            var handler = new ArchiveStoreHandler(blobs, studies, options.Ingest, loggerFactory.CreateLogger("ingest"));
+            var handler = new ArchiveStoreHandler(blobs, index, studies, options.Ingest, loggerFactory.CreateLogger("ingest"));
             var services = new DicomServices
             {
                 Policy = new AssociationPolicy

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Hosting;
+using AkkaVna.Archive.Index;
 using AkkaVna.Archive.Studies;
 using AkkaVna.Dicom.Dictionary;
 using AkkaVna.Dicom.Network;
@@ -24,13 +25,15 @@ public sealed record IngestSettings(bool FlushBlobs, TimeSpan CommitTimeout);
 public sealed class ArchiveStoreHandler : ICStoreHandler
 {
     private readonly IBlobStore _blobs;
+    private readonly IArchiveIndex _index;
     private readonly IActorRef _studies;
     private readonly IngestSettings _settings;
     private readonly ILogger _log;
 
-    public ArchiveStoreHandler(IBlobStore blobs, IActorRef studies, IngestSettings settings, ILogger log)
+    public ArchiveStoreHandler(IBlobStore blobs, IArchiveIndex index, IActorRef studies, IngestSettings settings, ILogger log)
     {
         _blobs = blobs;
+        _index = index;
         _studies = studies;
         _settings = settings;
         _log = log;
@@ -93,6 +96,10 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
                 return Refused(DimseStatus.StoreCannotUnderstand, $"the data set's SOP Instance UID {header.SopInstanceUid} is not the command's {request.SopInstanceUid}");
             if (header.SopClassUid != request.SopClassUid)
                 return Refused(DimseStatus.StoreDataSetDoesNotMatchSopClass, $"the data set's SOP Class UID {header.SopClassUid} is not the command's {request.SopClassUid}");
+            // A SOP Instance UID is unique across the archive, not only within its study.
+            if (await owner._index.FindInstanceAsync(header.SopInstanceUid, cancellationToken) is { } elsewhere && elsewhere.StudyInstanceUid != header.StudyInstanceUid)
+                return Refused(DimseStatus.DuplicateSopInstance,
+                    $"SOP Instance {header.SopInstanceUid} is already archived in study {elsewhere.StudyInstanceUid}, not {header.StudyInstanceUid}; the archive keeps the first");
             var key = owner._blobs.KeyFor(header.StudyInstanceUid, header.SeriesInstanceUid, header.SopInstanceUid);
             var instance = new StoredInstance(header, key, writer.Length, sha, DateTimeOffset.UtcNow, request.Association.CallingAE);
             StoreInstanceResult result;
@@ -138,8 +145,9 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
             }
         }
 
-        private static DimseResult Refused(DimseStatus status, string reason)
+        private DimseResult Refused(DimseStatus status, string reason)
         {
+            owner._log.LogWarning("{Association}: {SopInstance} refused with {Status}: {Reason}", request.Association, request.SopInstanceUid, status, reason);
             ArchiveMetrics.Instances.WithLabels("refused").Inc();
             return new DimseResult(status, reason);
         }

@@ -24,24 +24,9 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
     private static readonly HashSet<string> StorescpSyntaxRefusals =
         ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.8.1", "1.2.840.10008.1.2.4.57"];
 
-    /// <summary>Transfer syntaxes newer than dcmtk 3.6.7: its storescu cannot read files in them.</summary>
-    private static readonly HashSet<string> UnknownToDcmtk367 = ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.8.1"];
-
     /// <summary>What storescp refuses to negotiate: the syntaxes above, the DICOMDIR class (media only, never sent over a network) and private SOP classes.</summary>
     private static bool StorescpRefuses(StoreFile f) =>
         StorescpSyntaxRefusals.Contains(f.TransferSyntax.Uid) || f.SopClassUid == "1.2.840.10008.1.3.10" || Dictionary.DicomUidRegistry.Lookup(f.SopClassUid) is null;
-
-    /// <summary>Every corpus file that can be sent: readable, with SOP class and instance, and accepted by dcmdump.</summary>
-    private static readonly Lazy<List<StoreFile>> Sendable = new(() =>
-    {
-        var files = new List<StoreFile>();
-        foreach (var e in Corpus.Entries.Where(e => e.DcmdumpAccepts))
-        {
-            try { files.Add(StoreFile.Read(e.Path)); }
-            catch (DicomParseException) { }
-        }
-        return files;
-    });
 
     private static ServerProcess StartReceive(string folder, int port, params string[] options) =>
         new("dotnet", [AkkaVnaCli.Dll, "receive", "--port", port.ToString(CultureInfo.InvariantCulture), "--out", folder, "--bind", "127.0.0.1", "--timeout", "20", .. options], "listening on");
@@ -99,8 +84,8 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
     public void Storescu_sends_every_corpus_file_to_receive_and_each_arrives_dataset_equal(int associations)
     {
         using var dir = new TempDir();
-        var files = Sendable.Value;
-        string config = WriteStorescuConfig(dir, files);
+        var files = Storescu.SendableCorpus.Value;
+        string config = Storescu.WriteConfig(dir, files);
         int port = Ports.Free();
         string received = Path.Combine(dir.Path, "received");
         using var server = StartReceive(received, port);
@@ -108,42 +93,23 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
         var cannotSend = new List<string>();
         int compared = 0;
         // Corpus files share SOP Instance UIDs (one data set in many encodings): send them in rounds of distinct UIDs.
-        foreach (var round in Rounds(files))
+        foreach (var round in Storescu.Rounds(files))
         {
             foreach (var f in Directory.EnumerateFiles(received)) File.Delete(f);
-            var lists = Enumerable.Range(0, associations).Select(i => round.Where((_, k) => k % associations == i).ToList()).Where(l => l.Count > 0).ToList();
-            var results = lists.AsParallel().WithDegreeOfParallelism(lists.Count).Select(list => Tool.Run(Tool.Dcmtk("storescu"),
-                ["-xf", config, "Corpus", "-aec", "AKKAVNA", "-nh", "-v", "127.0.0.1", port.ToString(CultureInfo.InvariantCulture), .. list.Select(f => f.Path)],
-                ToolTimeout)).ToList();
-            foreach (var r in results)
-            {
-                // dcmtk refuses a few corpus files on its own side (files it cannot read, transfer syntaxes newer than
-                // 3.6.7): those are listed, not failed. Any other error — a failure status, an abort — is ours.
-                string? sending = null;
-                foreach (var line in (r.StdErr + r.StdOut).Split('\n'))
-                {
-                    if (line.StartsWith("I: Sending file: ", StringComparison.Ordinal)) sending = line["I: Sending file: ".Length..].Trim();
-                    if (!line.StartsWith("E:", StringComparison.Ordinal)) continue;
-                    bool unknownSyntax = files.Any(f => (line.Contains(f.Path, StringComparison.Ordinal) || f.Path == sending) && UnknownToDcmtk367.Contains(f.TransferSyntax.Uid));
-                    if (line.Contains("Bad DICOM file:", StringComparison.Ordinal) || line.Contains("No SOP Class or Instance UID", StringComparison.Ordinal) || unknownSyntax)
-                        cannotSend.Add(unknownSyntax ? $"{sending}: transfer syntax unknown to dcmtk 3.6.7" : line);
-                    else if (!line.Contains("DcmElement", StringComparison.Ordinal))
-                        Assert.Fail($"storescu reported: {line}\n{r.StdErr}");
-                }
-                Assert.DoesNotContain("Association Aborted", r.StdErr + r.StdOut);
-            }
+            foreach (var r in Storescu.Send(config, port, round, associations, ToolTimeout))
+                cannotSend.AddRange(Storescu.RefusedByDcmtk(r, files));
             foreach (var f in round)
             {
-                if (cannotSend.Any(l => l.Contains(f.Path, StringComparison.Ordinal)) || UnknownToDcmtk367.Contains(f.TransferSyntax.Uid)) continue;
+                if (cannotSend.Any(l => l.Contains(f.Path, StringComparison.Ordinal)) || Storescu.UnknownToDcmtk367.Contains(f.TransferSyntax.Uid)) continue;
                 string path = Path.Combine(received, FolderStoreHandler.FileNameFor(f.SopInstanceUid));
                 Assert.True(File.Exists(path), $"{f.Path} was not received\n{server.Output}");
-                AssertSameDataSet(f.Path, path);
+                Storescu.AssertSameDataSet(f.Path, path);
                 compared++;
             }
         }
         output.WriteLine($"{compared} files received dataset-equal; dcmtk could not read {cannotSend.Count}: {string.Join("; ", cannotSend)}");
         // Every file was either received dataset-equal or refused by dcmtk itself before sending; most were received.
-        int refused = files.Count(f => cannotSend.Any(l => l.Contains(f.Path, StringComparison.Ordinal)) || UnknownToDcmtk367.Contains(f.TransferSyntax.Uid));
+        int refused = files.Count(f => cannotSend.Any(l => l.Contains(f.Path, StringComparison.Ordinal)) || Storescu.UnknownToDcmtk367.Contains(f.TransferSyntax.Uid));
         Assert.Equal(files.Count, compared + refused);
         Assert.True(compared >= 90, $"only {compared} of {files.Count} files were compared");
         Assert.Equal(0, server.Stop());
@@ -155,7 +121,7 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
     public void Akka_vna_store_sends_the_corpus_to_storescp_and_storescp_writes_each_dataset_equal(int associations)
     {
         using var dir = new TempDir();
-        var files = Sendable.Value;
+        var files = Storescu.SendableCorpus.Value;
         string list = Path.Combine(dir.Path, "files.txt");
         File.WriteAllLines(list, files.Select(f => f.Path));
         var r = InNetworkNamespace(dir, $"""
@@ -198,47 +164,6 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
     {
         using var received = DicomFile.Open(receivedPath);
         return DatasetAssert.Differences(source.Dataset, received.Dataset, "", ignoreVR: false).Count == 0;
-    }
-
-    private static void AssertSameDataSet(string sourcePath, string receivedPath)
-    {
-        using var source = DicomFile.Open(sourcePath);
-        using var received = DicomFile.Open(receivedPath);
-        // storescu drops Data Set Trailing Padding (FFFC,FFFC) when it sends; PS3.10 7.2 gives it no meaning.
-        source.Dataset.Remove(DicomTags.DataSetTrailingPadding);
-        // storescu re-encodes what it reads: string values lose superfluous trailing spaces.
-        var diff = DatasetAssert.Differences(source.Dataset, received.Dataset, "", ignoreVR: false, trimStringPadding: true);
-        // Encapsulated Pixel Data is OB (PS3.5 A.4); storescu corrects a source that says OW.
-        if (source.Dataset[DicomTags.PixelData] is DicomFragmentSequence { VR: DicomVR.OW }) diff.Remove("(7FE0,0010): VR OW vs OB");
-        Assert.True(diff.Count == 0, $"{sourcePath} differs after the round trip:\n{string.Join("\n", diff.Take(10))}");
-    }
-
-    private static IEnumerable<List<StoreFile>> Rounds(List<StoreFile> files)
-    {
-        var groups = files.GroupBy(f => f.SopInstanceUid).Select(g => g.ToList()).ToList();
-        for (int k = 0; ; k++)
-        {
-            var round = groups.Where(g => g.Count > k).Select(g => g[k]).ToList();
-            if (round.Count == 0) yield break;
-            yield return round;
-        }
-    }
-
-    /// <summary>A storescu association profile proposing, for each (SOP class, transfer syntax) pair of the files, that syntax alone.</summary>
-    private static string WriteStorescuConfig(TempDir dir, List<StoreFile> files)
-    {
-        var pairs = files.Select(f => (f.SopClassUid, f.TransferSyntax.Uid)).Distinct().ToList();
-        Assert.True(pairs.Count <= 128, $"{pairs.Count} presentation contexts do not fit one association");
-        var syntaxes = pairs.Select(p => p.Uid).Distinct().ToList();
-        var sb = new StringBuilder("[[TransferSyntaxes]]\n");
-        for (int i = 0; i < syntaxes.Count; i++) sb.Append(CultureInfo.InvariantCulture, $"[TS{i}]\nTransferSyntax1 = {syntaxes[i]}\n");
-        sb.Append("[[PresentationContexts]]\n[Contexts]\n");
-        for (int i = 0; i < pairs.Count; i++)
-            sb.Append(CultureInfo.InvariantCulture, $"PresentationContext{i + 1} = {pairs[i].SopClassUid}\\TS{syntaxes.IndexOf(pairs[i].Uid)}\n");
-        sb.Append("[[Profiles]]\n[Corpus]\nPresentationContexts = Contexts\n");
-        string path = dir.File("storescu.cfg");
-        File.WriteAllText(path, sb.ToString());
-        return path;
     }
 
     /// <summary>Starts storescp (accepting every transfer syntax it knows, writing bit-preserved, unique file names) and waits for its port.</summary>

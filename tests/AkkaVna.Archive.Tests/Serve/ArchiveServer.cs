@@ -1,0 +1,67 @@
+using System.Globalization;
+using AkkaVna.Archive.Blobs;
+using AkkaVna.Archive.Hosting;
+using AkkaVna.Archive.Index;
+using AkkaVna.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace AkkaVna.Archive.Tests.Serve;
+
+/// <summary>
+/// <c>akka-vna serve</c> as a real process on a data folder, with free ports and an optional configuration file; the
+/// test reads its index (SQLite in WAL mode: readable while the node writes) and blob store directly.
+/// </summary>
+public sealed class ArchiveServer : IDisposable
+{
+    public string DataFolder { get; }
+    public int DicomPort { get; }
+    public int HttpPort { get; }
+    private readonly ServerProcess _process;
+
+    public ArchiveServer(string dataFolder, string? config = null, int? dicomPort = null)
+    {
+        DataFolder = dataFolder;
+        DicomPort = dicomPort ?? Ports.Free();
+        HttpPort = Ports.Free();
+        var args = new List<string> { AkkaVnaCli.Dll, "serve", "--data", dataFolder, "--dicom-port", DicomPort.ToString(CultureInfo.InvariantCulture),
+            "--http-port", HttpPort.ToString(CultureInfo.InvariantCulture) };
+        if (config is not null)
+        {
+            string path = Path.Combine(Path.GetDirectoryName(dataFolder)!, "akka-vna-" + Guid.NewGuid().ToString("N")[..8] + ".conf");
+            File.WriteAllText(path, config);
+            args.AddRange(["--config", path]);
+        }
+        _process = new ServerProcess("dotnet", args, "akka-vna serve: ready", TimeSpan.FromSeconds(90));
+    }
+
+    public string Output => _process.Output;
+    public int ProcessId => _process.ProcessId;
+
+    /// <summary>SIGTERM, then the exit code.</summary>
+    public int Stop() => _process.Stop();
+
+    /// <summary>SIGKILL: no shutdown at all.</summary>
+    public void Kill() => _process.Kill();
+
+    public void Dispose() => _process.Dispose();
+
+    /// <summary>Opens the node's index (it may be running).</summary>
+    public static async Task<SqliteArchiveIndex> OpenIndexAsync(string dataFolder)
+    {
+        var index = new SqliteArchiveIndex(ArchiveNode.IndexPath(dataFolder), NullLogger.Instance);
+        await index.InitializeAsync(CancellationToken.None);
+        return index;
+    }
+
+    public static FileSystemBlobStore OpenBlobs(string dataFolder) => new(ArchiveNode.BlobsPath(dataFolder));
+
+    public static async Task<List<IndexedInstance>> ListAsync(IArchiveIndex index)
+    {
+        var list = new List<IndexedInstance>();
+        await foreach (var i in index.ListInstancesAsync(null, CancellationToken.None)) list.Add(i);
+        return list;
+    }
+
+    /// <summary>Runs <c>akka-vna verify</c> and returns its exit code and output.</summary>
+    public static Tool.Result Verify(string dataFolder) => AkkaVnaCli.Run(TimeSpan.FromMinutes(3), "verify", "--data", dataFolder);
+}
