@@ -121,7 +121,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 },
             }, services, loggerFactory);
 
-            var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index);
+            var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, studies);
             await http.StartAsync(cancellationToken);
             dicom.Start();
             var node = new ArchiveNode(options, system, studies, index, blobs, dicom, http, log);
@@ -202,7 +202,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         return ConfigurationFactory.ParseString(hocon).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
     }
 
-    private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index)
+    private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IActorRef studies)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -225,6 +225,25 @@ public sealed class ArchiveNode : IAsyncDisposable
             return problems.Count == 0 ? Results.Text("ready\n") : Results.Text(string.Join('\n', problems) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
         });
         app.MapMetrics("/metrics");
+        // For operators: a study as its actor (not the index) sees it — journal sequence number, stable state.
+        app.MapGet("/admin/studies/{uid}", async (string uid, CancellationToken ct) =>
+        {
+            if (!Dicom.Dictionary.DicomUidRegistry.IsWellFormed(uid)) return Results.BadRequest(new { error = $"'{uid}' is not a valid UID" });
+            try
+            {
+                var s = await studies.Ask<StudySummary>(new GetStudySummary(uid), TimeSpan.FromSeconds(30), ct);
+                if (s.SequenceNr == 0) return Results.NotFound(new { error = $"no study {uid}" });
+                return Results.Ok(new
+                {
+                    studyInstanceUid = s.StudyInstanceUid, series = s.SeriesCount, instances = s.InstanceCount, sizeBytes = s.SizeBytes,
+                    stable = s.Stable, stableDue = s.StableDue, stableAt = s.StableAt, journalSequenceNr = s.SequenceNr,
+                });
+            }
+            catch (AskTimeoutException)
+            {
+                return Results.Json(new { error = "the study actor did not answer within 30 s" }, statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+        });
         return app;
     }
 

@@ -30,14 +30,14 @@ public sealed class IngestTests(ITestOutputHelper output)
         return values.Count == 2 && values.All(Dicom.Dictionary.DicomUidRegistry.IsWellFormed);
     }
 
-    public static string StudyOf(string path)
+    internal static string StudyOf(string path)
     {
         using var file = Dicom.IO.DicomFile.Open(path, new Dicom.IO.DicomReadOptions { StopBefore = t => t.Group > 0x0020 });
         return file.Dataset.GetString(Dicom.DicomTags.StudyInstanceUID)!;
     }
 
     /// <summary>Each blob holds the source's data set, and its study row counts exactly the instance rows.</summary>
-    private static async Task AssertArchivedAsync(string data, IEnumerable<StoreFile> sent, List<IndexedInstance> rows)
+    internal static async Task AssertArchivedAsync(string data, IEnumerable<StoreFile> sent, List<IndexedInstance> rows)
     {
         var blobs = ArchiveServer.OpenBlobs(data);
         var bySop = rows.ToDictionary(r => r.SopInstanceUid);
