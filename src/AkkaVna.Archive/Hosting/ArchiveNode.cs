@@ -159,8 +159,6 @@ public sealed class ArchiveNode : IAsyncDisposable
               log-dead-letters-during-shutdown = off
               actor {
                 provider = cluster
-                serializers { akka-vna-study = "AkkaVna.Archive.Studies.StudySerializer, AkkaVna.Archive" }
-                serialization-bindings { "AkkaVna.Archive.Studies.IStudyProtocol, AkkaVna.Archive" = akka-vna-study }
               }
               remote.dot-netty.tcp { hostname = {{ArchiveOptions.Quote(o.ClusterHostname)}}, port = {{o.ClusterPort}} }
               cluster {
@@ -199,7 +197,7 @@ public sealed class ArchiveNode : IAsyncDisposable
               }
             }
             """;
-        return ConfigurationFactory.ParseString(hocon).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+        return ConfigurationFactory.ParseString(hocon).WithFallback(ConfigurationFactory.ParseString(StudySerializer.Binding)).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
     }
 
     private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IActorRef studies)

@@ -15,6 +15,12 @@ namespace AkkaVna.Archive.Studies;
 public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int SerializerId = 4101;
+
+    /// <summary>The HOCON that binds the study protocol to this serializer.</summary>
+    public const string Binding = """
+        akka.actor.serializers.akka-vna-study = "AkkaVna.Archive.Studies.StudySerializer, AkkaVna.Archive"
+        akka.actor.serialization-bindings { "AkkaVna.Archive.Studies.IStudyProtocol, AkkaVna.Archive" = akka-vna-study }
+        """;
     private const byte Version1 = 1;
 
     public override int Identifier => SerializerId;

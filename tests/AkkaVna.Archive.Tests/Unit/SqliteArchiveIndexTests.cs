@@ -1,0 +1,86 @@
+using AkkaVna.Archive.Index;
+using AkkaVna.Archive.Studies;
+using AkkaVna.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using static AkkaVna.Archive.Tests.Unit.Samples;
+
+namespace AkkaVna.Archive.Tests.Unit;
+
+public sealed class SqliteArchiveIndexTests : IAsyncLifetime
+{
+    private readonly TempDir _dir = new();
+    private SqliteArchiveIndex _index = null!;
+
+    public async Task InitializeAsync()
+    {
+        _index = new SqliteArchiveIndex(Path.Combine(_dir.Path, "index.db"), NullLogger.Instance);
+        await _index.InitializeAsync(CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _index.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private static StudyIndexUpdate UpdateFor(string study, long seq, bool stable, params StoredInstance[] instances)
+    {
+        var s = StudyState.Empty(study);
+        foreach (var i in instances)
+            foreach (var e in s.Decide(i, ConflictPolicy.Overwrite).Events) s = s.Apply(e);
+        var quiet = TimeSpan.FromMinutes(5);
+        var row = new StudyRow(study, s.Latest!, string.Join('\\', s.Modalities), s.Series.Count, s.Instances.Count, s.SizeBytes, stable, s.LastReceived,
+            stable ? null : s.StableDue(quiet), stable ? s.LastReceived : null);
+        return new StudyIndexUpdate(row, s.Series.Select(kv => new SeriesRow(kv.Key, kv.Value.Latest, kv.Value.InstanceCount)).ToList(), instances, [], seq);
+    }
+
+    [Fact]
+    public async Task A_commit_fills_every_query_table()
+    {
+        await _index.CommitAsync(UpdateFor(Study, 2, false, Instance("1.1"), Instance("1.2", series: "1.2.3.4.2")), CancellationToken.None);
+        var study = await _index.GetStudyAsync(Study, CancellationToken.None);
+        Assert.Equal((2, 2, "P1", "HOSP-A", 2L, false), (study!.SeriesCount, study.InstanceCount, study.PatientId, study.IssuerOfPatientId, study.JournalSequenceNr, study.Stable));
+        Assert.Equal(2, _index.GetWatermark(Study));
+        Assert.Equal(0, _index.GetWatermark("9.9"));
+        Assert.Equal([Study], await _index.StudiesOfPatientAsync("P1", "HOSP-A", CancellationToken.None));
+        Assert.Empty(await _index.StudiesOfPatientAsync("P1", "", CancellationToken.None)); // the issuer qualifies the patient
+        Assert.Equal([Study], await _index.StudiesInMonthAsync("202601", CancellationToken.None));
+        Assert.Equal(2, (await _index.GetSeriesAsync(Study, CancellationToken.None)).Count);
+        Assert.Equal("1.2.3.4.2", (await _index.FindInstanceAsync("1.2", CancellationToken.None))!.SeriesInstanceUid);
+        Assert.Equal(new IndexCounts(1, 2, 2, 2000), await _index.CountAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Open_studies_come_due_for_stability_and_stable_ones_leave_the_timer_table()
+    {
+        var at = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);
+        await _index.CommitAsync(UpdateFor(Study, 1, false, Instance("1.1", at: at)), CancellationToken.None);
+        Assert.Empty(await _index.DueForStabilityAsync(at + TimeSpan.FromMinutes(4), 10, CancellationToken.None));
+        Assert.Equal([Study], await _index.DueForStabilityAsync(at + TimeSpan.FromMinutes(5), 10, CancellationToken.None));
+        await _index.CommitAsync(UpdateFor(Study, 2, true, Instance("1.1", at: at)), CancellationToken.None);
+        Assert.Empty(await _index.DueForStabilityAsync(at + TimeSpan.FromDays(1), 10, CancellationToken.None));
+        Assert.True((await _index.GetStudyAsync(Study, CancellationToken.None))!.Stable);
+    }
+
+    [Fact]
+    public async Task A_changed_patient_or_study_date_moves_the_partition_rows_and_an_older_update_never_wins()
+    {
+        await _index.CommitAsync(UpdateFor(Study, 1, false, Instance("1.1")), CancellationToken.None);
+        await _index.CommitAsync(UpdateFor(Study, 3, false, Instance("1.1", patientId: "P2", studyDate: null)), CancellationToken.None);
+        Assert.Empty(await _index.StudiesOfPatientAsync("P1", "HOSP-A", CancellationToken.None));
+        Assert.Equal([Study], await _index.StudiesOfPatientAsync("P2", "HOSP-A", CancellationToken.None));
+        Assert.Empty(await _index.StudiesInMonthAsync("202601", CancellationToken.None));
+        Assert.Equal([Study], await _index.StudiesInMonthAsync("none", CancellationToken.None));
+        await _index.CommitAsync(UpdateFor(Study, 2, false, Instance("1.1", patientId: "P9")), CancellationToken.None);
+        Assert.Equal(("P2", 3L), ((await _index.GetStudyAsync(Study, CancellationToken.None))!.PatientId, _index.GetWatermark(Study)));
+    }
+
+    [Fact]
+    public async Task Concurrent_commits_of_many_studies_are_grouped_and_all_applied()
+    {
+        var commits = Enumerable.Range(1, 200).Select(n => _index.CommitAsync(
+            UpdateFor($"1.9.{n}", 1, false, Instance($"1.9.{n}.1", study: $"1.9.{n}"), Instance($"1.9.{n}.2", study: $"1.9.{n}")), CancellationToken.None));
+        await Task.WhenAll(commits);
+        Assert.Equal(new IndexCounts(200, 200, 400, 400_000), await _index.CountAsync(CancellationToken.None));
+    }
+}
