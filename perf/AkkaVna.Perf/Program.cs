@@ -10,6 +10,7 @@ using AkkaVna.Dicom.IO;
 //   dotnet run -c Release --project perf/AkkaVna.Perf -- [corpus-dir] [--large-gb N] [--rounds N]
 // Network benchmark (issue 3): see NetworkBenchmark.cs —
 //   dotnet run -c Release --project perf/AkkaVna.Perf -- network [--instances N] [--repeats N]
+//   dotnet run -c Release --project perf/AkkaVna.Perf -- archive [--studies N] [--instances N] [--repeats N]
 // Prints a Markdown table. Not a test: no assertions on time.
 namespace AkkaVna.Perf;
 
@@ -18,6 +19,7 @@ public static class Program
     public static int Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "network") return NetworkBenchmark.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "archive") return ArchiveBenchmark.Run(args[1..]);
         string corpus = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || !args[i - 1].StartsWith("--", StringComparison.Ordinal))).FirstOrDefault()
             ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/corpus"));
         double largeGb = Option(args, "--large-gb", 2.0);

@@ -87,7 +87,7 @@ public sealed class ServerProcess : IDisposable
     public void Kill()
     {
         if (_process.HasExited) return;
-        _process.Kill(entireProcessTree: true);
+        _process.Kill();
         _process.WaitForExit();
     }
 

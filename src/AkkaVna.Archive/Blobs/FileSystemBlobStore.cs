@@ -60,15 +60,24 @@ public sealed class FileSystemBlobStore : IBlobStore
         }
     }
 
-    public async Task<(int Promoted, int Discarded)> RecoverStagedAsync(Func<string, Task<string?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken)
+    public async Task<(int Promoted, int Discarded, int Kept)> RecoverStagedAsync(Func<string, Task<string?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken)
     {
-        int promoted = 0, discarded = 0;
+        int promoted = 0, discarded = 0, kept = 0;
         var cutoff = DateTime.UtcNow - olderThan;
         foreach (var file in Directory.EnumerateFiles(_staging, "*.part"))
         {
             cancellationToken.ThrowIfCancellationRequested();
             if (File.GetLastWriteTimeUtc(file) > cutoff) continue;
-            var key = await resolve(file).ConfigureAwait(false);
+            string? key;
+            try
+            {
+                key = await resolve(file).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                kept++; // undecided (the study or the index did not answer): left for the next run
+                continue;
+            }
             if (key is null)
             {
                 File.Delete(file);
@@ -80,7 +89,7 @@ public sealed class FileSystemBlobStore : IBlobStore
                 promoted++;
             }
         }
-        return (promoted, discarded);
+        return (promoted, discarded, kept);
     }
 
     /// <summary>The file of a blob key (for tools and tests; readers use <see cref="OpenRead"/>).</summary>

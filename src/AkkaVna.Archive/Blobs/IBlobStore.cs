@@ -36,9 +36,10 @@ public interface IBlobStore
 
     /// <summary>
     /// Resolves blobs left staged by a crash: <paramref name="resolve"/> gets each one and returns the key to promote it
-    /// to (its commit happened) or null (it was never acknowledged: it is deleted). Returns (promoted, discarded).
+    /// to (its commit happened) or null (it was never acknowledged: it is deleted); when it throws, the blob stays staged
+    /// for the next run. Returns the counts of each.
     /// </summary>
-    Task<(int Promoted, int Discarded)> RecoverStagedAsync(Func<string, Task<string?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken);
+    Task<(int Promoted, int Discarded, int Kept)> RecoverStagedAsync(Func<string, Task<string?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken);
 }
 
 /// <summary>One blob being staged.</summary>

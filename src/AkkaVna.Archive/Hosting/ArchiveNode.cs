@@ -92,9 +92,10 @@ public sealed class ArchiveNode : IAsyncDisposable
             log.LogInformation("cluster member {Address} is up; study shard region started ({Shards} shards)", cluster.SelfAddress, options.Shards);
 
             // Blobs a crash left staged are settled before any new association is taken.
-            var (promoted, discarded) = await RecoverStagedAsync(blobs, index, studies, TimeSpan.Zero, cancellationToken);
-            if (promoted + discarded > 0)
-                log.LogInformation("recovery: {Promoted} staged blob(s) promoted (committed before a crash), {Discarded} discarded (never acknowledged)", promoted, discarded);
+            var (promoted, discarded, kept) = await RecoverStagedAsync(blobs, index, studies, TimeSpan.Zero, cancellationToken);
+            if (promoted + discarded + kept > 0)
+                log.LogInformation("recovery: {Promoted} staged blob(s) promoted (committed before a crash), {Discarded} discarded (never acknowledged), {Kept} left for the next sweep",
+                    promoted, discarded, kept);
 
             var handler = new ArchiveStoreHandler(blobs, index, studies, options.Ingest, loggerFactory.CreateLogger("ingest"));
             var services = new DicomServices
@@ -149,7 +150,6 @@ public sealed class ArchiveNode : IAsyncDisposable
 
     private static Config AkkaConfig(ArchiveOptions o)
     {
-        string journal = new SqliteConnectionStringBuilder { DataSource = JournalPath(o.DataFolder), DefaultTimeout = 30 }.ToString();
         var hocon = $$"""
             akka {
               loggers = ["AkkaVna.Archive.Hosting.AkkaLogBridge, AkkaVna.Archive"]
@@ -171,6 +171,20 @@ public sealed class ArchiveNode : IAsyncDisposable
                   distributed-data.durable.keys = []
                 }
               }
+            }
+            """;
+        return ConfigurationFactory.ParseString(hocon).WithFallback(PersistenceConfig(o.DataFolder));
+    }
+
+    /// <summary>
+    /// The journal, snapshot store and read journal on the data folder's journal.db, with the study protocol's serializer
+    /// and the "study" tag: also what a reader of the study event stream (<see cref="StudyEventStream"/>) configures.
+    /// </summary>
+    public static Config PersistenceConfig(string dataFolder)
+    {
+        string journal = new SqliteConnectionStringBuilder { DataSource = JournalPath(dataFolder), DefaultTimeout = 30 }.ToString();
+        var hocon = $$"""
+            akka {
               persistence {
                 journal {
                   plugin = "akka.persistence.journal.sql"
@@ -197,7 +211,8 @@ public sealed class ArchiveNode : IAsyncDisposable
               }
             }
             """;
-        return ConfigurationFactory.ParseString(hocon).WithFallback(ConfigurationFactory.ParseString(StudySerializer.Binding)).WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+        return ConfigurationFactory.ParseString(hocon).WithFallback(ConfigurationFactory.ParseString(StudySerializer.Binding))
+            .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
     }
 
     private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IActorRef studies)
@@ -250,7 +265,7 @@ public sealed class ArchiveNode : IAsyncDisposable
     /// re-projects any commit the index missed), and the index decides — promote to the indexed key when the checksum
     /// matches, delete otherwise.
     /// </summary>
-    private static Task<(int Promoted, int Discarded)> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IActorRef studies, TimeSpan olderThan,
+    private static Task<(int Promoted, int Discarded, int Kept)> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IActorRef studies, TimeSpan olderThan,
         CancellationToken cancellationToken) =>
         blobs.RecoverStagedAsync(async path =>
         {
@@ -279,8 +294,9 @@ public sealed class ArchiveNode : IAsyncDisposable
                 await Task.Delay(Options.SweepInterval, _stopping.Token);
                 try
                 {
-                    var (promoted, discarded) = await RecoverStagedAsync(Blobs, Index, Studies, Options.StagedGrace, _stopping.Token);
-                    if (promoted + discarded > 0) _log.LogInformation("sweep: {Promoted} staged blob(s) promoted, {Discarded} discarded", promoted, discarded);
+                    var (promoted, discarded, kept) = await RecoverStagedAsync(Blobs, Index, Studies, Options.StagedGrace, _stopping.Token);
+                    if (promoted + discarded + kept > 0)
+                        _log.LogInformation("sweep: {Promoted} staged blob(s) promoted, {Discarded} discarded, {Kept} left for the next sweep", promoted, discarded, kept);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {

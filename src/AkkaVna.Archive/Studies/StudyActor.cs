@@ -18,7 +18,11 @@ public sealed record StudySettings(TimeSpan QuietPeriod, ConflictPolicy Conflict
 /// </summary>
 public sealed class StudyActor : UntypedPersistentActor, IWithTimers
 {
-    private sealed record Pending(IActorRef? ReplyTo, string? SopInstanceUid, StoreOutcome Outcome, string? Reason, string? ObsoleteBlobKey, IReadOnlyList<IStudyEvent> Events);
+    private sealed record Pending(IActorRef? ReplyTo, string? SopInstanceUid, StoreOutcome Outcome, string? Reason, string? ObsoleteBlobKey, IReadOnlyList<IStudyEvent> Events)
+    {
+        /// <summary>A <see cref="GetStudySummary"/>: answered once everything before it is committed to the journal and the index.</summary>
+        public bool Summary { get; init; }
+    }
     private sealed record Indexed(IReadOnlyList<Pending> Batch, int EventCount, long SequenceNr);
     private sealed record IndexFailed(IReadOnlyList<Pending> Batch, Exception Cause);
     private sealed class RetryIndex { public static readonly RetryIndex Instance = new(); }
@@ -96,8 +100,9 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 Flush();
                 break;
             case GetStudySummary:
-                Sender.Tell(new StudySummary(_studyUid, _committed.Series.Count, _committed.Instances.Count, _committed.SizeBytes, _committed.Stable,
-                    _committed.StableDue(_settings.QuietPeriod), _committed.StableAt, LastSequenceNr));
+                // Answered in turn, after what is in flight (a re-projection too): staged-blob recovery relies on it.
+                _pending.Add(new Pending(Sender, null, StoreOutcome.Stored, null, null, []) { Summary = true });
+                Flush();
                 break;
             case Indexed done:
                 _unindexed.RemoveRange(0, done.EventCount);
@@ -114,7 +119,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 break;
             case IndexFailed failed:
                 _log.Warning("study {0}: index update failed ({1}); {2} instance(s) not acknowledged, retrying in {3}", _studyUid, failed.Cause.Message,
-                    failed.Batch.Count(p => p.ReplyTo is not null), _retryDelay);
+                    failed.Batch.Count(p => p.SopInstanceUid is not null), _retryDelay);
                 Reply(failed.Batch, $"the index update failed: {failed.Cause.Message}");
                 _busy = false;
                 Timers.StartSingleTimer(RetryIndex.Instance, RetryIndex.Instance, _retryDelay);
@@ -233,10 +238,18 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         return new StudyIndexUpdate(study, series, instances.Values.ToList(), removed, LastSequenceNr);
     }
 
-    private static void Reply(IReadOnlyList<Pending> batch, string? failure)
+    private void Reply(IReadOnlyList<Pending> batch, string? failure)
     {
         foreach (var p in batch)
         {
+            if (p.Summary)
+            {
+                p.ReplyTo!.Tell(failure is null
+                    ? new StudySummary(_studyUid, _committed.Series.Count, _committed.Instances.Count, _committed.SizeBytes, _committed.Stable,
+                        _committed.StableDue(_settings.QuietPeriod), _committed.StableAt, LastSequenceNr)
+                    : new Status.Failure(new InvalidOperationException(failure)));
+                continue;
+            }
             if (p.ReplyTo is null || p.SopInstanceUid is null) continue;
             // A rejection stands whatever happened to the rest of the batch; everything else is acknowledged only by a commit.
             var result = failure is null || p.Outcome == StoreOutcome.Rejected

@@ -41,7 +41,7 @@ public sealed class DurabilityTests(ITestOutputHelper output)
         string data = Path.Combine(dir.Path, "data");
         var early = Instances.WriteStudy(Path.Combine(dir.Path, "early"), 5, 4096, seed: 100).Select(StoreFile.Read).ToList();
         string earlyStudy = IngestTests.StudyOf(early[0].Path);
-        var main = Enumerable.Range(1, 6).Select(s => Instances.WriteStudy(Path.Combine(dir.Path, "main" + s), 250, 64 * 1024, seed: s).Select(StoreFile.Read).ToList()).ToList();
+        var main = Enumerable.Range(1, 6).Select(s => Instances.WriteStudy(Path.Combine(dir.Path, "main" + s), 300, 64 * 1024, seed: s).Select(StoreFile.Read).ToList()).ToList();
         var all = main.SelectMany(l => l).Concat(early).ToList();
         string config = Storescu.WriteConfig(dir, all);
 

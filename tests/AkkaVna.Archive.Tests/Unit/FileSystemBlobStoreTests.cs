@@ -77,8 +77,11 @@ public sealed class FileSystemBlobStoreTests
         }
         Assert.Equal(2, store.StagedCount);
         string key = store.KeyFor("1.2", "1.2.1", "1.2.1.1");
-        var (promoted, discarded) = await store.RecoverStagedAsync(path => Task.FromResult(path == staged[0] ? key : null), TimeSpan.Zero, CancellationToken.None);
-        Assert.Equal((1, 1), (promoted, discarded));
+        var undecided = await store.RecoverStagedAsync(_ => throw new TimeoutException("the study did not answer"), TimeSpan.Zero, CancellationToken.None);
+        Assert.Equal((0, 0, 2), undecided);
+        Assert.Equal(2, store.StagedCount);
+        var settled = await store.RecoverStagedAsync(path => Task.FromResult(path == staged[0] ? key : null), TimeSpan.Zero, CancellationToken.None);
+        Assert.Equal((1, 1, 0), settled);
         Assert.Equal(0, store.StagedCount);
         Assert.Equal([1], File.ReadAllBytes(store.FullPath(key)));
     }

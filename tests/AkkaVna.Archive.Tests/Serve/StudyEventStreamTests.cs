@@ -1,0 +1,50 @@
+using Akka.Actor;
+using Akka.Persistence.Query;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using AkkaVna.Archive.Hosting;
+using AkkaVna.Archive.Studies;
+using AkkaVna.Dicom.Network.Scu;
+using AkkaVna.Testing;
+
+namespace AkkaVna.Archive.Tests.Serve;
+
+/// <summary>The study events a node journals, read back as one ordered stream (what later features subscribe to).</summary>
+public sealed class StudyEventStreamTests
+{
+    [Fact]
+    public async Task A_reader_gets_every_study_event_in_order_with_the_attributes_and_blob_keys()
+    {
+        using var dir = new TempDir();
+        string data = Path.Combine(dir.Path, "data");
+        var files = Instances.WriteStudy(Path.Combine(dir.Path, "s"), 3, 4096).Select(StoreFile.Read).ToList();
+        using (var server = new ArchiveServer(data, "akka-vna.studies.quiet-period = 1s\nakka-vna.studies.stability-poll = 200ms\n"))
+        {
+            var r = Storescu.Send(Storescu.WriteConfig(dir, files), server.DicomPort, files, 1, TimeSpan.FromMinutes(2)).Single();
+            Assert.All(Storescu.Responses(r).Values, s => Assert.Equal("Success", s));
+            string study = IngestTests.StudyOf(files[0].Path);
+            var until = DateTime.UtcNow.AddSeconds(30);
+            await using (var index = await ArchiveServer.OpenIndexAsync(data))
+                while ((await index.GetStudyAsync(study, CancellationToken.None))?.Stable != true && DateTime.UtcNow < until) await Task.Delay(100);
+            Assert.Equal(0, server.Stop());
+        }
+
+        using var system = ActorSystem.Create("reader", ArchiveNode.PersistenceConfig(data));
+        try
+        {
+            var envelopes = await StudyEventStream.Current(system, Offset.NoOffset()).RunWith(Sink.Seq<EventEnvelope>(), system.Materializer());
+            var events = envelopes.Select(e => e.Event).ToList();
+            Assert.Equal(4, events.Count);
+            var stored = events.Take(3).Select(e => Assert.IsType<InstanceStored>(e)).ToList();
+            Assert.Equal(files.Select(f => f.SopInstanceUid).Order(), stored.Select(s => s.Instance.Header.SopInstanceUid).Order());
+            Assert.All(stored, s => Assert.EndsWith(s.Instance.Header.SopInstanceUid + ".dcm", s.Instance.BlobKey, StringComparison.Ordinal));
+            Assert.IsType<StudyStabilized>(events[3]);
+            Assert.Equal(envelopes.Select(e => e.Offset).Order(), envelopes.Select(e => e.Offset));
+            Assert.All(envelopes, e => Assert.StartsWith("study-", e.PersistenceId, StringComparison.Ordinal));
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+}
