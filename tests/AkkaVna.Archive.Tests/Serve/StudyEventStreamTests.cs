@@ -18,7 +18,7 @@ public sealed class StudyEventStreamTests
         using var dir = new TempDir();
         string data = Path.Combine(dir.Path, "data");
         var files = Instances.WriteStudy(Path.Combine(dir.Path, "s"), 3, 4096).Select(StoreFile.Read).ToList();
-        using (var server = new ArchiveServer(data, "akka-vna.studies.quiet-period = 1s\nakka-vna.studies.stability-poll = 200ms\n"))
+        using (var server = new ArchiveServer(data, "akka-vna.studies.quiet-period = 2s\nakka-vna.studies.stability-poll = 200ms\n"))
         {
             var r = Storescu.Send(Storescu.WriteConfig(dir, files), server.DicomPort, files, 1, TimeSpan.FromMinutes(2)).Single();
             Assert.All(Storescu.Responses(r).Values, s => Assert.Equal("Success", s));
@@ -34,11 +34,15 @@ public sealed class StudyEventStreamTests
         {
             var envelopes = await StudyEventStream.Current(system, Offset.NoOffset()).RunWith(Sink.Seq<EventEnvelope>(), system.Materializer());
             var events = envelopes.Select(e => e.Event).ToList();
-            Assert.Equal(4, events.Count);
-            var stored = events.Take(3).Select(e => Assert.IsType<InstanceStored>(e)).ToList();
+            // Three instances and the study's stabilization last. On a loaded machine a pause longer than the quiet period
+            // between two instances stabilizes the study early and the next one reopens it: those come in pairs.
+            var stored = events.OfType<InstanceStored>().ToList();
+            Assert.Equal(3, stored.Count);
+            var lifecycle = events.Where(e => e is not InstanceStored).Select(e => e.GetType().Name).ToList();
+            Assert.Equal(Enumerable.Range(0, lifecycle.Count).Select(i => i % 2 == 0 ? nameof(StudyStabilized) : nameof(StudyReopened)), lifecycle);
             Assert.Equal(files.Select(f => f.SopInstanceUid).Order(), stored.Select(s => s.Instance.Header.SopInstanceUid).Order());
             Assert.All(stored, s => Assert.EndsWith(s.Instance.Header.SopInstanceUid + ".dcm", s.Instance.BlobKey, StringComparison.Ordinal));
-            Assert.IsType<StudyStabilized>(events[3]);
+            Assert.IsType<StudyStabilized>(events[^1]);
             Assert.Equal(envelopes.Select(e => e.Offset).Order(), envelopes.Select(e => e.Offset));
             Assert.All(envelopes, e => Assert.StartsWith("study-", e.PersistenceId, StringComparison.Ordinal));
         }
