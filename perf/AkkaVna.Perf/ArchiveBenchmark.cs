@@ -47,6 +47,10 @@ public static class ArchiveBenchmark
             + $"{bytes / 1e6:F0} MB) to each target, which starts empty and gets a 50-instance warm-up study first; median of {repeats} run(s). Each target is "
             + "checked to hold every instance afterwards.");
         Console.WriteLine();
+        // --only NAME-PREFIX: run a subset while investigating (ratios then need the references in the same run).
+        int only = Array.IndexOf(args, "--only");
+        if (only >= 0 && only + 1 < args.Length) targets = targets.Where(t => t.Name.StartsWith(args[only + 1], StringComparison.Ordinal)).ToArray();
+        var breakdowns = new List<string>();
         Console.WriteLine("| target | associations | instances/s | MB/s | vs storescp | vs Orthanc |");
         Console.WriteLine("|---|---|---|---|---|---|");
         foreach (int associations in new[] { 1, 4 })
@@ -64,17 +68,23 @@ public static class ArchiveBenchmark
                     Bench.Storescu(warmup, target.Port, target.AETitle, 1);
                     runs.Add(Bench.Storescu(files, target.Port, target.AETitle, associations));
                     long held = target.CountInstances();
+                    if (target is AkkaVnaTarget akka) breakdowns.Add($"{name}, {associations} association(s): {akka.PhaseBreakdown()}");
                     if (held != files.Count + warmup.Count) throw new InvalidOperationException($"{name} holds {held} of {files.Count + warmup.Count} instances");
                 }
                 seconds[name] = Bench.Median(runs);
             }
-            double scp = seconds[targets[2].Name], orthanc = seconds[targets[3].Name];
+            double scp = seconds.Where(kv => kv.Key.StartsWith("dcmtk", StringComparison.Ordinal)).Select(kv => kv.Value).FirstOrDefault(double.NaN);
+            double orthanc = seconds.Where(kv => kv.Key.StartsWith("Orthanc", StringComparison.Ordinal)).Select(kv => kv.Value).FirstOrDefault(double.NaN);
             foreach (var (name, _) in targets)
             {
                 double s = seconds[name];
                 Console.WriteLine(Bench.Invariant($"| {name} | {associations} | {files.Count / s:F0} | {bytes / 1e6 / s:F0} | {scp / s:F2}x | {orthanc / s:F2}x |"));
             }
         }
+        Console.WriteLine();
+        Console.WriteLine("Where akka-vna's time goes after each data set has arrived (mean per instance, from its akkavna_ingest_phase_seconds metric):");
+        Console.WriteLine();
+        foreach (var b in breakdowns) Console.WriteLine("- " + b);
         return 0;
     }
 
@@ -114,6 +124,29 @@ public static class ArchiveBenchmark
             {
                 index.DisposeAsync().AsTask().GetAwaiter().GetResult();
             }
+        }
+
+        /// <summary>The mean of each ingest phase, from the node's Prometheus metrics.</summary>
+        public string PhaseBreakdown()
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            var text = http.GetStringAsync($"http://127.0.0.1:{HttpPort}/metrics").GetAwaiter().GetResult();
+            double Value(string series) => text.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal))
+                .Select(l => double.Parse(l[(series.Length + 1)..], CultureInfo.InvariantCulture)).FirstOrDefault();
+            var parts = new List<string>();
+            foreach (var phase in new[] { "seal", "header", "lookup", "commit", "promote" })
+            {
+                double sum = Value($"akkavna_ingest_phase_seconds_sum{{phase=\"{phase}\"}}"), count = Value($"akkavna_ingest_phase_seconds_count{{phase=\"{phase}\"}}");
+                if (count > 0) parts.Add(Bench.Invariant($"{phase} {sum / count * 1000:F2} ms"));
+            }
+            foreach (var phase in new[] { "journal", "index" })
+            {
+                double sum = Value($"akkavna_study_commit_seconds_sum{{phase=\"{phase}\"}}"), count = Value($"akkavna_study_commit_seconds_count{{phase=\"{phase}\"}}");
+                if (count > 0) parts.Add(Bench.Invariant($"{phase} {sum / count * 1000:F2} ms per batch"));
+            }
+            double batches = Value("akkavna_study_batch_instances_count"), batched = Value("akkavna_study_batch_instances_sum");
+            if (batches > 0) parts.Add(Bench.Invariant($"{batched / batches:F1} instances per batch"));
+            return string.Join(", ", parts);
         }
 
         public void Dispose() => _process.Dispose();

@@ -72,11 +72,12 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
         public async ValueTask<DimseResult> CompleteAsync(CancellationToken cancellationToken)
         {
             if (!_headerWritten) return Refused(DimseStatus.StoreCannotUnderstand, "the data set is empty");
-            var started = Stopwatch.GetTimestamp();
+            long started = Stopwatch.GetTimestamp(), completed = started;
             string sha;
             try
             {
                 sha = await writer.SealAsync(owner._settings.FlushBlobs, cancellationToken);
+                Phase("seal", ref started);
             }
             catch (IOException e)
             {
@@ -87,6 +88,7 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
             try
             {
                 header = InstanceHeader.Read(writer.StagedPath);
+                Phase("header", ref started);
             }
             catch (InvalidInstanceException e)
             {
@@ -100,6 +102,7 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
             if (await owner._index.FindInstanceAsync(header.SopInstanceUid, cancellationToken) is { } elsewhere && elsewhere.StudyInstanceUid != header.StudyInstanceUid)
                 return Refused(DimseStatus.DuplicateSopInstance,
                     $"SOP Instance {header.SopInstanceUid} is already archived in study {elsewhere.StudyInstanceUid}, not {header.StudyInstanceUid}; the archive keeps the first");
+            Phase("lookup", ref started);
             var key = owner._blobs.KeyFor(header.StudyInstanceUid, header.SeriesInstanceUid, header.SopInstanceUid);
             var instance = new StoredInstance(header, key, writer.Length, sha, DateTimeOffset.UtcNow, request.Association.CallingAE);
             StoreInstanceResult result;
@@ -114,11 +117,13 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
                     request.SopInstanceUid, header.StudyInstanceUid, owner._settings.CommitTimeout);
                 return Refused(DimseStatus.StoreOutOfResources, $"the archive did not commit the instance within {owner._settings.CommitTimeout.TotalSeconds:0.#} s; send it again");
             }
-            ArchiveMetrics.CommitSeconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            ArchiveMetrics.CommitSeconds.Observe(Stopwatch.GetElapsedTime(completed).TotalSeconds);
+            Phase("commit", ref started);
             switch (result.Outcome)
             {
                 case StoreOutcome.Stored or StoreOutcome.Replaced:
                     writer.Promote(key);
+                    Phase("promote", ref started);
                     if (result.ObsoleteBlobKey is { } obsolete) owner._blobs.Delete(obsolete);
                     ArchiveMetrics.Bytes.Inc(writer.Length);
                     ArchiveMetrics.Instances.WithLabels(result.Outcome == StoreOutcome.Stored ? "stored" : "replaced").Inc();
@@ -143,6 +148,13 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
                     ArchiveMetrics.Instances.WithLabels("failed").Inc();
                     return new DimseResult(DimseStatus.StoreOutOfResources, result.Reason ?? "the commit failed");
             }
+        }
+
+        private static void Phase(string phase, ref long since)
+        {
+            long now = Stopwatch.GetTimestamp();
+            ArchiveMetrics.PhaseSeconds.WithLabels(phase).Observe(Stopwatch.GetElapsedTime(since, now).TotalSeconds);
+            since = now;
         }
 
         private DimseResult Refused(DimseStatus status, string reason)

@@ -179,11 +179,17 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             return;
         }
         int remaining = events.Count;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        Hosting.ArchiveMetrics.BatchSize.Observe(batch.Count(p => p.SopInstanceUid is not null));
         PersistAllAsync(events, e =>
         {
             _committed = _committed.Apply(e);
             _unindexed.Add(e);
-            if (--remaining == 0) Persisted(batch);
+            if (--remaining == 0)
+            {
+                Hosting.ArchiveMetrics.CommitPhaseSeconds.WithLabels("journal").Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+                Persisted(batch);
+            }
         });
     }
 
@@ -201,7 +207,12 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         var update = BuildUpdate();
         int count = _unindexed.Count;
         long seq = LastSequenceNr;
-        _index.CommitAsync(update, CancellationToken.None).PipeTo(Self,
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        _index.CommitAsync(update, CancellationToken.None).ContinueWith(t =>
+        {
+            Hosting.ArchiveMetrics.CommitPhaseSeconds.WithLabels("index").Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+            return t;
+        }, TaskScheduler.Default).Unwrap().PipeTo(Self,
             success: () => new Indexed(batch, count, seq),
             failure: e => new IndexFailed(batch, e));
     }
