@@ -26,6 +26,7 @@ public static class ArchiveBenchmark
         if (Bench.ReexecInNetworkNamespace("archive", args) is { } exitCode) return exitCode;
         int studies = (int)Bench.Option(args, "--studies", 8), perStudy = (int)Bench.Option(args, "--instances", 150);
         int repeats = (int)Bench.Option(args, "--repeats", 1);
+        bool byStudy = args.Contains("--by-study");
         EnsureOrthanc();
 
         using var dir = new TempDir();
@@ -44,10 +45,11 @@ public static class ArchiveBenchmark
         Console.WriteLine($"# AkkaVna archive ingest benchmark ({DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, {Bench.DcmtkVersion()})");
         Console.WriteLine();
         Console.WriteLine($"dcmtk storescu (TCP_NODELAY=1) sends {files.Count} generated CT instances ({studies} studies x {perStudy}, 512x512x16, explicit VR little endian, "
-            + $"{bytes / 1e6:F0} MB) to each target, which starts empty and gets a 50-instance warm-up study first; median of {repeats} run(s). Each target is "
+            + $"{bytes / 1e6:F0} MB) {(byStudy ? "with whole studies per association" : "dealt to the associations one file at a time")} to each target, which starts empty and gets a 50-instance warm-up study first; median of {repeats} run(s). Each target is "
             + "checked to hold every instance afterwards.");
         Console.WriteLine();
         // --only NAME-PREFIX: run a subset while investigating (ratios then need the references in the same run).
+        // --by-study: each association sends whole studies, as gateways do, instead of files dealt one at a time.
         int only = Array.IndexOf(args, "--only");
         if (only >= 0 && only + 1 < args.Length) targets = targets.Where(t => t.Name.StartsWith(args[only + 1], StringComparison.Ordinal)).ToArray();
         var breakdowns = new List<string>();
@@ -66,7 +68,7 @@ public static class ArchiveBenchmark
                     Directory.CreateDirectory(work);
                     using var target = start(work);
                     Bench.Storescu(warmup, target.Port, target.AETitle, 1);
-                    runs.Add(Bench.Storescu(files, target.Port, target.AETitle, associations));
+                    runs.Add(Bench.Storescu(files, target.Port, target.AETitle, associations, byStudy));
                     long held = target.CountInstances();
                     if (target is AkkaVnaTarget akka) breakdowns.Add($"{name}, {associations} association(s): {akka.PhaseBreakdown()}");
                     if (held != files.Count + warmup.Count) throw new InvalidOperationException($"{name} holds {held} of {files.Count + warmup.Count} instances");

@@ -25,9 +25,13 @@ internal static class Bench
     }
 
     /// <summary>Sends every file with dcmtk storescu (TCP_NODELAY=1) over <paramref name="associations"/> processes; returns seconds.</summary>
-    public static double Storescu(List<string> files, int port, string aet, int associations)
+    /// <param name="byStudy">Give each association whole consecutive runs of files (the way gateways send a study per
+    /// association) instead of dealing them one at a time.</param>
+    public static double Storescu(List<string> files, int port, string aet, int associations, bool byStudy = false)
     {
-        var lists = Enumerable.Range(0, associations).Select(i => files.Where((_, k) => k % associations == i).ToList()).ToList();
+        int chunk = (files.Count + associations - 1) / associations;
+        var lists = Enumerable.Range(0, associations)
+            .Select(i => byStudy ? files.Skip(i * chunk).Take(chunk).ToList() : files.Where((_, k) => k % associations == i).ToList()).ToList();
         var listFiles = lists.Select((l, i) =>
         {
             string p = Path.Combine(Path.GetTempPath(), $"akkavna-bench-{Environment.ProcessId}-{i}.txt");

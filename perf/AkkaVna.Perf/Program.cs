@@ -10,7 +10,7 @@ using AkkaVna.Dicom.IO;
 //   dotnet run -c Release --project perf/AkkaVna.Perf -- [corpus-dir] [--large-gb N] [--rounds N]
 // Network benchmark (issue 3): see NetworkBenchmark.cs —
 //   dotnet run -c Release --project perf/AkkaVna.Perf -- network [--instances N] [--repeats N]
-//   dotnet run -c Release --project perf/AkkaVna.Perf -- archive [--studies N] [--instances N] [--repeats N]
+//   dotnet run -c Release --project perf/AkkaVna.Perf -- archive [--studies N] [--instances N] [--repeats N] [--by-study] [--only TARGET]
 // Prints a Markdown table. Not a test: no assertions on time.
 namespace AkkaVna.Perf;
 
