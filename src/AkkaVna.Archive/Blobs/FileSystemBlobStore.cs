@@ -29,14 +29,7 @@ public sealed class FileSystemBlobStore : IBlobStore
     {
         foreach (var uid in (ReadOnlySpan<string>)[studyInstanceUid, seriesInstanceUid, sopInstanceUid])
             if (!DicomUidRegistry.IsWellFormed(uid)) throw new ArgumentException($"'{uid}' is not a well-formed UID", nameof(studyInstanceUid));
-        return $"{Fanout(studyInstanceUid):x3}/{studyInstanceUid}/{seriesInstanceUid}/{sopInstanceUid}.dcm";
-    }
-
-    private static uint Fanout(string uid)
-    {
-        uint hash = 2166136261; // FNV-1a: stable across processes and versions, unlike string.GetHashCode
-        foreach (char c in uid) hash = (hash ^ c) * 16777619;
-        return hash & 0xFFF;
+        return $"{StableHash.Fnv1a(studyInstanceUid) & 0xFFF:x3}/{studyInstanceUid}/{seriesInstanceUid}/{sopInstanceUid}.dcm";
     }
 
     public IBlobWriter Create() => new Writer(this, Path.Combine(_staging, Guid.NewGuid().ToString("N") + ".part"));

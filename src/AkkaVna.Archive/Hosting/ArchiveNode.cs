@@ -122,6 +122,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 },
             }, services, loggerFactory);
 
+            Metrics.DefaultRegistry.AddBeforeCollectCallback(() => ArchiveMetrics.Associations.Set(dicom.ActiveAssociations));
             var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, studies);
             await http.StartAsync(cancellationToken);
             dicom.Start();

@@ -42,7 +42,7 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
     public ValueTask<IStoreSink> BeginAsync(StoreRequest request, CancellationToken cancellationToken)
     {
         if (!DicomUidRegistry.IsWellFormed(request.SopInstanceUid))
-            throw Refuse(DimseStatus.StoreCannotUnderstand, $"the Affected SOP Instance UID '{Printable(request.SopInstanceUid)}' is not a valid UID (digits and dots, at most 64 characters)");
+            throw Refuse(DimseStatus.StoreCannotUnderstand, InstanceHeader.NotAUid("Affected SOP Instance UID", request.SopInstanceUid));
         var writer = _blobs.Create();
         return ValueTask.FromResult<IStoreSink>(new Sink(this, request, writer));
     }
@@ -53,7 +53,6 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
         return new DimseException(status, reason);
     }
 
-    private static string Printable(string s) => new(s.Take(80).Select(c => char.IsControl(c) ? '?' : c).ToArray());
 
     private sealed class Sink(ArchiveStoreHandler owner, StoreRequest request, IBlobWriter writer) : IStoreSink
     {

@@ -66,7 +66,7 @@ public sealed record InstanceHeader
             {
                 var uid = ds.GetString(tag);
                 if (string.IsNullOrEmpty(uid)) throw new InvalidInstanceException($"the data set has no {name}");
-                if (!DicomUidRegistry.IsWellFormed(uid)) throw new InvalidInstanceException($"the {name} '{Printable(uid)}' is not a valid UID (digits and dots, at most 64 characters)");
+                if (!DicomUidRegistry.IsWellFormed(uid)) throw new InvalidInstanceException(NotAUid(name, uid));
                 return uid;
             }
             return new InstanceHeader
@@ -112,7 +112,9 @@ public sealed record InstanceHeader
         }
     }
 
-    private static string Printable(string s) => new(s.Take(80).Select(c => char.IsControl(c) ? '?' : c).ToArray());
+    /// <summary>The reason given for a malformed UID (the value shown cut short and without control characters).</summary>
+    internal static string NotAUid(string name, string uid) =>
+        $"the {name} '{new string(uid.Take(80).Select(c => char.IsControl(c) ? '?' : c).ToArray())}' is not a valid UID (digits and dots, at most 64 characters)";
 }
 
 /// <summary>An instance the archive cannot take, with why (sent as the C-STORE Error Comment).</summary>

@@ -15,13 +15,9 @@ public sealed class StudyMessageExtractor(int maxShards) : HashCodeMessageExtrac
         _ => null,
     };
 
-    // A stable hash (FNV-1a): shard assignment must not change between processes or .NET versions.
-    public override string ShardId(string entityId, object? messageHint = null)
-    {
-        uint hash = 2166136261;
-        foreach (char c in entityId) hash = (hash ^ c) * 16777619;
-        return (hash % (uint)MaxNumberOfShards).ToString(System.Globalization.CultureInfo.InvariantCulture);
-    }
+    // Shard assignment must not change between processes or .NET versions.
+    public override string ShardId(string entityId, object? messageHint = null) =>
+        (StableHash.Fnv1a(entityId) % (uint)MaxNumberOfShards).ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
 /// <summary>Tags every study event "study", so later features (compression, lifecycle) read them as one ordered stream.</summary>
