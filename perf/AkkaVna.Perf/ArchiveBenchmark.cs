@@ -106,7 +106,8 @@ public static class ArchiveBenchmark
         {
             _data = Path.Combine(work, "data");
             string config = Path.Combine(work, "bench.conf");
-            File.WriteAllText(config, $"akka-vna.ingest.flush-blobs = {(flushBlobs ? "on" : "off")}\nakka-vna.dicom.max-pdu = 131072\n");
+            File.WriteAllText(config, $"akka-vna.ingest.flush-blobs = {(flushBlobs ? "on" : "off")}\nakka-vna.dicom.max-pdu = 131072\n"
+                + (Environment.GetEnvironmentVariable("AKKAVNA_BENCH_CONF") is { Length: > 0 } extra ? File.ReadAllText(extra) : ""));
             _process = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "serve", "--data", _data, "--config", config, "--dicom-port", DicomPort.ToString(CultureInfo.InvariantCulture),
                 "--http-port", HttpPort.ToString(CultureInfo.InvariantCulture)], "akka-vna serve: ready", TimeSpan.FromSeconds(90));
         }

@@ -174,7 +174,7 @@ public sealed class ArchiveNode : IAsyncDisposable
               }
             }
             """;
-        return ConfigurationFactory.ParseString(hocon).WithFallback(PersistenceConfig(o.DataFolder));
+        return o.AkkaOverrides.WithFallback(ConfigurationFactory.ParseString(hocon)).WithFallback(PersistenceConfig(o.DataFolder));
     }
 
     /// <summary>

@@ -32,6 +32,12 @@ public sealed record ArchiveOptions
     public required int ClusterPort { get; init; }
     public required IReadOnlyList<string> SeedNodes { get; init; }
 
+    /// <summary>
+    /// The <c>akka</c> section of the user's configuration file, if any: Akka.NET settings (logging, remoting, the
+    /// journal plugin's tuning) that win over the ones the node derives from its own settings.
+    /// </summary>
+    public Config AkkaOverrides { get; init; } = Config.Empty;
+
     /// <summary>The built-in defaults (the text of config/akka-vna.conf).</summary>
     public static string DefaultConfigText()
     {
@@ -48,12 +54,15 @@ public sealed record ArchiveOptions
     public static ArchiveOptions Load(string? configFile, string? overrides = null)
     {
         Config config = ConfigurationFactory.ParseString(DefaultConfigText());
+        Config akka = Config.Empty;
         if (configFile is not null)
         {
             if (!File.Exists(configFile)) throw new ArchiveConfigException($"the configuration file {configFile} does not exist");
             try
             {
-                config = ConfigurationFactory.ParseString(File.ReadAllText(configFile)).WithFallback(config);
+                var user = ConfigurationFactory.ParseString(File.ReadAllText(configFile));
+                if (user.HasPath("akka")) akka = ConfigurationFactory.ParseString(File.ReadAllText(configFile));
+                config = user.WithFallback(config);
             }
             catch (Exception e) when (e is not ArchiveConfigException)
             {
@@ -68,7 +77,7 @@ public sealed record ArchiveOptions
         var c = config.GetConfig("akka-vna");
         try
         {
-            return FromConfig(c);
+            return FromConfig(c) with { AkkaOverrides = akka };
         }
         catch (Exception e) when (e is not ArchiveConfigException)
         {
