@@ -4,8 +4,10 @@ using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Network.Dimse;
 using AkkaVna.Dicom.Network.Pdus;
+using AkkaVna.Dicom.Network.Scp;
 using AkkaVna.Dicom.Network.UpperLayer;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -55,6 +57,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
     private readonly ConcurrentDictionary<ushort, PendingRequest> _pending = new();
     private readonly Dictionary<byte, PresentationContext> _contexts = [];
     private readonly HashSet<Task> _responders = [];
+    private readonly ConcurrentDictionary<ushort, CancellationTokenSource> _cancellable = new();
     private readonly Timer _readTimer;
     private readonly CancellationTokenSource _writeTimeout = new();
     private NetworkStream? _stream;
@@ -783,33 +786,40 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
                 Respond(msg, async () =>
                 {
                     var result = _services?.Echo is { } echo ? await echo.EchoAsync(Info, CancellationToken.None) : DimseResult.Success;
-                    return DimseCommand.EchoResponse(cmd, result.Status);
+                    return (DimseCommand?)DimseCommand.EchoResponse(cmd, result.Status);
                 });
                 break;
             case DimseCommandField.CStoreRequest:
                 Respond(msg, async () =>
                 {
                     var result = await msg.CompleteStoreAsync(_log, Info);
-                    return DimseCommand.StoreResponse(cmd, result.Status, result.Comment);
+                    return (DimseCommand?)DimseCommand.StoreResponse(cmd, result.Status, result.Comment);
                 });
                 break;
+            case DimseCommandField.CFindRequest when _services?.Find is not null:
+            case DimseCommandField.CMoveRequest when _services?.Retrieve is not null:
+            case DimseCommandField.CGetRequest when _services?.Retrieve is not null:
+                PerformQueryRetrieve(msg, context);
+                break;
             case DimseCommandField.CCancelRequest:
-                break; // nothing this stack performs yet can be cancelled
+                // C-FIND, C-MOVE and C-GET stop at their next match or sub-operation; a cancel for anything else is ignored.
+                if (_cancellable.TryGetValue(cmd.MessageIdBeingRespondedTo, out var cancel)) cancel.Cancel();
+                break;
             default:
-                Respond(msg, () => Task.FromResult(DimseCommand.UnrecognizedResponse(cmd, $"{cmd.Field} is not supported by this AE")));
+                Respond(msg, () => Task.FromResult<DimseCommand?>(DimseCommand.UnrecognizedResponse(cmd, $"{cmd.Field} is not supported by this AE")));
                 break;
         }
         return ValueTask.CompletedTask;
     }
 
-    private void Respond(IncomingMessage msg, Func<Task<DimseCommand>> perform)
+    private void Respond(IncomingMessage msg, Func<Task<DimseCommand?>> perform)
     {
         var task = Task.Run(async () =>
         {
             try
             {
-                var response = await perform();
-                await SendMessageAsync(msg.PresentationContextId, response, null, 0, CancellationToken.None);
+                // Null: the operation sent its final response itself (one with a data set).
+                if (await perform() is { } response) await SendMessageAsync(msg.PresentationContextId, response, null, 0, CancellationToken.None);
             }
             catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or DicomAssociationException)
             {
@@ -823,6 +833,133 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         });
         lock (_responders) _responders.Add(task);
         _ = task.ContinueWith(t => { lock (_responders) _responders.Remove(t); }, TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// C-FIND, C-MOVE, C-GET: performed off the read loop (which keeps reading C-CANCEL and, for C-GET, the C-STORE
+    /// responses), within the negotiated asynchronous operations window.
+    /// </summary>
+    private void PerformQueryRetrieve(IncomingMessage msg, PresentationContext context)
+    {
+        var cmd = msg.Command!;
+        bool isFind = cmd.Field == DimseCommandField.CFindRequest;
+        DimseReply Refuse(DimseStatus status, string reason) => isFind
+            ? new DimseReply(DimseCommand.FindResponse(cmd, status, false, reason))
+            : new DimseReply(DimseCommand.RetrieveResponse(cmd, status, default, false, reason));
+        if (!_performSlots.Wait(0))
+        {
+            RespondWith(msg, context, (_, _) => Task.FromResult(Refuse(isFind ? DimseStatus.QueryOutOfResources : DimseStatus.RetrieveOutOfResourcesSubOperations,
+                "more operations at once than the negotiated asynchronous operations window")), null);
+            return;
+        }
+        msg.HoldsPerformSlot = true;
+        var cts = new CancellationTokenSource();
+        if (!_cancellable.TryAdd(cmd.MessageId, cts))
+        {
+            cts.Dispose();
+            RespondWith(msg, context, (_, _) => Task.FromResult(Refuse(DimseStatus.DuplicateInvocation, $"message ID {cmd.MessageId} is already being performed")), null);
+            return;
+        }
+        RespondWith(msg, context, async (sendPending, _) =>
+        {
+            DicomDataset identifier;
+            try
+            {
+                identifier = msg.MemoryData is { } bytes
+                    ? DimseDataSets.Parse(bytes.WrittenMemory, context.TransferSyntax)
+                    : throw new DimseFormatException("the request has no identifier");
+            }
+            catch (DimseFormatException e)
+            {
+                return Refuse(DimseStatus.UnableToProcess, "malformed identifier: " + e.Message);
+            }
+            try
+            {
+                if (isFind) return await PerformFindAsync(cmd, context, identifier, sendPending, cts.Token);
+                var operation = new RetrieveOperation(this, cmd, _services!.Retrieve!, _services.Retrieval, _options, _log, sendPending);
+                return await operation.RunAsync(context.AbstractSyntax, identifier, cts.Token);
+            }
+            catch (Exception e) when (e is not (IOException or SocketException or ObjectDisposedException or DicomAssociationException))
+            {
+                _log.LogError(e, "{Association}: {Command} failed", Info, cmd);
+                return Refuse(DimseStatus.UnableToProcess, "unable to process: " + e.Message);
+            }
+        }, () =>
+        {
+            _cancellable.TryRemove(cmd.MessageId, out _);
+            cts.Dispose();
+        });
+    }
+
+    private async Task<DimseReply> PerformFindAsync(DimseCommand cmd, PresentationContext context, DicomDataset identifier, Func<DimseReply, Task> sendPending,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var match in _services!.Find!.FindAsync(new FindRequest(Info, cmd, context.AbstractSyntax, identifier), cancellationToken))
+            {
+                if (cancellationToken.IsCancellationRequested) break;
+                var status = match.OptionalKeysNotSupported ? DimseStatus.PendingOptionalKeysNotSupported : DimseStatus.Pending;
+                await sendPending(new DimseReply(DimseCommand.FindResponse(cmd, status, hasIdentifier: true), match.Identifier));
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (DimseException e)
+        {
+            return new DimseReply(DimseCommand.FindResponse(cmd, e.Status, false, e.Message));
+        }
+        return cancellationToken.IsCancellationRequested
+            ? new DimseReply(DimseCommand.FindResponse(cmd, DimseStatus.Cancel, false))
+            : new DimseReply(DimseCommand.FindResponse(cmd, DimseStatus.Success, false));
+    }
+
+    /// <summary>Like <see cref="Respond"/>, for operations that send pending responses (with data sets) before the final one.</summary>
+    private void RespondWith(IncomingMessage msg, PresentationContext context, Func<Func<DimseReply, Task>, CancellationToken, Task<DimseReply>> perform, Action? cleanup)
+    {
+        async Task Send(DimseReply reply)
+        {
+            if (reply.DataSet is null)
+            {
+                await SendMessageAsync(msg.PresentationContextId, reply.Command, null, 0, CancellationToken.None);
+                return;
+            }
+            using var encoded = EncodeDataSet(reply.DataSet, context.TransferSyntax);
+            await SendMessageAsync(msg.PresentationContextId, reply.Command, encoded, encoded.Length, CancellationToken.None);
+        }
+        Respond(msg, async () =>
+        {
+            try
+            {
+                var final = await perform(Send, CancellationToken.None);
+                if (final.DataSet is null) return final.Command;
+                await Send(final);
+                return null;
+            }
+            finally
+            {
+                cleanup?.Invoke();
+            }
+        });
+    }
+
+    /// <summary>A response's data set, encoded in the presentation context's syntax (deflated when the syntax is).</summary>
+    private static MemoryStream EncodeDataSet(DicomDataset dataSet, DicomTransferSyntax syntax)
+    {
+        var ms = new MemoryStream();
+        if (syntax.IsDeflated)
+        {
+            using (var deflate = new System.IO.Compression.DeflateStream(ms, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+                DicomWriter.WriteDataset(deflate, dataSet, DicomTransferSyntax.ExplicitVRLittleEndian);
+            if (ms.Length % 2 == 1) ms.WriteByte(0);
+        }
+        else
+        {
+            DicomWriter.WriteDataset(ms, dataSet, syntax);
+        }
+        ms.Position = 0;
+        return ms;
     }
 
     // ================================================================== DIMSE: sending

@@ -55,10 +55,70 @@ public interface ICEchoHandler
     ValueTask<DimseResult> EchoAsync(AssociationInfo association, CancellationToken cancellationToken);
 }
 
+/// <summary>A C-FIND request: the information model (the SOP class of its presentation context) and the identifier.</summary>
+public sealed record FindRequest(AssociationInfo Association, DimseCommand Command, string SopClassUid, DicomDataset Identifier);
+
+/// <summary>One match of a C-FIND, sent as a pending response (FF01H when optional keys of the query were not supported).</summary>
+public readonly record struct FindMatch(DicomDataset Identifier, bool OptionalKeysNotSupported = false);
+
+/// <summary>
+/// The handler for C-FIND: yields the matches one at a time (each goes out as a pending response as soon as it is
+/// yielded); the token is cancelled by the requestor's C-CANCEL. Throwing <see cref="DimseException"/> ends the query
+/// with that status and reason.
+/// </summary>
+public interface ICFindHandler
+{
+    IAsyncEnumerable<FindMatch> FindAsync(FindRequest request, CancellationToken cancellationToken);
+}
+
+/// <summary>A C-MOVE or C-GET request: the information model and the identifier of what to retrieve.</summary>
+public sealed record RetrieveRequest(AssociationInfo Association, DimseCommand Command, string SopClassUid, DicomDataset Identifier);
+
+/// <summary>
+/// One instance to send in a C-STORE sub-operation: a Part 10 file, read from disk as it is sent, and the syntax it is
+/// stored in (what is proposed to a move destination).
+/// </summary>
+public sealed record RetrieveItem(string SopClassUid, string SopInstanceUid, string TransferSyntaxUid, string Path);
+
+/// <summary>Where a C-MOVE destination AE title is reached.</summary>
+public sealed record MoveDestination(string AETitle, string Host, int Port);
+
+/// <summary>
+/// The handler for C-MOVE and C-GET: resolves an identifier to the instances to send (the association performs the
+/// sub-operations), and a move destination's AE title to an address. Throwing <see cref="DimseException"/> refuses the
+/// retrieve with that status and reason.
+/// </summary>
+public interface ICRetrieveHandler
+{
+    ValueTask<IReadOnlyList<RetrieveItem>> ResolveAsync(RetrieveRequest request, CancellationToken cancellationToken);
+
+    /// <summary>The address of a C-MOVE destination, or null when the AE title is unknown (A801H).</summary>
+    MoveDestination? FindDestination(AssociationInfo requestor, string aeTitle);
+}
+
+/// <summary>How C-STORE sub-operations of C-MOVE reach their destination, and where converted data sets are spooled.</summary>
+public sealed record RetrieveOptions
+{
+    /// <summary>The calling AE title of associations to move destinations; null: the AE title the requestor called.</summary>
+    public string? CallingAE { get; init; }
+
+    /// <summary>Timeouts and PDU limits of associations to move destinations.</summary>
+    public DicomAssociationOptions Association { get; init; } = new();
+
+    /// <summary>Where a data set converted to another transfer syntax is written before it is sent; the system temp folder by default.</summary>
+    public string? TempDirectory { get; init; }
+
+    /// <summary>A pending C-MOVE/C-GET response at most this often (and after the last sub-operation).</summary>
+    public TimeSpan PendingInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+}
+
 /// <summary>What an SCP offers on its associations: its negotiation policy and one handler per service.</summary>
 public sealed record DicomServices
 {
     public AssociationPolicy Policy { get; init; } = new();
     public ICStoreHandler? Store { get; init; }
     public ICEchoHandler? Echo { get; init; }
+    public ICFindHandler? Find { get; init; }
+    public ICRetrieveHandler? Retrieve { get; init; }
+    public RetrieveOptions Retrieval { get; init; } = new();
 }

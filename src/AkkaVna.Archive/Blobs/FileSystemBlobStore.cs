@@ -85,7 +85,6 @@ public sealed class FileSystemBlobStore : IBlobStore
         return (promoted, discarded, kept);
     }
 
-    /// <summary>The file of a blob key (for tools and tests; readers use <see cref="OpenRead"/>).</summary>
     public string FullPath(string key) => PathOf(key);
 
     private string PathOf(string key)

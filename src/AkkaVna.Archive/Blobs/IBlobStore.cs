@@ -25,6 +25,12 @@ public interface IBlobStore
 
     bool Exists(string key);
 
+    /// <summary>
+    /// The blob as a local file, for what reads it by path (parsing a header, sending it in a C-STORE sub-operation):
+    /// a file store's own file. Throws <see cref="ArgumentException"/> for a malformed key.
+    /// </summary>
+    string FullPath(string key);
+
     /// <summary>Deletes a promoted blob (a replaced instance's old key); no error when it is already gone.</summary>
     void Delete(string key);
 

@@ -8,6 +8,7 @@ using Akka.Configuration;
 using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Index;
 using AkkaVna.Archive.Ingest;
+using AkkaVna.Archive.Query;
 using AkkaVna.Archive.Studies;
 using AkkaVna.Dicom.Network;
 using Microsoft.AspNetCore.Builder;
@@ -97,6 +98,11 @@ public sealed class ArchiveNode : IAsyncDisposable
                 log.LogInformation("recovery: {Promoted} staged blob(s) promoted (committed before a crash), {Discarded} discarded (never acknowledged), {Kept} left for the next sweep",
                     promoted, discarded, kept);
 
+            // The spool holds converted copies only while they are sent: what a crash left there is garbage.
+            Directory.CreateDirectory(options.SpoolFolder);
+            foreach (var stale in Directory.EnumerateFiles(options.SpoolFolder)) File.Delete(stale);
+            var engine = new QueryEngine(index, blobs, new QuerySettings(options.MaxQueryMatches, options.CaseInsensitiveNames, options.AETitle));
+            var queries = new ArchiveQueryHandler(engine, index, blobs, options.MoveDestinations, loggerFactory.CreateLogger("query"));
             var handler = new ArchiveStoreHandler(blobs, index, studies, options.Ingest, loggerFactory.CreateLogger("ingest"));
             var services = new DicomServices
             {
@@ -107,6 +113,14 @@ public sealed class ArchiveNode : IAsyncDisposable
                     MaxAsyncOperations = (ushort)options.MaxAsyncOperations,
                 },
                 Store = handler,
+                Find = queries,
+                Retrieve = queries,
+                Retrieval = new RetrieveOptions
+                {
+                    CallingAE = options.AETitle,
+                    TempDirectory = options.SpoolFolder,
+                    Association = new DicomAssociationOptions { ArtimTimeout = options.ArtimTimeout, DimseTimeout = options.DimseTimeout, IdleTimeout = options.IdleTimeout },
+                },
             };
             var dicom = new DicomServer(new DicomServerOptions
             {

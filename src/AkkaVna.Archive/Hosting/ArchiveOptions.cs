@@ -31,6 +31,11 @@ public sealed record ArchiveOptions
     public required string ClusterHostname { get; init; }
     public required int ClusterPort { get; init; }
     public required IReadOnlyList<string> SeedNodes { get; init; }
+    public required int MaxQueryMatches { get; init; }
+    public required bool CaseInsensitiveNames { get; init; }
+    /// <summary>C-MOVE destinations by AE title.</summary>
+    public required IReadOnlyDictionary<string, Dicom.Network.MoveDestination> MoveDestinations { get; init; }
+    public required string SpoolFolder { get; init; }
 
     /// <summary>
     /// The <c>akka</c> section of the user's configuration file, if any: Akka.NET settings (logging, remoting, the
@@ -119,9 +124,26 @@ public sealed record ArchiveOptions
             "overwrite" => ConflictPolicy.Overwrite,
             var other => throw new ArchiveConfigException($"akka-vna.ingest.conflict-policy must be reject or overwrite, not '{other}'"),
         };
+        var destinations = new Dictionary<string, Dicom.Network.MoveDestination>(StringComparer.Ordinal);
+        if (c.GetConfig("retrieve.destinations") is { IsEmpty: false } d)
+        {
+            foreach (var ae in d.Root.GetObject().Items.Keys)
+            {
+                string host = d.GetString($"\"{ae}\".host") is { Length: > 0 } h ? h
+                    : throw new ArchiveConfigException($"akka-vna.retrieve.destinations.{ae}.host must be set");
+                int port = d.GetInt($"\"{ae}\".port");
+                if (port is < 1 or > 65535) throw new ArchiveConfigException($"akka-vna.retrieve.destinations.{ae}.port must be between 1 and 65535, not {port}");
+                destinations[AE(ae, "retrieve.destinations")] = new Dicom.Network.MoveDestination(ae, host, port);
+            }
+        }
+        string data = Path.GetFullPath(Str("data"));
         return new ArchiveOptions
         {
-            DataFolder = Path.GetFullPath(Str("data")),
+            DataFolder = data,
+            MaxQueryMatches = Int("query.max-matches", 1, 10_000_000),
+            CaseInsensitiveNames = c.GetBoolean("query.case-insensitive-names"),
+            MoveDestinations = destinations,
+            SpoolFolder = Path.Combine(data, Str("retrieve.spool")),
             AETitle = AE(Str("dicom.ae-title"), "dicom.ae-title"),
             DicomBind = Address("dicom.bind"),
             DicomPort = Int("dicom.port", 0, 65535),

@@ -37,7 +37,14 @@ public interface IArchiveIndex : IAsyncDisposable
 
     Task<IndexedInstance?> FindInstanceAsync(string sopInstanceUid, CancellationToken cancellationToken);
 
-    Task<IReadOnlyList<string>> StudiesOfPatientAsync(string patientId, string issuerOfPatientId, CancellationToken cancellationToken);
+    /// <summary>The studies of a patient; a null issuer means any issuer (the partition is by Patient ID, the issuer clusters).</summary>
+    Task<IReadOnlyList<string>> StudiesOfPatientAsync(string patientId, string? issuerOfPatientId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Every study, in Study Instance UID order, read a page at a time (a full scan: what a query with no partition key
+    /// falls back to; in a wide-column store, a token-range scan).
+    /// </summary>
+    IAsyncEnumerable<StudyRecord> ScanStudiesAsync(CancellationToken cancellationToken);
 
     Task<IReadOnlyList<string>> StudiesInMonthAsync(string yyyymm, CancellationToken cancellationToken);
 
@@ -86,9 +93,22 @@ public sealed record StudyRecord(
     bool Stable,
     DateTimeOffset? StableDue,
     DateTimeOffset? StableAt,
-    long JournalSequenceNr);
+    long JournalSequenceNr)
+{
+    public string? PatientBirthDate { get; init; }
+    public string? PatientSex { get; init; }
+    public string? StudyTime { get; init; }
+    public string? StudyId { get; init; }
+    public string? StudyDescription { get; init; }
+    public string? ReferringPhysicianName { get; init; }
+}
 
-public sealed record SeriesRecord(string StudyInstanceUid, string SeriesInstanceUid, string? Modality, int? SeriesNumber, int InstanceCount);
+public sealed record SeriesRecord(string StudyInstanceUid, string SeriesInstanceUid, string? Modality, int? SeriesNumber, int InstanceCount)
+{
+    public string? SeriesDescription { get; init; }
+    public string? BodyPartExamined { get; init; }
+    public string? SeriesDate { get; init; }
+}
 
 public sealed record IndexedInstance(
     string StudyInstanceUid,
@@ -100,4 +120,9 @@ public sealed record IndexedInstance(
     string BlobKey,
     long Size,
     string Sha256,
-    DateTimeOffset ReceivedAt);
+    DateTimeOffset ReceivedAt)
+{
+    public int? NumberOfFrames { get; init; }
+    public int? Rows { get; init; }
+    public int? Columns { get; init; }
+}

@@ -286,36 +286,72 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         return cmd.ExecuteScalar() is long seq ? seq : 0;
     }
 
+    private const string StudyColumns = """
+        study_uid, patient_id, issuer_of_patient_id, patient_name, study_date, accession_number, modalities, series_count, instance_count,
+        size_bytes, stable, stable_due, stable_at, journal_seq, patient_birth_date, patient_sex, study_time, study_id, study_description, referring_physician
+        """;
+
+    private static StudyRecord ReadStudy(SqliteDataReader r) =>
+        new(r.GetString(0), r.GetString(1), r.GetString(2), Str(r, 3), Str(r, 4), Str(r, 5), r.GetString(6), r.GetInt32(7), r.GetInt32(8),
+            r.GetInt64(9), r.GetInt32(10) != 0, Time(r, 11), Time(r, 12), r.GetInt64(13))
+        {
+            PatientBirthDate = Str(r, 14), PatientSex = Str(r, 15), StudyTime = Str(r, 16), StudyId = Str(r, 17), StudyDescription = Str(r, 18),
+            ReferringPhysicianName = Str(r, 19),
+        };
+
     public async Task<StudyRecord?> GetStudyAsync(string studyInstanceUid, CancellationToken cancellationToken)
     {
         await using var c = Open();
-        await using var cmd = Command(c, """
-            SELECT study_uid, patient_id, issuer_of_patient_id, patient_name, study_date, accession_number, modalities, series_count, instance_count,
-                   size_bytes, stable, stable_due, stable_at, journal_seq FROM studies WHERE study_uid = $s
-            """, ("$s", studyInstanceUid));
+        await using var cmd = Command(c, $"SELECT {StudyColumns} FROM studies WHERE study_uid = $s", ("$s", studyInstanceUid));
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false)) return null;
-        return new StudyRecord(r.GetString(0), r.GetString(1), r.GetString(2), Str(r, 3), Str(r, 4), Str(r, 5), r.GetString(6), r.GetInt32(7), r.GetInt32(8),
-            r.GetInt64(9), r.GetInt32(10) != 0, Time(r, 11), Time(r, 12), r.GetInt64(13));
+        return await r.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadStudy(r) : null;
+    }
+
+    public async IAsyncEnumerable<StudyRecord> ScanStudiesAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        const int Page = 1000;
+        string after = "";
+        while (true)
+        {
+            var page = new List<StudyRecord>(Page);
+            await using (var c = Open())
+            await using (var cmd = Command(c, $"SELECT {StudyColumns} FROM studies WHERE study_uid > $after ORDER BY study_uid LIMIT {Page}", ("$after", after)))
+            await using (var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                while (await r.ReadAsync(cancellationToken).ConfigureAwait(false)) page.Add(ReadStudy(r));
+            }
+            foreach (var study in page) yield return study;
+            if (page.Count < Page) yield break;
+            after = page[^1].StudyInstanceUid;
+        }
     }
 
     public async Task<IReadOnlyList<SeriesRecord>> GetSeriesAsync(string studyInstanceUid, CancellationToken cancellationToken)
     {
         await using var c = Open();
-        await using var cmd = Command(c, "SELECT study_uid, series_uid, modality, series_number, instance_count FROM series WHERE study_uid = $s", ("$s", studyInstanceUid));
+        await using var cmd = Command(c, """
+            SELECT study_uid, series_uid, modality, series_number, instance_count, series_description, body_part, series_date
+            FROM series WHERE study_uid = $s ORDER BY series_uid
+            """, ("$s", studyInstanceUid));
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var list = new List<SeriesRecord>();
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
-            list.Add(new SeriesRecord(r.GetString(0), r.GetString(1), Str(r, 2), Int(r, 3), r.GetInt32(4)));
+            list.Add(new SeriesRecord(r.GetString(0), r.GetString(1), Str(r, 2), Int(r, 3), r.GetInt32(4))
+            {
+                SeriesDescription = Str(r, 5), BodyPartExamined = Str(r, 6), SeriesDate = Str(r, 7),
+            });
         return list;
     }
 
     private const string InstanceColumns =
-        "study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, blob_key, size_bytes, sha256, received_at";
+        "study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, blob_key, size_bytes, sha256, received_at, number_of_frames, rows, columns";
 
     private static IndexedInstance ReadInstance(SqliteDataReader r) =>
         new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), Int(r, 5), r.GetString(6), r.GetInt64(7), r.GetString(8),
-            DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(9)));
+            DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(9)))
+        {
+            NumberOfFrames = Int(r, 10), Rows = Int(r, 11), Columns = Int(r, 12),
+        };
 
     public async IAsyncEnumerable<IndexedInstance> ListInstancesAsync(string? studyInstanceUid, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -348,9 +384,11 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         return list;
     }
 
-    public Task<IReadOnlyList<string>> StudiesOfPatientAsync(string patientId, string issuerOfPatientId, CancellationToken cancellationToken) =>
-        StringsAsync("SELECT study_uid FROM patient_studies WHERE patient_id = $p AND issuer_of_patient_id = $i ORDER BY study_uid", cancellationToken,
-            ("$p", patientId), ("$i", issuerOfPatientId));
+    public Task<IReadOnlyList<string>> StudiesOfPatientAsync(string patientId, string? issuerOfPatientId, CancellationToken cancellationToken) =>
+        issuerOfPatientId is null
+            ? StringsAsync("SELECT study_uid FROM patient_studies WHERE patient_id = $p ORDER BY issuer_of_patient_id, study_uid", cancellationToken, ("$p", patientId))
+            : StringsAsync("SELECT study_uid FROM patient_studies WHERE patient_id = $p AND issuer_of_patient_id = $i ORDER BY study_uid", cancellationToken,
+                ("$p", patientId), ("$i", issuerOfPatientId));
 
     public Task<IReadOnlyList<string>> StudiesInMonthAsync(string yyyymm, CancellationToken cancellationToken) =>
         StringsAsync("SELECT study_uid FROM date_studies WHERE date_bucket = $b ORDER BY study_uid", cancellationToken, ("$b", yyyymm));

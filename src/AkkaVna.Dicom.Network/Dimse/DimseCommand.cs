@@ -23,6 +23,9 @@ public enum DimseCommandField : ushort
 
 public enum DimsePriority : ushort { Medium = 0, High = 1, Low = 2 }
 
+/// <summary>Sub-operation counts of a C-MOVE or C-GET (a count above 65535 is reported as 65535, the field's limit).</summary>
+public readonly record struct SubOperationCounts(int Remaining, int Completed, int Failed, int Warning);
+
 /// <summary>
 /// A DIMSE command set (group 0000, always implicit VR little endian, PS3.7 6.3 and E.1): a dataset with typed
 /// accessors for the command elements. Built with the factory methods for each message, read with <see cref="Decode"/>.
@@ -82,6 +85,70 @@ public sealed class DimseCommand
         if (errorComment is not null) rsp.Dataset.AddString(DicomTags.ErrorComment, DicomVR.LO, Truncate(errorComment, 64));
         return rsp;
     }
+
+    /// <summary>C-FIND-RQ (PS3.7 9.3.2.1): the identifier follows as the data set.</summary>
+    public static DimseCommand FindRequest(ushort messageId, string sopClassUid, DimsePriority priority = DimsePriority.Medium)
+    {
+        var cmd = Build(DimseCommandField.CFindRequest, sopClassUid, messageId, null, hasDataSet: true);
+        cmd.Dataset.AddUInt16(DicomTags.Priority, (ushort)priority);
+        return cmd;
+    }
+
+    /// <summary>C-MOVE-RQ (PS3.7 9.3.4.1) to <paramref name="destination"/>; the identifier follows.</summary>
+    public static DimseCommand MoveRequest(ushort messageId, string sopClassUid, string destination, DimsePriority priority = DimsePriority.Medium)
+    {
+        var cmd = Build(DimseCommandField.CMoveRequest, sopClassUid, messageId, null, hasDataSet: true);
+        cmd.Dataset.AddUInt16(DicomTags.Priority, (ushort)priority);
+        cmd.Dataset.AddString(DicomTags.MoveDestination, DicomVR.AE, destination);
+        return cmd;
+    }
+
+    /// <summary>C-GET-RQ (PS3.7 9.3.3.1); the identifier follows.</summary>
+    public static DimseCommand GetRequest(ushort messageId, string sopClassUid, DimsePriority priority = DimsePriority.Medium)
+    {
+        var cmd = Build(DimseCommandField.CGetRequest, sopClassUid, messageId, null, hasDataSet: true);
+        cmd.Dataset.AddUInt16(DicomTags.Priority, (ushort)priority);
+        return cmd;
+    }
+
+    /// <summary>C-CANCEL-RQ (PS3.7 9.3.2.3) for the operation with <paramref name="messageIdBeingRespondedTo"/>.</summary>
+    public static DimseCommand CancelRequest(ushort messageIdBeingRespondedTo)
+    {
+        var cmd = new DimseCommand(new DicomDataset());
+        cmd.Dataset.AddUInt16(DicomTags.CommandField, (ushort)DimseCommandField.CCancelRequest);
+        cmd.Dataset.AddUInt16(DicomTags.MessageIDBeingRespondedTo, messageIdBeingRespondedTo);
+        cmd.Dataset.AddUInt16(DicomTags.CommandDataSetType, NoDataSet);
+        return cmd;
+    }
+
+    /// <summary>C-FIND-RSP: pending with a match (<paramref name="hasIdentifier"/>), or final.</summary>
+    public static DimseCommand FindResponse(DimseCommand request, DimseStatus status, bool hasIdentifier, string? errorComment = null)
+    {
+        var rsp = Response(DimseCommandField.CFindResponse, request, status, hasIdentifier);
+        if (errorComment is not null) rsp.Dataset.AddString(DicomTags.ErrorComment, DicomVR.LO, Truncate(errorComment, 64));
+        return rsp;
+    }
+
+    /// <summary>
+    /// C-MOVE-RSP or C-GET-RSP with the sub-operation counts (PS3.7 9.3.3.2, 9.3.4.2): remaining only while pending;
+    /// <paramref name="hasIdentifier"/> when a Failed SOP Instance UID List follows.
+    /// </summary>
+    public static DimseCommand RetrieveResponse(DimseCommand request, DimseStatus status, SubOperationCounts counts, bool hasIdentifier, string? errorComment = null)
+    {
+        var field = request.Field == DimseCommandField.CGetRequest ? DimseCommandField.CGetResponse : DimseCommandField.CMoveResponse;
+        var rsp = Response(field, request, status, hasIdentifier);
+        if (status.IsPending) rsp.Dataset.AddUInt16(DicomTags.NumberOfRemainingSuboperations, (ushort)Math.Min(counts.Remaining, ushort.MaxValue));
+        rsp.Dataset.AddUInt16(DicomTags.NumberOfCompletedSuboperations, (ushort)Math.Min(counts.Completed, ushort.MaxValue));
+        rsp.Dataset.AddUInt16(DicomTags.NumberOfFailedSuboperations, (ushort)Math.Min(counts.Failed, ushort.MaxValue));
+        rsp.Dataset.AddUInt16(DicomTags.NumberOfWarningSuboperations, (ushort)Math.Min(counts.Warning, ushort.MaxValue));
+        if (errorComment is not null) rsp.Dataset.AddString(DicomTags.ErrorComment, DicomVR.LO, Truncate(errorComment, 64));
+        return rsp;
+    }
+
+    public ushort? Remaining => Dataset.GetUInt16(DicomTags.NumberOfRemainingSuboperations);
+    public ushort? Completed => Dataset.GetUInt16(DicomTags.NumberOfCompletedSuboperations);
+    public ushort? Failed => Dataset.GetUInt16(DicomTags.NumberOfFailedSuboperations);
+    public ushort? Warning => Dataset.GetUInt16(DicomTags.NumberOfWarningSuboperations);
 
     /// <summary>A response to a request this stack does not perform (PS3.7 C.5.10: unrecognized operation).</summary>
     public static DimseCommand UnrecognizedResponse(DimseCommand request, string comment)

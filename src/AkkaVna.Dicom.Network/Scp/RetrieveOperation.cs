@@ -1,0 +1,324 @@
+using System.Diagnostics;
+using AkkaVna.Dicom.IO;
+using AkkaVna.Dicom.Network.Dimse;
+using AkkaVna.Dicom.Network.Pdus;
+using AkkaVna.Dicom.Network.Scu;
+using Microsoft.Extensions.Logging;
+
+namespace AkkaVna.Dicom.Network.Scp;
+
+/// <summary>A final or pending response: the command and, when it has one, its data set.</summary>
+internal readonly record struct DimseReply(DimseCommand Command, DicomDataset? DataSet = null);
+
+/// <summary>
+/// Performs a C-MOVE or C-GET (PS3.4 C.4.2, C.4.3): the handler resolves the identifier to instances, then each is sent
+/// in a C-STORE sub-operation — to the move destination over a new association, or back over the requestor's own
+/// association for C-GET — with pending responses carrying the counts and a final response with the Failed SOP Instance
+/// UID List. An instance stored in a syntax the receiver did not accept is converted when both syntaxes are native
+/// (uncompressed); otherwise that sub-operation fails with the reason.
+/// </summary>
+internal sealed class RetrieveOperation
+{
+    private const int MaxContextsPerAssociation = 128;
+
+    private readonly DicomAssociation _requestor;
+    private readonly DimseCommand _request;
+    private readonly ICRetrieveHandler _handler;
+    private readonly RetrieveOptions _options;
+    private readonly DicomAssociationOptions _associationOptions;
+    private readonly ILogger _log;
+    private readonly Func<DimseReply, Task> _sendPending;
+    private readonly List<string> _failedUids = [];
+    private int _completed, _failed, _warning, _remaining;
+    private long _lastPending = Stopwatch.GetTimestamp();
+
+    public RetrieveOperation(DicomAssociation requestor, DimseCommand request, ICRetrieveHandler handler, RetrieveOptions options,
+        DicomAssociationOptions associationOptions, ILogger log, Func<DimseReply, Task> sendPending)
+    {
+        _requestor = requestor;
+        _request = request;
+        _handler = handler;
+        _options = options;
+        _associationOptions = associationOptions;
+        _log = log;
+        _sendPending = sendPending;
+    }
+
+    private bool IsGet => _request.Field == DimseCommandField.CGetRequest;
+
+    private SubOperationCounts Counts => new(_remaining, _completed, _failed, _warning);
+
+    public async Task<DimseReply> RunAsync(string sopClassUid, DicomDataset identifier, CancellationToken cancellationToken)
+    {
+        MoveDestination? destination = null;
+        if (!IsGet)
+        {
+            string ae = _request.MoveDestination?.Trim() ?? "";
+            if (ae.Length == 0) return Final(DimseStatus.MoveDestinationUnknown, "the C-MOVE-RQ names no Move Destination");
+            destination = _handler.FindDestination(_requestor.Info, ae);
+            if (destination is null) return Final(DimseStatus.MoveDestinationUnknown, $"move destination {ae} is not configured on this AE");
+        }
+
+        IReadOnlyList<RetrieveItem> items;
+        try
+        {
+            items = await _handler.ResolveAsync(new RetrieveRequest(_requestor.Info, _request, sopClassUid, identifier), cancellationToken);
+        }
+        catch (DimseException e)
+        {
+            return Final(e.Status, e.Message);
+        }
+        _remaining = items.Count;
+        if (items.Count == 0) return Final(DimseStatus.Success);
+        _log.LogInformation("{Association}: {Operation} of {Count} instance(s){Destination}", _requestor.Info, IsGet ? "C-GET" : "C-MOVE", items.Count,
+            destination is null ? "" : $" to {destination.AETitle} at {destination.Host}:{destination.Port}");
+
+        if (IsGet)
+        {
+            foreach (var item in items)
+            {
+                if (cancellationToken.IsCancellationRequested) break;
+                if (!await StoreAsync(_requestor, item, null, cancellationToken)) break;
+            }
+        }
+        else
+        {
+            foreach (var batch in Batches(items))
+            {
+                if (cancellationToken.IsCancellationRequested) break;
+                await MoveBatchAsync(destination!, batch, cancellationToken);
+            }
+        }
+        if (cancellationToken.IsCancellationRequested && _remaining > 0) return Final(DimseStatus.Cancel, "cancelled by the requestor");
+        if (_failed == 0 && _warning == 0) return Final(DimseStatus.Success);
+        if (_completed == 0 && _warning == 0)
+            return Final(DimseStatus.RetrieveOutOfResourcesSubOperations, $"all {_failed} sub-operations failed");
+        return Final(DimseStatus.SubOperationsCompleteWithFailures, $"{_failed} of {items.Count} sub-operations failed");
+    }
+
+    private async Task MoveBatchAsync(MoveDestination destination, List<RetrieveItem> batch, CancellationToken cancellationToken)
+    {
+        var proposals = Proposals(batch);
+        var rq = new AssociateRequest
+        {
+            CalledAE = destination.AETitle,
+            CallingAE = _options.CallingAE ?? _requestor.Info.CalledAE,
+            PresentationContexts = proposals,
+            UserInformation = new UserInformation
+            {
+                ImplementationClassUid = DicomImplementation.ClassUid,
+                ImplementationVersionName = DicomImplementation.VersionName,
+            },
+        };
+        DicomAssociation target;
+        try
+        {
+            target = await DicomAssociation.ConnectAsync(destination.Host, destination.Port, rq, _options.Association, log: _log, cancellationToken: cancellationToken);
+        }
+        catch (Exception e) when (e is DicomAssociationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            string reason = $"cannot associate with {destination.AETitle} at {destination.Host}:{destination.Port}: {e.Message}";
+            _log.LogWarning("{Association}: C-MOVE: {Reason}", _requestor.Info, reason);
+            foreach (var item in batch) await CountAsync(item, DimseStatus.RetrieveOutOfResourcesSubOperations, reason, cancellationToken);
+            return;
+        }
+        await using (target)
+        {
+            foreach (var item in batch)
+            {
+                if (cancellationToken.IsCancellationRequested) break;
+                if (!await StoreAsync(target, item, (_requestor.Info.CallingAE, _request.MessageId), cancellationToken))
+                {
+                    // The destination stopped answering: the rest of the batch fails with the reason already logged.
+                    foreach (var rest in batch.SkipWhile(i => i != item).Skip(1))
+                        await CountAsync(rest, DimseStatus.RetrieveOutOfResourcesSubOperations, "the move destination stopped answering", cancellationToken);
+                    return;
+                }
+            }
+            if (target.State == UpperLayer.UlState.Sta6)
+            {
+                try
+                {
+                    await target.ReleaseAsync().WaitAsync(_associationOptions.DimseTimeout, CancellationToken.None);
+                }
+                catch (Exception e) when (e is TimeoutException or DicomAssociationException or IOException)
+                {
+                    await target.AbortAsync("no A-RELEASE-RP in time");
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Per SOP class: one context per stored syntax; for native syntaxes also one offering explicit and implicit VR
+    /// little endian, so a destination that takes neither stored syntax still gets a converted data set.
+    /// </summary>
+    private static List<PresentationContextProposal> Proposals(List<RetrieveItem> items)
+    {
+        var proposals = new List<PresentationContextProposal>();
+        foreach (var perClass in items.GroupBy(i => i.SopClassUid, StringComparer.Ordinal))
+        {
+            bool anyNative = false;
+            foreach (var ts in perClass.Select(i => i.TransferSyntaxUid).Distinct(StringComparer.Ordinal))
+            {
+                proposals.Add(new PresentationContextProposal((byte)(2 * proposals.Count + 1), perClass.Key, [ts]));
+                anyNative |= IsConvertible(DicomTransferSyntax.Lookup(ts));
+            }
+            if (anyNative)
+                proposals.Add(new PresentationContextProposal((byte)(2 * proposals.Count + 1), perClass.Key,
+                    [DicomTransferSyntax.ExplicitVRLittleEndian.Uid, DicomTransferSyntax.ImplicitVRLittleEndian.Uid]));
+        }
+        return proposals;
+    }
+
+    private static IEnumerable<List<RetrieveItem>> Batches(IReadOnlyList<RetrieveItem> items)
+    {
+        // Contexts per class: its distinct syntaxes plus one for conversion; classes are packed up to 128 contexts.
+        var batch = new List<RetrieveItem>();
+        int contexts = 0;
+        foreach (var perClass in items.GroupBy(i => i.SopClassUid, StringComparer.Ordinal))
+        {
+            int needed = perClass.Select(i => i.TransferSyntaxUid).Distinct(StringComparer.Ordinal).Count() + 1;
+            if (batch.Count > 0 && contexts + needed > MaxContextsPerAssociation)
+            {
+                yield return batch;
+                batch = [];
+                contexts = 0;
+            }
+            batch.AddRange(perClass);
+            contexts += needed;
+        }
+        if (batch.Count > 0) yield return batch;
+    }
+
+    private static bool IsConvertible(DicomTransferSyntax? ts) => ts is { IsFileEncoding: true, IsEncapsulated: false };
+
+    /// <summary>Sends one sub-operation; false when the receiver stopped answering (the association was aborted).</summary>
+    private async Task<bool> StoreAsync(DicomAssociation target, RetrieveItem item, (string AE, ushort MessageId)? originator, CancellationToken cancellationToken)
+    {
+        StoreFile file;
+        try
+        {
+            file = StoreFile.Read(item.Path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DicomParseException)
+        {
+            _log.LogError(e, "{Association}: cannot read archived instance {SopInstance} at {Path}", _requestor.Info, item.SopInstanceUid, item.Path);
+            await CountAsync(item, DimseStatus.UnableToProcess, "cannot read the archived instance: " + e.Message, cancellationToken);
+            return true;
+        }
+        var (context, convert) = ChooseContext(target, file);
+        if (context is null)
+        {
+            await CountAsync(item, DimseStatus.RetrieveOutOfResourcesSubOperations,
+                $"the receiver accepted no presentation context for {item.SopClassUid} in {file.TransferSyntax.Uid} (stored syntax, compressed: not converted)", cancellationToken);
+            return true;
+        }
+        string? spool = null;
+        try
+        {
+            Stream source;
+            long length;
+            if (convert)
+            {
+                spool = Path.Combine(_options.TempDirectory ?? Path.GetTempPath(), $"akkavna-convert-{Guid.NewGuid():N}.dcm");
+                length = Convert(file, context.TransferSyntax, spool);
+                source = new FileStream(spool, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+            }
+            else
+            {
+                source = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan) { Position = file.DataSetOffset };
+                length = file.DataSetLength;
+                if (file.TransferSyntax.IsDeflated && length % 2 == 1)
+                {
+                    source = new PaddedStream(source, length);
+                    length++;
+                }
+            }
+            await using (source)
+            {
+                var cmd = DimseCommand.StoreRequest(target.NextMessageId(), file.SopClassUid, file.SopInstanceUid, _request.Priority, originator?.AE, originator?.MessageId);
+                DimseResponse rsp;
+                try
+                {
+                    rsp = await target.SendRequestAsync(context.Id, cmd, source, length, cancellationToken: CancellationToken.None)
+                        .WaitAsync(_associationOptions.DimseTimeout, CancellationToken.None);
+                }
+                catch (TimeoutException)
+                {
+                    string reason = $"no C-STORE-RSP within {_associationOptions.DimseTimeout.TotalSeconds:F0} s";
+                    await target.AbortAsync(reason);
+                    await CountAsync(item, DimseStatus.RetrieveOutOfResourcesSubOperations, reason, cancellationToken);
+                    return false;
+                }
+                await CountAsync(item, rsp.Status, rsp.Command.ErrorComment, cancellationToken);
+                return true;
+            }
+        }
+        catch (Exception e) when (e is IOException or DicomAssociationException or UnauthorizedAccessException or DicomParseException or InvalidOperationException)
+        {
+            await CountAsync(item, DimseStatus.RetrieveOutOfResourcesSubOperations, e.Message, cancellationToken);
+            return target.State == UpperLayer.UlState.Sta6;
+        }
+        finally
+        {
+            if (spool is not null) File.Delete(spool);
+        }
+    }
+
+    /// <summary>The stored syntax if the receiver took it; else a native syntax it took, when the stored one is native too.</summary>
+    private (PresentationContext? Context, bool Convert) ChooseContext(DicomAssociation target, StoreFile file)
+    {
+        bool mayStore = !IsGet || target.Accept?.UserInformation.RoleSelections.Any(r => r.SopClassUid == file.SopClassUid && r.ScpRole) == true;
+        if (!mayStore) return (null, false);
+        var candidates = target.PresentationContexts.Values.Where(c => c.Accepted && c.AbstractSyntax == file.SopClassUid).ToList();
+        if (candidates.FirstOrDefault(c => c.TransferSyntaxUid == file.TransferSyntax.Uid) is { } exact) return (exact, false);
+        if (!IsConvertible(file.TransferSyntax)) return (null, false);
+        var native = candidates.FirstOrDefault(c => IsConvertible(c.TransferSyntax) && !c.TransferSyntax.IsDeflated);
+        return (native, native is not null);
+    }
+
+    /// <summary>Writes the data set in <paramref name="syntax"/> to <paramref name="path"/>; large values are copied from the file, not loaded.</summary>
+    private long Convert(StoreFile file, DicomTransferSyntax syntax, string path)
+    {
+        using var source = DicomFile.Open(file.Path, new DicomReadOptions { TempDirectory = _options.TempDirectory });
+        using var output = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024);
+        DicomWriter.WriteDataset(output, source.Dataset, syntax);
+        return output.Length;
+    }
+
+    private async Task CountAsync(RetrieveItem item, DimseStatus status, string? reason, CancellationToken cancellationToken)
+    {
+        _remaining--;
+        switch (status.Category)
+        {
+            case DimseStatusCategory.Success:
+                _completed++;
+                break;
+            case DimseStatusCategory.Warning:
+                _warning++;
+                break;
+            default:
+                _failed++;
+                _failedUids.Add(item.SopInstanceUid);
+                _log.LogWarning("{Association}: sub-operation for {SopInstance} failed: {Status} {Reason}", _requestor.Info, item.SopInstanceUid, status, reason);
+                break;
+        }
+        if (_remaining > 0 && !cancellationToken.IsCancellationRequested && Stopwatch.GetElapsedTime(_lastPending) >= _options.PendingInterval)
+        {
+            _lastPending = Stopwatch.GetTimestamp();
+            await _sendPending(new DimseReply(DimseCommand.RetrieveResponse(_request, DimseStatus.Pending, Counts, hasIdentifier: false)));
+        }
+    }
+
+    private DimseReply Final(DimseStatus status, string? comment = null)
+    {
+        DicomDataset? failed = null;
+        if (_failedUids.Count > 0)
+        {
+            failed = new DicomDataset();
+            failed.AddString(DicomTags.FailedSOPInstanceUIDList, DicomVR.UI, string.Join('\\', _failedUids));
+        }
+        return new DimseReply(DimseCommand.RetrieveResponse(_request, status, Counts, failed is not null, comment), failed);
+    }
+}
