@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every AkkaVna test on a fresh Debian machine: installs what the tests need when it is missing
-# (dcmtk, util-linux and iproute2 now; PostgreSQL, Orthanc and radosgw as later features need them), then builds and tests the solution.
+# (dcmtk, Orthanc, curl, util-linux and iproute2 now; PostgreSQL and radosgw as later features need them), then builds and tests the solution.
 # Needs root (or sudo) for apt-get. Usage: bash tests/run.sh [extra dotnet test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # network namespace (unshare from util-linux, ip from iproute2).
 declare -A package=(
   [dcmdump]=dcmtk [dcm2json]=dcmtk [dcmodify]=dcmtk [storescu]=dcmtk [storescp]=dcmtk [echoscu]=dcmtk
+  [findscu]=dcmtk [movescu]=dcmtk [getscu]=dcmtk
+  [Orthanc]=orthanc [curl]=curl [nsenter]=util-linux
   [unshare]=util-linux [ip]=iproute2
 )
 need=()
@@ -20,7 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 if [ ! -d ../shared/corpus ] && [ -z "${AKKAVNA_CORPUS:-}" ]; then

@@ -194,6 +194,13 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// C-CANCEL-RQ for an outstanding C-FIND, C-MOVE or C-GET (PS3.7 9.3.2.3): the peer ends it with a Cancel status, which
+    /// completes that request's task as usual. No response to the cancel itself is expected.
+    /// </summary>
+    public Task CancelAsync(byte presentationContextId, ushort messageId, CancellationToken cancellationToken = default) =>
+        SendMessageAsync(presentationContextId, DimseCommand.CancelRequest(messageId), null, 0, cancellationToken);
+
     /// <summary>C-ECHO on the Verification presentation context.</summary>
     public async Task<DimseStatus> EchoAsync(CancellationToken cancellationToken = default)
     {

@@ -37,7 +37,10 @@ public sealed class ServerProcess : IDisposable
     private readonly StringBuilder _output = new();
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <param name="readyMarker">A line that shows the server is ready; null: wait until <paramref name="readyPort"/> accepts connections.</param>
+    /// <param name="readyMarker">
+    /// A line that shows the server is ready; null: wait until <paramref name="readyPort"/> accepts connections on this
+    /// host's loopback; null and port 0: do not wait (the caller checks readiness itself, e.g. inside a network namespace).
+    /// </param>
     public ServerProcess(string program, IEnumerable<string> args, string? readyMarker, TimeSpan? timeout = null, int readyPort = 0)
     {
         var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -54,7 +57,8 @@ public sealed class ServerProcess : IDisposable
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
         var wait = timeout ?? TimeSpan.FromSeconds(30);
-        if (readyMarker is null)
+        if (readyMarker is null && readyPort == 0) _ready.TrySetResult();
+        else if (readyMarker is null)
         {
             _ = Task.Run(async () =>
             {

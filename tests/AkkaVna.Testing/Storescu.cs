@@ -55,12 +55,19 @@ public static class Storescu
     }
 
     /// <summary>Sends files over <paramref name="associations"/> concurrent storescu processes (the files dealt round-robin).</summary>
-    public static List<Tool.Result> Send(string config, int port, IReadOnlyList<StoreFile> files, int associations, TimeSpan timeout, params string[] options)
+    public static List<Tool.Result> Send(string config, int port, IReadOnlyList<StoreFile> files, int associations, TimeSpan timeout, params string[] options) =>
+        Send(null, config, port, files, associations, timeout, options);
+
+    /// <summary>As <see cref="Send(string, int, IReadOnlyList{StoreFile}, int, TimeSpan, string[])"/>, from inside <paramref name="network"/> when given.</summary>
+    public static List<Tool.Result> Send(NetworkNamespace? network, string config, int port, IReadOnlyList<StoreFile> files, int associations, TimeSpan timeout,
+        params string[] options)
     {
         var lists = Enumerable.Range(0, associations).Select(i => files.Where((_, k) => k % associations == i).ToList()).Where(l => l.Count > 0).ToList();
-        return lists.AsParallel().WithDegreeOfParallelism(Math.Max(1, lists.Count)).Select(list => Tool.Run(Tool.Dcmtk("storescu"),
-            ["-xf", config, "Corpus", "-aec", "AKKAVNA", "-nh", "-v", .. options, "127.0.0.1", port.ToString(CultureInfo.InvariantCulture), .. list.Select(f => f.Path)],
-            timeout)).ToList();
+        return lists.AsParallel().WithDegreeOfParallelism(Math.Max(1, lists.Count)).Select(list =>
+        {
+            string[] args = ["-xf", config, "Corpus", "-aec", "AKKAVNA", "-nh", "-v", .. options, "127.0.0.1", port.ToString(CultureInfo.InvariantCulture), .. list.Select(f => f.Path)];
+            return network is null ? Tool.Run(Tool.Dcmtk("storescu"), args, timeout) : network.Run(Tool.Dcmtk("storescu"), args, timeout);
+        }).ToList();
     }
 
     /// <summary>

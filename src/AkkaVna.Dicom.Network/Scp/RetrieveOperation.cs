@@ -211,7 +211,9 @@ internal sealed class RetrieveOperation
         if (context is null)
         {
             await CountAsync(item, DimseStatus.RetrieveOutOfResourcesSubOperations,
-                $"the receiver accepted no presentation context for {item.SopClassUid} in {file.TransferSyntax.Uid} (stored syntax, compressed: not converted)", cancellationToken);
+                file.TransferSyntax.IsEncapsulated
+                    ? $"the receiver accepted no presentation context for {item.SopClassUid} in {file.TransferSyntax.Uid}, the stored (compressed) syntax"
+                    : $"the receiver accepted no presentation context for {item.SopClassUid} in {file.TransferSyntax.Uid} or a native syntax to convert to", cancellationToken);
             return true;
         }
         string? spool = null;

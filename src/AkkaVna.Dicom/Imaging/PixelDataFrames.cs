@@ -170,6 +170,7 @@ public sealed class PixelDataFrames
 
     private static PixelDataFrames OfNative(DicomDataset dataset, DicomTag tag, DicomElement value, int frames)
     {
+        if (value.Length == 0) throw new PixelDataException($"{tag} is empty: there are no frames");
         int rows = RequiredUInt16(dataset, DicomTags.Rows, "Rows");
         int columns = RequiredUInt16(dataset, DicomTags.Columns, "Columns");
         int bits = RequiredUInt16(dataset, DicomTags.BitsAllocated, "Bits Allocated");
@@ -619,6 +620,8 @@ internal readonly record struct ValueRange(IByteBuffer Buffer, long Offset, long
 
         private sealed class WindowSink(PipeWriter writer, long skip, long take) : Stream
         {
+            private static readonly TimeSpan IdleTimeout = TimeSpan.FromMinutes(2);
+
             public sealed class StopException : Exception;
 
             public long Left => take;
@@ -627,6 +630,7 @@ internal readonly record struct ValueRange(IByteBuffer Buffer, long Offset, long
 
             public override void Write(ReadOnlySpan<byte> data)
             {
+                if (take == 0) throw new StopException();
                 if (skip > 0)
                 {
                     int dropped = (int)Math.Min(skip, data.Length);
@@ -637,8 +641,16 @@ internal readonly record struct ValueRange(IByteBuffer Buffer, long Offset, long
                 var part = data[..(int)Math.Min(data.Length, take)];
                 writer.Write(part);
                 take -= part.Length;
-                var flushed = writer.FlushAsync().AsTask().GetAwaiter().GetResult(); // waits while the pipe is full
-                if (flushed.IsCompleted || take == 0) throw new StopException(); // reader gone, or the range is complete
+                // Waits while the pipe is full. A reader that neither reads nor disposes its stream would hold this thread
+                // for ever: after IdleTimeout the flush is cancelled and the reader, if it comes back, gets the timeout.
+                var flush = writer.FlushAsync().AsTask();
+                if (!flush.Wait(IdleTimeout))
+                {
+                    writer.CancelPendingFlush();
+                    throw new TimeoutException($"the frame's reader took no bytes for {IdleTimeout.TotalSeconds:0} s; reading stopped");
+                }
+                var flushed = flush.Result;
+                if (flushed.IsCompleted || flushed.IsCanceled || take == 0) throw new StopException(); // reader gone, or the range is complete
             }
 
             public override bool CanRead => false;

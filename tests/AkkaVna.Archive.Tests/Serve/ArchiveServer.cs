@@ -18,7 +18,8 @@ public sealed class ArchiveServer : IDisposable
     public int HttpPort { get; }
     private readonly ServerProcess _process;
 
-    public ArchiveServer(string dataFolder, string? config = null, int? dicomPort = null)
+    /// <param name="network">Run the node inside this network namespace (to reach storescp or Orthanc as move destinations).</param>
+    public ArchiveServer(string dataFolder, string? config = null, int? dicomPort = null, NetworkNamespace? network = null)
     {
         DataFolder = dataFolder;
         DicomPort = dicomPort ?? Ports.Free();
@@ -31,7 +32,9 @@ public sealed class ArchiveServer : IDisposable
             File.WriteAllText(path, config);
             args.AddRange(["--config", path]);
         }
-        _process = new ServerProcess("dotnet", args, "akka-vna serve: ready", TimeSpan.FromSeconds(90));
+        _process = network is null
+            ? new ServerProcess("dotnet", args, "akka-vna serve: ready", TimeSpan.FromSeconds(90))
+            : network.Start("dotnet", args, "akka-vna serve: ready", TimeSpan.FromSeconds(90));
     }
 
     public string Output => _process.Output;
