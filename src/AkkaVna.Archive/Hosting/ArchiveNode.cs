@@ -10,6 +10,7 @@ using AkkaVna.Archive.Index;
 using AkkaVna.Archive.Ingest;
 using AkkaVna.Archive.Query;
 using AkkaVna.Archive.Studies;
+using AkkaVna.Archive.Web;
 using AkkaVna.Dicom.Network;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -137,7 +138,9 @@ public sealed class ArchiveNode : IAsyncDisposable
             }, services, loggerFactory);
 
             Metrics.DefaultRegistry.AddBeforeCollectCallback(() => ArchiveMetrics.Associations.Set(dicom.ActiveAssociations));
-            var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, studies);
+            var web = new DicomWebEndpoints(engine, index, blobs, handler, options.SpoolFolder,
+                new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"));
+            var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, studies, web);
             await http.StartAsync(cancellationToken);
             dicom.Start();
             var node = new ArchiveNode(options, system, studies, index, blobs, dicom, http, log);
@@ -230,13 +233,19 @@ public sealed class ArchiveNode : IAsyncDisposable
             .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
     }
 
-    private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IActorRef studies)
+    private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IActorRef studies,
+        DicomWebEndpoints web)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         logging(builder.Logging);
-        builder.WebHost.ConfigureKestrel(k => k.Listen(options.HttpBind, options.HttpPort));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(options.HttpBind, options.HttpPort);
+            k.Limits.MaxRequestBodySize = options.MaxStowBytes; // STOW-RS bodies; the multipart reader enforces the same limit with a reason
+        });
         var app = builder.Build();
+        web.Map(app);
         app.MapGet("/health/live", () => Results.Text("alive\n"));
         app.MapGet("/health/ready", async (CancellationToken ct) =>
         {

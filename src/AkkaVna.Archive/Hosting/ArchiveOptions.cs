@@ -36,6 +36,8 @@ public sealed record ArchiveOptions
     /// <summary>C-MOVE destinations by AE title.</summary>
     public required IReadOnlyDictionary<string, Dicom.Network.MoveDestination> MoveDestinations { get; init; }
     public required string SpoolFolder { get; init; }
+    public required long MaxStowBytes { get; init; }
+    public required int MaxStowParts { get; init; }
 
     /// <summary>
     /// The <c>akka</c> section of the user's configuration file, if any: Akka.NET settings (logging, remoting, the
@@ -144,6 +146,8 @@ public sealed record ArchiveOptions
             CaseInsensitiveNames = c.GetBoolean("query.case-insensitive-names"),
             MoveDestinations = destinations,
             SpoolFolder = Path.Combine(data, Str("retrieve.spool")),
+            MaxStowBytes = c.GetByteSize("http.max-stow-bytes") is long b and >= 1024 ? b : throw new ArchiveConfigException("akka-vna.http.max-stow-bytes must be at least 1KiB"),
+            MaxStowParts = Int("http.max-stow-parts", 1, 1_000_000),
             AETitle = AE(Str("dicom.ae-title"), "dicom.ae-title"),
             DicomBind = Address("dicom.bind"),
             DicomPort = Int("dicom.port", 0, 65535),

@@ -42,9 +42,11 @@ public sealed class QueryEngine(IArchiveIndex index, IBlobStore blobs, QuerySett
     /// The matches of <paramref name="identifier"/>, streamed. Throws <see cref="QueryException"/> for an identifier that
     /// cannot be performed (no or a wrong level, malformed values) and <see cref="TooManyMatchesException"/>.
     /// </summary>
-    public async IAsyncEnumerable<QueryMatch> FindAsync(InformationModel model, DicomDataset identifier, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <param name="caseInsensitiveNames">Overrides the configured PN matching for this query (QIDO-RS fuzzymatching).</param>
+    public async IAsyncEnumerable<QueryMatch> FindAsync(InformationModel model, DicomDataset identifier, [EnumeratorCancellation] CancellationToken cancellationToken,
+        bool? caseInsensitiveNames = null)
     {
-        var query = ParsedQuery.Parse(model, identifier, settings.CaseInsensitivePersonNames);
+        var query = ParsedQuery.Parse(model, identifier, caseInsensitiveNames ?? settings.CaseInsensitivePersonNames);
         int count = 0;
         var matches = query.Level switch
         {
