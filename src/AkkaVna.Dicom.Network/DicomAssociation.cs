@@ -985,16 +985,26 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
                 int n = Math.Min(maxFragment, commandBytes.Length - offset);
                 bool last = offset + n == commandBytes.Length;
                 var slice = new ReadOnlyMemory<byte>(commandBytes, offset, n);
-                await FireAsync(UlEvent.Evt9, new PDataRequest(_ => WritePdvAsync(pcId, true, last, slice)));
+                await FireAsync(UlEvent.Evt9, new PDataRequest(_ => WritePdvAsync(pcId, true, last, slice, endOfMessage: last && dataSet is null)));
             }
             if (dataSet is null) return;
+            // One P-DATA request (Evt9: Sta6 stays Sta6) writes the PDUs of up to 256 KiB, so the machine's gate is taken
+            // per flush rather than per PDU, yet incoming events (an A-ABORT) still get in between on a large data set.
             long remaining = dataSetLength;
             do
             {
-                int n = (int)Math.Min(maxFragment, remaining);
-                remaining -= n;
-                bool last = remaining == 0;
-                await FireAsync(UlEvent.Evt9, new PDataRequest(_ => WritePdvFromStreamAsync(pcId, last, dataSet, n)));
+                long chunk = Math.Min(remaining, Math.Max(maxFragment, FlushThreshold));
+                remaining -= chunk;
+                bool lastChunk = remaining == 0;
+                await FireAsync(UlEvent.Evt9, new PDataRequest(async _ =>
+                {
+                    for (long left = chunk; left > 0;)
+                    {
+                        int n = (int)Math.Min(maxFragment, left);
+                        left -= n;
+                        await WritePdvFromStreamAsync(pcId, lastChunk && left == 0, dataSet, n);
+                    }
+                }));
             }
             while (remaining > 0);
         }
@@ -1004,13 +1014,20 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         }
     }
 
-    private async ValueTask WritePdvAsync(byte pcId, bool command, bool last, ReadOnlyMemory<byte> fragment)
+    /// <summary>
+    /// P-DATA PDUs of one message are flushed to the socket together (at the message's end, or every 256 KiB), not one
+    /// by one: a peer with 16 KB PDUs would otherwise cost a send per 16 KB.
+    /// </summary>
+    private const int FlushThreshold = 256 * 1024;
+    private int _unflushed; // bytes of P-DATA written and not flushed; touched only under _sendLock
+
+    private async ValueTask WritePdvAsync(byte pcId, bool command, bool last, ReadOnlyMemory<byte> fragment, bool endOfMessage)
     {
         var memory = _writer!.GetMemory(PduCodec.PDataOverhead + fragment.Length);
         PduCodec.WritePDataHeader(memory.Span, pcId, command, last, fragment.Length);
         fragment.Span.CopyTo(memory.Span[PduCodec.PDataOverhead..]);
         _writer.Advance(PduCodec.PDataOverhead + fragment.Length);
-        await FlushAsync();
+        await FlushIfDueAsync(PduCodec.PDataOverhead + fragment.Length, endOfMessage);
     }
 
     private async ValueTask WritePdvFromStreamAsync(byte pcId, bool last, Stream source, int length)
@@ -1020,6 +1037,14 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         int read = await source.ReadAtLeastAsync(memory.Slice(PduCodec.PDataOverhead, length), length, throwOnEndOfStream: false);
         if (read != length) throw new IOException($"the data set source ended {length - read} bytes early");
         _writer.Advance(PduCodec.PDataOverhead + length);
+        await FlushIfDueAsync(PduCodec.PDataOverhead + length, last);
+    }
+
+    private async ValueTask FlushIfDueAsync(int written, bool endOfMessage)
+    {
+        _unflushed += written;
+        if (!endOfMessage && _unflushed < FlushThreshold) return;
+        _unflushed = 0;
         await FlushAsync();
     }
 
