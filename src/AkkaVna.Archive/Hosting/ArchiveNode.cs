@@ -239,11 +239,9 @@ public sealed class ArchiveNode : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         logging(builder.Logging);
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.Listen(options.HttpBind, options.HttpPort);
-            k.Limits.MaxRequestBodySize = options.MaxStowBytes; // STOW-RS bodies; the multipart reader enforces the same limit with a reason
-        });
+        // Kestrel's default body limit (30 MB) stays for every endpoint but STOW-RS, which lifts it and enforces
+        // http.max-stow-bytes itself, with a reason.
+        builder.WebHost.ConfigureKestrel(k => k.Listen(options.HttpBind, options.HttpPort));
         var app = builder.Build();
         web.Map(app);
         app.MapGet("/health/live", () => Results.Text("alive\n"));

@@ -392,6 +392,10 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
     private Task StowAsync(HttpContext c, string? study) => Guard(c, async () =>
     {
         if (study is not null) CheckUid(study, "Study Instance");
+        if (c.Request.ContentLength > limits.MaxBodyBytes)
+            throw new WebException(413, $"the body is {c.Request.ContentLength} bytes, more than the {limits.MaxBodyBytes} bytes a STOW-RS request may have (http.max-stow-bytes)");
+        // The multipart reader enforces the limit (chunked bodies too), with a reason; Kestrel's own cut-off would give none.
+        if (c.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size) size.MaxRequestBodySize = null;
         MultipartContentType contentType;
         try
         {

@@ -24,7 +24,7 @@ public sealed class DicomWebTests : IAsyncLifetime
 
     public Task InitializeAsync()
     {
-        _server = new ArchiveServer(_dir.File("data"), "akka-vna.http.max-stow-bytes = 64MiB");
+        _server = new ArchiveServer(_dir.File("data"), "akka-vna.http.max-stow-bytes = 1MiB");
         _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_server.HttpPort}/"), Timeout = TimeSpan.FromMinutes(2) };
         _files = Instances.WriteStudy(_dir.File("study"), 3, 64 * 64 * 2, seed: 11).Select(StoreFile.Read).ToList();
         using var first = DicomFile.Open(_files[0].Path, new DicomReadOptions { StopBefore = t => t.Group > 0x0020 });
@@ -188,6 +188,9 @@ public sealed class DicomWebTests : IAsyncLifetime
         var truncated = new ByteArrayContent("--b1\r\nContent-Type: application/dicom\r\n\r\n"u8.ToArray().Concat(await File.ReadAllBytesAsync(_files[0].Path)).ToArray());
         truncated.Headers.TryAddWithoutValidation("Content-Type", "multipart/related; type=\"application/dicom\"; boundary=b1");
         await Expect(await _http.PostAsync("dicom-web/studies", truncated), HttpStatusCode.BadRequest, "delimiter");
+        // Over the configured 1 MiB: 413 with the reason, nothing stored.
+        var bigFiles = Instances.WriteStudy(_dir.File("big"), 1, 2 * 1024 * 1024, seed: 12);
+        await Expect(await _http.PostAsync("dicom-web/studies", Multipart(bigFiles)), HttpStatusCode.RequestEntityTooLarge, "bytes");
         var notDicom = new ByteArrayContent("--b2\r\nContent-Type: application/dicom\r\n\r\nthis is not DICOM\r\n--b2--\r\n"u8.ToArray());
         notDicom.Headers.TryAddWithoutValidation("Content-Type", "multipart/related; type=\"application/dicom\"; boundary=b2");
         var rejected = await _http.PostAsync("dicom-web/studies", notDicom);
