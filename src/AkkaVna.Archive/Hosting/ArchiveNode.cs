@@ -12,6 +12,7 @@ using AkkaVna.Archive.Query;
 using AkkaVna.Archive.Studies;
 using AkkaVna.Archive.Web;
 using AkkaVna.Dicom.Network;
+using AkkaVna.Dicom.Network.Trace;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -44,6 +45,7 @@ public sealed class ArchiveNode : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _sweeper;
     private int _stopped;
+    private StoreTraceWriter? _trace;
 
     private ArchiveNode(ArchiveOptions options, ActorSystem system, IActorRef studies, IArchiveIndex index, IBlobStore blobs, DicomServer dicom,
         WebApplication http, ILogger log)
@@ -104,7 +106,9 @@ public sealed class ArchiveNode : IAsyncDisposable
             foreach (var stale in Directory.EnumerateFiles(options.SpoolFolder)) File.Delete(stale);
             var engine = new QueryEngine(index, blobs, new QuerySettings(options.MaxQueryMatches, options.CaseInsensitiveNames, options.AETitle));
             var queries = new ArchiveQueryHandler(engine, index, blobs, options.MoveDestinations, loggerFactory.CreateLogger("query"));
-            var handler = new ArchiveStoreHandler(blobs, index, studies, options.Ingest, loggerFactory.CreateLogger("ingest"));
+            var trace = options.TraceFile is { } traceFile ? new StoreTraceWriter(traceFile) : null;
+            if (trace is not null) log.LogInformation("recording an ingest trace to {TraceFile}", options.TraceFile);
+            var handler = new ArchiveStoreHandler(blobs, index, studies, options.Ingest, loggerFactory.CreateLogger("ingest"), trace);
             var services = new DicomServices
             {
                 Policy = new AssociationPolicy
@@ -143,7 +147,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, studies, web);
             await http.StartAsync(cancellationToken);
             dicom.Start();
-            var node = new ArchiveNode(options, system, studies, index, blobs, dicom, http, log);
+            var node = new ArchiveNode(options, system, studies, index, blobs, dicom, http, log) { _trace = trace };
             log.LogInformation("listening for DICOM on {DicomEndPoint} as {AETitle}; HTTP on {HttpUrl}; data in {Data}", node.DicomEndPoint, options.AETitle,
                 http.Urls.First(), options.DataFolder);
             return node;
@@ -338,6 +342,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         _log.LogInformation("stopping: finishing open associations (up to {Grace})", grace);
         _stopping.Cancel();
         await _dicom.StopAsync(grace);
+        if (_trace is not null) await _trace.DisposeAsync();
         await _sweeper;
         await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
         await Index.DisposeAsync();

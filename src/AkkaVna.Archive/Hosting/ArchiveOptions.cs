@@ -37,6 +37,8 @@ public sealed record ArchiveOptions
     public required IReadOnlyDictionary<string, Dicom.Network.MoveDestination> MoveDestinations { get; init; }
     public required string SpoolFolder { get; init; }
     public required long MaxStowBytes { get; init; }
+    /// <summary>The ingest trace file (under the data folder), or null when recording is off.</summary>
+    public string? TraceFile { get; init; }
     public required int MaxStowParts { get; init; }
 
     /// <summary>
@@ -148,6 +150,7 @@ public sealed record ArchiveOptions
             SpoolFolder = Path.Combine(data, Str("retrieve.spool")),
             MaxStowBytes = c.GetByteSize("http.max-stow-bytes") is long b and >= 1024 ? b : throw new ArchiveConfigException("akka-vna.http.max-stow-bytes must be at least 1KiB"),
             MaxStowParts = Int("http.max-stow-parts", 1, 1_000_000),
+            TraceFile = c.GetString("ingest.trace") is { Length: > 0 } trace ? Path.Combine(data, trace) : null,
             AETitle = AE(Str("dicom.ae-title"), "dicom.ae-title"),
             DicomBind = Address("dicom.bind"),
             DicomPort = Int("dicom.port", 0, 65535),

@@ -7,6 +7,7 @@ using AkkaVna.Archive.Index;
 using AkkaVna.Archive.Studies;
 using AkkaVna.Dicom.Dictionary;
 using AkkaVna.Dicom.Network;
+using AkkaVna.Dicom.Network.Trace;
 using AkkaVna.Dicom.Network.Dimse;
 using AkkaVna.Dicom.Network.Scp;
 using Microsoft.Extensions.Logging;
@@ -29,14 +30,17 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
     private readonly IActorRef _studies;
     private readonly IngestSettings _settings;
     private readonly ILogger _log;
+    private readonly StoreTraceWriter? _trace;
 
-    public ArchiveStoreHandler(IBlobStore blobs, IArchiveIndex index, IActorRef studies, IngestSettings settings, ILogger log)
+    /// <param name="trace">Where to record each C-STORE (time, AE titles, study, size, latency to commit, status) for replay; null: off.</param>
+    public ArchiveStoreHandler(IBlobStore blobs, IArchiveIndex index, IActorRef studies, IngestSettings settings, ILogger log, StoreTraceWriter? trace = null)
     {
         _blobs = blobs;
         _index = index;
         _studies = studies;
         _settings = settings;
         _log = log;
+        _trace = trace;
     }
 
     public ValueTask<IStoreSink> BeginAsync(StoreRequest request, CancellationToken cancellationToken)
@@ -56,7 +60,10 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
 
     private sealed class Sink(ArchiveStoreHandler owner, StoreRequest request, IBlobWriter writer) : IStoreSink
     {
+        private readonly long _begun = Stopwatch.GetTimestamp();
         private bool _headerWritten;
+        private long _bytes;
+        private string? _study;
 
         public async ValueTask WriteAsync(ReadOnlySequence<byte> data, CancellationToken cancellationToken)
         {
@@ -65,10 +72,19 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
                 await writer.WriteAsync(Part10Header.For(request), cancellationToken);
                 _headerWritten = true;
             }
+            _bytes += data.Length;
             await writer.WriteAsync(data, cancellationToken);
         }
 
         public async ValueTask<DimseResult> CompleteAsync(CancellationToken cancellationToken)
+        {
+            var result = await CompleteCoreAsync(cancellationToken);
+            owner._trace?.Record(request.Association.CallingAE, request.Association.CalledAE, _study, _bytes, Stopwatch.GetElapsedTime(_begun).TotalMilliseconds,
+                result.Status.Code.ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
+            return result;
+        }
+
+        private async ValueTask<DimseResult> CompleteCoreAsync(CancellationToken cancellationToken)
         {
             if (!_headerWritten) return Refused(DimseStatus.StoreCannotUnderstand, "the data set is empty");
             long started = Stopwatch.GetTimestamp(), completed = started;
@@ -87,6 +103,7 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
             try
             {
                 header = InstanceHeader.Read(writer.StagedPath);
+                _study = header.StudyInstanceUid;
                 Phase("header", ref started);
             }
             catch (InvalidInstanceException e)
