@@ -8,4 +8,5 @@ root.Subcommands.Add(NetworkCommands.Store());
 root.Subcommands.Add(NetworkCommands.Receive());
 root.Subcommands.Add(ArchiveCommands.Serve());
 root.Subcommands.Add(ArchiveCommands.Verify());
+root.Subcommands.Add(ReplayCommand.Create());
 return root.Parse(args).Invoke();
