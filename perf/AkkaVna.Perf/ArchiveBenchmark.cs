@@ -19,15 +19,13 @@ namespace AkkaVna.Perf;
 /// </summary>
 public static class ArchiveBenchmark
 {
-    private const int DicomPort = 11112, HttpPort = 18080, OrthancHttp = 18042;
-
     public static int Run(string[] args)
     {
         if (Bench.ReexecInNetworkNamespace("archive", args) is { } exitCode) return exitCode;
         int studies = (int)Bench.Option(args, "--studies", 8), perStudy = (int)Bench.Option(args, "--instances", 150);
         int repeats = (int)Bench.Option(args, "--repeats", 1);
         bool byStudy = args.Contains("--by-study");
-        EnsureOrthanc();
+        Targets.EnsureOrthanc();
 
         using var dir = new TempDir();
         var files = Enumerable.Range(1, studies)
@@ -40,7 +38,7 @@ public static class ArchiveBenchmark
             ("akka-vna serve (durable)", work => new AkkaVnaTarget(work, flushBlobs: true)),
             ("akka-vna serve (no blob fsync)", work => new AkkaVnaTarget(work, flushBlobs: false)),
             ("dcmtk storescp", work => new StorescpTarget(work)),
-            ("Orthanc " + OrthancVersion(), work => new OrthancTarget(work)),
+            ("Orthanc " + Targets.OrthancVersion(), work => new OrthancTarget(work)),
         };
         Console.WriteLine($"# AkkaVna archive ingest benchmark ({DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, {Bench.DcmtkVersion()})");
         Console.WriteLine();
@@ -90,141 +88,4 @@ public static class ArchiveBenchmark
         return 0;
     }
 
-    private interface ITarget : IDisposable
-    {
-        int Port { get; }
-        string AETitle { get; }
-        long CountInstances();
-    }
-
-    private sealed class AkkaVnaTarget : ITarget
-    {
-        private readonly ServerProcess _process;
-        private readonly string _data;
-
-        public AkkaVnaTarget(string work, bool flushBlobs)
-        {
-            _data = Path.Combine(work, "data");
-            string config = Path.Combine(work, "bench.conf");
-            File.WriteAllText(config, $"akka-vna.ingest.flush-blobs = {(flushBlobs ? "on" : "off")}\nakka-vna.dicom.max-pdu = 131072\n"
-                + (Environment.GetEnvironmentVariable("AKKAVNA_BENCH_CONF") is { Length: > 0 } extra ? File.ReadAllText(extra) : ""));
-            _process = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "serve", "--data", _data, "--config", config, "--dicom-port", DicomPort.ToString(CultureInfo.InvariantCulture),
-                "--http-port", HttpPort.ToString(CultureInfo.InvariantCulture)], "akka-vna serve: ready", TimeSpan.FromSeconds(90));
-        }
-
-        public int Port => DicomPort;
-        public string AETitle => "AKKAVNA";
-
-        public long CountInstances()
-        {
-            var index = new SqliteArchiveIndex(ArchiveNode.IndexPath(_data), NullLogger.Instance);
-            try
-            {
-                index.InitializeAsync(CancellationToken.None).GetAwaiter().GetResult();
-                return index.CountAsync(CancellationToken.None).GetAwaiter().GetResult().Instances;
-            }
-            finally
-            {
-                index.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            }
-        }
-
-        /// <summary>The mean of each ingest phase, from the node's Prometheus metrics.</summary>
-        public string PhaseBreakdown()
-        {
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-            var text = http.GetStringAsync($"http://127.0.0.1:{HttpPort}/metrics").GetAwaiter().GetResult();
-            double Value(string series) => text.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal))
-                .Select(l => double.Parse(l[(series.Length + 1)..], CultureInfo.InvariantCulture)).FirstOrDefault();
-            var parts = new List<string>();
-            foreach (var phase in new[] { "seal", "header", "lookup", "commit", "promote" })
-            {
-                double sum = Value($"akkavna_ingest_phase_seconds_sum{{phase=\"{phase}\"}}"), count = Value($"akkavna_ingest_phase_seconds_count{{phase=\"{phase}\"}}");
-                if (count > 0) parts.Add(Bench.Invariant($"{phase} {sum / count * 1000:F2} ms"));
-            }
-            foreach (var phase in new[] { "journal", "index" })
-            {
-                double sum = Value($"akkavna_study_commit_seconds_sum{{phase=\"{phase}\"}}"), count = Value($"akkavna_study_commit_seconds_count{{phase=\"{phase}\"}}");
-                if (count > 0) parts.Add(Bench.Invariant($"{phase} {sum / count * 1000:F2} ms per batch"));
-            }
-            double batches = Value("akkavna_study_batch_instances_count"), batched = Value("akkavna_study_batch_instances_sum");
-            if (batches > 0) parts.Add(Bench.Invariant($"{batched / batches:F1} instances per batch"));
-            return string.Join(", ", parts);
-        }
-
-        public void Dispose() => _process.Dispose();
-    }
-
-    private sealed class StorescpTarget : ITarget
-    {
-        private readonly ServerProcess _process;
-        private readonly string _out;
-
-        public StorescpTarget(string work)
-        {
-            _out = Directory.CreateDirectory(Path.Combine(work, "scp")).FullName;
-            // dcmtk sets TCP_NODELAY on its sockets only when the variable is set: give storescp the same as storescu.
-            _process = new ServerProcess("env", ["TCP_NODELAY=1", Tool.Dcmtk("storescp"), "--fork", "+B", "--max-pdu", "131072", "-aet", "STORESCP", "-od", _out,
-                DicomPort.ToString(CultureInfo.InvariantCulture)], readyMarker: null, readyPort: DicomPort);
-        }
-
-        public int Port => DicomPort;
-        public string AETitle => "STORESCP";
-
-        public long CountInstances()
-        {
-            // Forked children may still be closing their last file.
-            var deadline = Stopwatch.StartNew();
-            long count;
-            while ((count = Directory.EnumerateFiles(_out).Count(f => !Path.GetFileName(f).StartsWith('.'))) == 0 || deadline.Elapsed < TimeSpan.FromSeconds(1)) Thread.Sleep(50);
-            return count;
-        }
-
-        public void Dispose() => _process.Dispose();
-    }
-
-    private sealed class OrthancTarget : ITarget
-    {
-        private readonly ServerProcess _process;
-
-        public OrthancTarget(string work)
-        {
-            string config = Path.Combine(work, "orthanc.json");
-            File.WriteAllText(config, JsonSerializer.Serialize(new Dictionary<string, object>
-            {
-                ["Name"] = "bench", ["StorageDirectory"] = Path.Combine(work, "orthanc-storage"), ["IndexDirectory"] = Path.Combine(work, "orthanc-index"),
-                ["DicomAet"] = "ORTHANC", ["DicomPort"] = DicomPort, ["HttpPort"] = OrthancHttp, ["RemoteAccessAllowed"] = false,
-                ["AuthenticationEnabled"] = false, ["DicomCheckCalledAet"] = false, ["DicomAlwaysAllowStore"] = true, ["StorageCompression"] = false,
-                ["Plugins"] = Array.Empty<string>(),
-            }));
-            _process = new ServerProcess("env", ["TCP_NODELAY=1", "Orthanc", config], readyMarker: null, TimeSpan.FromSeconds(60), readyPort: DicomPort);
-        }
-
-        public int Port => DicomPort;
-        public string AETitle => "ORTHANC";
-
-        public long CountInstances()
-        {
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-            var stats = http.GetFromJsonAsync<JsonElement>($"http://127.0.0.1:{OrthancHttp}/statistics").GetAwaiter().GetResult();
-            return stats.GetProperty("CountInstances").GetInt64();
-        }
-
-        public void Dispose() => _process.Dispose();
-    }
-
-    /// <summary>Installs Debian's Orthanc when it is missing (the benchmark starts its own instance; the package's service is not used).</summary>
-    private static void EnsureOrthanc()
-    {
-        if (Tool.Run("which", ["Orthanc"]).ExitCode == 0) return;
-        Console.Error.WriteLine("installing Orthanc from Debian...");
-        var r = Tool.Run("bash", ["-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends orthanc"], TimeSpan.FromMinutes(10));
-        if (r.ExitCode != 0) throw new InvalidOperationException("cannot install orthanc: " + r.StdErr);
-    }
-
-    private static string OrthancVersion()
-    {
-        var r = Tool.Run("Orthanc", ["--version"]);
-        return r.StdOut.Split('\n').FirstOrDefault()?.Split(' ').LastOrDefault()?.Trim() ?? "";
-    }
 }
