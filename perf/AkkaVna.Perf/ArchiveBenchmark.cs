@@ -1,11 +1,5 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Net.Http.Json;
-using System.Text.Json;
-using AkkaVna.Archive.Hosting;
-using AkkaVna.Archive.Index;
 using AkkaVna.Testing;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace AkkaVna.Perf;
 
