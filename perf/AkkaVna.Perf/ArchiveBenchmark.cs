@@ -15,11 +15,13 @@ public static class ArchiveBenchmark
 {
     public static int Run(string[] args)
     {
+        // Installed first: inside the network namespace there is no network to install from.
+        Targets.EnsureDcmtk();
+        Targets.EnsureOrthanc();
         if (Bench.ReexecInNetworkNamespace("archive", args) is { } exitCode) return exitCode;
         int studies = (int)Bench.Option(args, "--studies", 8), perStudy = (int)Bench.Option(args, "--instances", 150);
         int repeats = (int)Bench.Option(args, "--repeats", 1);
         bool byStudy = args.Contains("--by-study");
-        Targets.EnsureOrthanc();
 
         using var dir = new TempDir();
         var files = Enumerable.Range(1, studies)

@@ -14,11 +14,13 @@ public static class CompareBenchmark
 {
     public static int Run(string[] args)
     {
+        // Installed first: inside the network namespace there is no network to install from.
+        Targets.EnsureDcmtk();
+        Targets.EnsureOrthanc();
         if (Bench.ReexecInNetworkNamespace("compare", args) is { } exitCode) return exitCode;
         int studies = (int)Bench.Option(args, "--studies", 8), perStudy = (int)Bench.Option(args, "--instances", 150);
         double rate = Bench.Option(args, "--rate", 0);
         var associationCounts = (args.SkipWhile(a => a != "--associations").Skip(1).FirstOrDefault() ?? "1,4").Split(',').Select(int.Parse).ToList();
-        Targets.EnsureOrthanc();
         using var dir = new TempDir();
         var files = ReplaySources.Generate(new GeneratorOptions(studies, perStudy, "CT", 512, 512, Seed: 1), Path.Combine(dir.Path, "load"));
         var warmup = ReplaySources.Generate(new GeneratorOptions(1, 20, "CT", 128, 128, Seed: 2), Path.Combine(dir.Path, "warmup"));

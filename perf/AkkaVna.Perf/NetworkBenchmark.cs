@@ -17,6 +17,7 @@ public static class NetworkBenchmark
     {
         int instances = (int)Bench.Option(args, "--instances", 400);
         int repeats = (int)Bench.Option(args, "--repeats", 3);
+        Targets.EnsureDcmtk(); // before the namespace: inside it there is no network to install from
         if (Bench.ReexecInNetworkNamespace("network", args) is { } exitCode) return exitCode;
 
         using var dir = new TempDir();

@@ -28,6 +28,9 @@ internal static class QueryBenchmark
 
     public static int Run(string[] args)
     {
+        // Installed first: inside the network namespace there is no network to install from.
+        Targets.EnsureDcmtk();
+        Targets.EnsureOrthanc();
         if (Bench.ReexecInNetworkNamespace("query", args) is { } exitCode) return exitCode;
         int queries = (int)Bench.Option(args, "--queries", 500);
         var sizes = (args.SkipWhile(a => a != "--sizes").Skip(1).FirstOrDefault() ?? "10000,1000000").Split(',').Select(int.Parse).ToList();

@@ -141,6 +141,15 @@ internal sealed class OrthancTarget : ITarget
 internal static partial class Targets
 {
     /// <summary>Installs Debian's Orthanc when it is missing (the benchmark starts its own instance; the package's service is not used).</summary>
+    /// <summary>Installs dcmtk from Debian when its storescp is missing.</summary>
+    public static void EnsureDcmtk()
+    {
+        if (Tool.Run("which", ["storescp"]).ExitCode == 0) return;
+        Console.Error.WriteLine("installing dcmtk from Debian...");
+        var r = Tool.Run("bash", ["-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dcmtk"], TimeSpan.FromMinutes(10));
+        if (r.ExitCode != 0) throw new InvalidOperationException("cannot install dcmtk: " + r.StdErr);
+    }
+
     public static void EnsureOrthanc()
     {
         if (Tool.Run("which", ["Orthanc"]).ExitCode == 0) return;

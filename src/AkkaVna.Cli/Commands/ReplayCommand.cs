@@ -25,7 +25,7 @@ public static class ReplayCommand
         var called = new Option<string>("--called-ae", "-aec") { Description = "Called AE title (a trace's own titles are kept unless this is given).", DefaultValueFactory = _ => "ANY-SCP" };
         var trace = new Option<FileInfo?>("--trace") { Description = "Replay a recorded trace (JSON Lines or CSV, as `serve` records with ingest.trace): its times, AE titles, studies and sizes." };
         var rate = new Option<double?>("--rate") { Description = "C-STOREs per second over all associations, open loop (a slow server shows as latency)." };
-        var speed = new Option<double?>("--speed") { Description = "With --trace: play at X times the recorded speed (1 = real time)." };
+        var speed = new Option<double?>("--speed") { Description = "With --trace: play at X times the recorded speed (1 = real time, the default; 0 = as fast as possible)." };
         var report = new Option<DirectoryInfo?>("--report") { Description = "Write replay.json, replay.md and replay.svg (throughput and latency over time) here." };
         var timeout = new Option<double>("--timeout") { Description = "Seconds to wait for an association or a C-STORE-RSP before counting a failure.", DefaultValueFactory = _ => 30 };
         var work = new Option<DirectoryInfo?>("--work") { Description = "Where generated instances are written (a temporary folder by default, deleted after the run)." };
@@ -50,7 +50,8 @@ public static class ReplayCommand
     {
         if (associations is < 1 or > 1000) return Fail("--associations must be between 1 and 1000");
         if (!PduCodec.IsValidAETitle(calling) || !PduCodec.IsValidAETitle(called)) return Fail("AE titles are 1-16 characters without backslash");
-        if (rate is <= 0 || speed is <= 0) return Fail("--rate and --speed must be positive");
+        if (rate is <= 0) return Fail("--rate must be positive");
+        if (speed is < 0) return Fail("--speed must be positive, or 0 for as fast as possible");
         if (rate is not null && speed is not null) return Fail("give --rate or --speed, not both");
         if (speed is not null && traceFile is null) return Fail("--speed applies to --trace");
         if (timeoutSeconds <= 0) return Fail("--timeout must be positive");

@@ -21,7 +21,10 @@ public sealed class ReplayReport
     public required double Seconds { get; init; }
     public required int Sent { get; init; }
     public required int Stored { get; init; }
+    /// <summary>Data set bytes of the instances stored.</summary>
     public required long Bytes { get; init; }
+    /// <summary>Data set bytes of every C-STORE sent (stored or not; those that never got an association are not sent).</summary>
+    public required long BytesSent { get; init; }
     public required IReadOnlyDictionary<string, int> Failures { get; init; }
     public required LatencyHistogram Latency { get; init; }
     public required IReadOnlyList<ReplaySecond> Timeline { get; init; }
@@ -52,6 +55,7 @@ public sealed class ReplayReport
             Sent = outcomes.Count,
             Stored = outcomes.Count(o => o.Stored),
             Bytes = outcomes.Where(o => o.Stored).Sum(o => o.Item.File.DataSetLength),
+            BytesSent = outcomes.Where(o => o.Status is not null || o.Error?.StartsWith("cannot associate", StringComparison.Ordinal) != true).Sum(o => o.Item.File.DataSetLength),
             Failures = outcomes.Where(o => !o.Stored).GroupBy(o => o.FailureKind!).ToDictionary(g => g.Key, g => g.Count()),
             Latency = latency,
             Timeline = timeline,
@@ -65,7 +69,7 @@ public sealed class ReplayReport
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"replay to {Target}: {Sent} C-STORE(s) over {Associations} association(s) in {F(Seconds, "F2")} s ({(OpenLoop ? "open loop: latency from the scheduled time" : "as fast as possible: latency from the send")})");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"  stored      {Stored} ({F(InstancesPerSecond)} instances/s, {F(MegabytesPerSecond)} MB/s, {Bytes:N0} bytes)");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"  stored      {Stored} ({F(InstancesPerSecond)} instances/s, {F(MegabytesPerSecond)} MB/s, {Bytes:N0} bytes; {BytesSent:N0} bytes sent)");
         sb.AppendLine(CultureInfo.InvariantCulture, $"  failed      {Sent - Stored}{(Failures.Count == 0 ? "" : " — " + string.Join(", ", Failures.Select(kv => $"{kv.Key}: {kv.Value}")))}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"  latency ms  p50 {F(Latency.Percentile(50), "F2")}  p90 {F(Latency.Percentile(90), "F2")}  p99 {F(Latency.Percentile(99), "F2")}  p99.9 {F(Latency.Percentile(99.9), "F2")}  max {F(Latency.MaxMs, "F2")}");
         return sb.ToString();
@@ -81,6 +85,7 @@ public sealed class ReplayReport
         sent = Sent,
         stored = Stored,
         bytes = Bytes,
+        bytesSent = BytesSent,
         instancesPerSecond = InstancesPerSecond,
         megabytesPerSecond = MegabytesPerSecond,
         failures = Failures,
@@ -95,9 +100,9 @@ public sealed class ReplayReport
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Started {Started:u}; {Associations} association(s); {(OpenLoop ? "open loop (latency from the scheduled time)" : "as fast as possible (latency from the send)")}.");
         sb.AppendLine();
-        sb.AppendLine("| sent | stored | failed | seconds | instances/s | MB/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| {Sent} | {Stored} | {Sent - Stored} | {F(Seconds, "F2")} | {F(InstancesPerSecond)} | {F(MegabytesPerSecond)} | {F(Latency.Percentile(50), "F2")} | {F(Latency.Percentile(90), "F2")} | {F(Latency.Percentile(99), "F2")} | {F(Latency.Percentile(99.9), "F2")} | {F(Latency.MaxMs, "F2")} |");
+        sb.AppendLine("| sent | stored | failed | bytes sent | seconds | instances/s | MB/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| {Sent} | {Stored} | {Sent - Stored} | {BytesSent} | {F(Seconds, "F2")} | {F(InstancesPerSecond)} | {F(MegabytesPerSecond)} | {F(Latency.Percentile(50), "F2")} | {F(Latency.Percentile(90), "F2")} | {F(Latency.Percentile(99), "F2")} | {F(Latency.Percentile(99.9), "F2")} | {F(Latency.MaxMs, "F2")} |");
         if (Failures.Count > 0)
         {
             sb.AppendLine();

@@ -117,6 +117,7 @@ public sealed class ReplayTests
         var report = ReplayReport.From("stalled", DateTimeOffset.UtcNow, outcomes, openLoop: false);
         Assert.Equal(0, report.Stored);
         Assert.Equal(3, report.Failures["timeout"]);
+        Assert.Equal(files.Sum(f => f.DataSetLength), report.BytesSent); // sent, never answered
         Assert.All(outcomes, o => Assert.InRange(o.Completed - o.Sent, 0.9, 10));
         stall.Cancel(); // let the server's stalled stores end before it is disposed
     }
@@ -140,7 +141,8 @@ public sealed class ReplayTests
         Assert.InRange(rate, 19, 21);
         Assert.InRange(root.GetProperty("seconds").GetDouble(), 29.5, 31.5);
         Assert.True(root.GetProperty("timeline").GetArrayLength() >= 29);
-        Assert.Contains("| 600 | 600 | 0 |", File.ReadAllText(dir.File("report/replay.md")), StringComparison.Ordinal);
+        Assert.Contains("| 600 | 600 | 0 | ", File.ReadAllText(dir.File("report/replay.md")), StringComparison.Ordinal);
+        Assert.Equal(root.GetProperty("bytes").GetInt64(), root.GetProperty("bytesSent").GetInt64());
         Assert.StartsWith("<svg", File.ReadAllText(dir.File("report/replay.svg")), StringComparison.Ordinal);
         Assert.Equal(600, Directory.GetFiles(dir.File("out")).Length);
         Assert.Contains("p99.9", r.StdOut, StringComparison.Ordinal);
