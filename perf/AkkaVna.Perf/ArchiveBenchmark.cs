@@ -57,10 +57,7 @@ public static class ArchiveBenchmark
                 var runs = new List<double>();
                 for (int r = 0; r < repeats; r++)
                 {
-                    string work = Path.Combine(dir.Path, "run");
-                    if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
-                    Directory.CreateDirectory(work);
-                    using var target = start(work);
+                    using var target = Targets.StartEmpty(dir.Path, start);
                     Bench.Storescu(warmup, target.Port, target.AETitle, 1);
                     runs.Add(Bench.Storescu(files, target.Port, target.AETitle, associations, byStudy));
                     long held = target.CountInstances();

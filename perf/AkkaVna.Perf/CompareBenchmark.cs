@@ -45,10 +45,7 @@ public static class CompareBenchmark
             var reports = new Dictionary<string, ReplayReport>();
             foreach (var (name, start) in targets)
             {
-                string work = Path.Combine(dir.Path, "run");
-                if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
-                Directory.CreateDirectory(work);
-                using var target = start(work);
+                using var target = Targets.StartEmpty(dir.Path, start);
                 Replay(target, warmup, 1, 0);
                 var report = Replay(target, files, associations, rate);
                 long held = target.CountInstances();

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Http.Json;
-using System.Text.Json;
 using AkkaVna.Archive.Hosting;
 using AkkaVna.Archive.Index;
 using AkkaVna.Archive.Ingest;
@@ -24,8 +22,6 @@ namespace AkkaVna.Perf;
 /// </summary>
 internal static class QueryBenchmark
 {
-    private const int AkkaPort = 11112, AkkaHttp = 18080, OrthancPort = 4242, OrthancHttp = 18042;
-
     public static int Run(string[] args)
     {
         // Installed first: inside the network namespace there is no network to install from.
@@ -48,20 +44,19 @@ internal static class QueryBenchmark
         long getBytes = getStudy.Sum(f => new FileInfo(f).Length);
         foreach (int size in sizes)
         {
-            string data = Path.Combine(dir.Path, $"akka-{size}");
-            var patients = GenerateIndex(data, size);
-            using var server = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "serve", "--data", data, "--dicom-port", AkkaPort.ToString(CultureInfo.InvariantCulture),
-                "--http-port", AkkaHttp.ToString(CultureInfo.InvariantCulture)], "akka-vna serve: ready", TimeSpan.FromSeconds(120));
-            Bench.Storescu(getStudy, AkkaPort, "AKKAVNA", 1);
-            var (median, p90) = FindLatency(AkkaPort, "AKKAVNA", patients, queries);
-            double get = GetSeconds(AkkaPort, "AKKAVNA", getStudy[0], dir.Path);
+            string work = Path.Combine(dir.Path, $"akka-{size}");
+            var patients = GenerateIndex(AkkaVnaTarget.DataFolder(work), size);
+            using var server = new AkkaVnaTarget(work, flushBlobs: true);
+            Bench.Storescu(getStudy, server.Port, server.AETitle, 1);
+            var (median, p90) = FindLatency(server.Port, server.AETitle, patients, queries);
+            double get = GetSeconds(server.Port, server.AETitle, getStudy[0], dir.Path);
             Console.WriteLine(Bench.Invariant($"| akka-vna serve | {size + 150:N0} | {median:F2} | {p90:F2} | {150 / get:F0} | {getBytes / 1e6 / get:F0} |"));
         }
         if (orthancSize > 0)
         {
             string work = Path.Combine(dir.Path, "orthanc");
             Directory.CreateDirectory(work);
-            using var orthanc = StartOrthanc(work);
+            using var orthanc = new OrthancTarget(work);
             var files = new List<string>();
             var patients = new List<string>();
             for (int s = 0; s < orthancSize / 100; s++)
@@ -69,13 +64,13 @@ internal static class QueryBenchmark
                 files.AddRange(Instances.WriteStudy(Path.Combine(dir.Path, "orthanc-src", s.ToString(CultureInfo.InvariantCulture)), 100, 512, seed: 10_000 + s));
                 patients.Add("P" + (10_000 + s).ToString(CultureInfo.InvariantCulture));
             }
-            Bench.Storescu(files, OrthancPort, "ORTHANC", 2);
-            Bench.Storescu(getStudy, OrthancPort, "ORTHANC", 1);
-            long held = CountOrthanc();
+            Bench.Storescu(files, orthanc.Port, orthanc.AETitle, 2);
+            Bench.Storescu(getStudy, orthanc.Port, orthanc.AETitle, 1);
+            long held = orthanc.CountInstances();
             if (held != files.Count + getStudy.Count) throw new InvalidOperationException($"Orthanc holds {held} of {files.Count + getStudy.Count} instances");
-            var (median, p90) = FindLatency(OrthancPort, "ORTHANC", patients, queries);
-            double get = GetSeconds(OrthancPort, "ORTHANC", getStudy[0], dir.Path);
-            Console.WriteLine(Bench.Invariant($"| Orthanc {OrthancVersion()} | {held:N0} | {median:F2} | {p90:F2} | {150 / get:F0} | {getBytes / 1e6 / get:F0} |"));
+            var (median, p90) = FindLatency(orthanc.Port, orthanc.AETitle, patients, queries);
+            double get = GetSeconds(orthanc.Port, orthanc.AETitle, getStudy[0], dir.Path);
+            Console.WriteLine(Bench.Invariant($"| Orthanc {Targets.OrthancVersion()} | {held:N0} | {median:F2} | {p90:F2} | {150 / get:F0} | {getBytes / 1e6 / get:F0} |"));
         }
         return 0;
     }
@@ -176,33 +171,5 @@ internal static class QueryBenchmark
             Directory.Delete(output, true);
         }
         return Bench.Median(runs);
-    }
-
-    private static ServerProcess StartOrthanc(string work)
-    {
-        string config = Path.Combine(work, "orthanc.json");
-        File.WriteAllText(config, JsonSerializer.Serialize(new Dictionary<string, object>
-        {
-            ["Name"] = "bench", ["StorageDirectory"] = Path.Combine(work, "storage"), ["IndexDirectory"] = Path.Combine(work, "index"), ["DicomAet"] = "ORTHANC",
-            ["DicomPort"] = OrthancPort, ["HttpPort"] = OrthancHttp, ["RemoteAccessAllowed"] = false, ["AuthenticationEnabled"] = false, ["DicomCheckCalledAet"] = false,
-            ["DicomAlwaysAllowStore"] = true, ["StorageCompression"] = false, ["Plugins"] = Array.Empty<string>(),
-            // C-GET: Orthanc answers only modalities it knows.
-            ["DicomModalities"] = new Dictionary<string, object> { ["getscu"] = new object[] { "GETSCU", "127.0.0.1", 104 }, ["bench"] = new object[] { "BENCH", "127.0.0.1", 104 } },
-            ["DicomAlwaysAllowGet"] = true, ["DicomAlwaysAllowFind"] = true,
-        }));
-        return new ServerProcess("env", ["TCP_NODELAY=1", "Orthanc", config], readyMarker: null, TimeSpan.FromSeconds(60), readyPort: OrthancPort);
-    }
-
-    private static long CountOrthanc()
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        var stats = http.GetFromJsonAsync<JsonElement>($"http://127.0.0.1:{OrthancHttp}/statistics").GetAwaiter().GetResult();
-        return stats.GetProperty("CountInstances").GetInt64();
-    }
-
-    private static string OrthancVersion()
-    {
-        var r = Tool.Run("Orthanc", ["--version"]);
-        return r.StdOut.Split('\n').FirstOrDefault()?.Split(' ').LastOrDefault()?.Trim() ?? "";
     }
 }

@@ -13,6 +13,15 @@ namespace AkkaVna.Perf;
 internal static partial class Targets
 {
     public const int DicomPort = 11112, HttpPort = 18080, OrthancHttp = 18042;
+
+    /// <summary>Starts a target on an empty work folder under <paramref name="root"/> (what an earlier run left is deleted first).</summary>
+    public static ITarget StartEmpty(string root, Func<string, ITarget> start)
+    {
+        string work = Path.Combine(root, "run");
+        if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
+        Directory.CreateDirectory(work);
+        return start(work);
+    }
 }
 
 internal interface ITarget : IDisposable
@@ -27,9 +36,12 @@ internal sealed class AkkaVnaTarget : ITarget
     private readonly ServerProcess _process;
     private readonly string _data;
 
+    /// <summary>The node's data folder in <paramref name="work"/> (a benchmark may fill its index before the node starts).</summary>
+    public static string DataFolder(string work) => Path.Combine(work, "data");
+
     public AkkaVnaTarget(string work, bool flushBlobs)
     {
-        _data = Path.Combine(work, "data");
+        _data = DataFolder(work);
         string config = Path.Combine(work, "bench.conf");
         File.WriteAllText(config, $"akka-vna.ingest.flush-blobs = {(flushBlobs ? "on" : "off")}\nakka-vna.dicom.max-pdu = 131072\n"
             + (Environment.GetEnvironmentVariable("AKKAVNA_BENCH_CONF") is { Length: > 0 } extra ? File.ReadAllText(extra) : ""));
@@ -121,6 +133,9 @@ internal sealed class OrthancTarget : ITarget
             ["DicomAet"] = "ORTHANC", ["DicomPort"] = Targets.DicomPort, ["HttpPort"] = Targets.OrthancHttp, ["RemoteAccessAllowed"] = false,
             ["AuthenticationEnabled"] = false, ["DicomCheckCalledAet"] = false, ["DicomAlwaysAllowStore"] = true, ["StorageCompression"] = false,
             ["Plugins"] = Array.Empty<string>(),
+            // C-FIND and C-GET (query benchmark): Orthanc answers only modalities it knows.
+            ["DicomModalities"] = new Dictionary<string, object> { ["getscu"] = new object[] { "GETSCU", "127.0.0.1", 104 }, ["bench"] = new object[] { "BENCH", "127.0.0.1", 104 } },
+            ["DicomAlwaysAllowGet"] = true, ["DicomAlwaysAllowFind"] = true,
         }));
         _process = new ServerProcess("env", ["TCP_NODELAY=1", "Orthanc", config], readyMarker: null, TimeSpan.FromSeconds(60), readyPort: Targets.DicomPort);
     }

@@ -8,4 +8,8 @@ public static class DicomImplementation
 
     /// <summary>At most 16 characters (SH).</summary>
     public const string VersionName = "AKKAVNA_010";
+
+    /// <summary>A new UID under root 2.25 from a random UUID (PS3.5 B.2): unique without a registered root.</summary>
+    public static string NewUid() =>
+        "2.25." + new System.Numerics.BigInteger(Guid.NewGuid().ToByteArray(), isUnsigned: true).ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -7,7 +7,7 @@ namespace AkkaVna.Testing;
 /// <summary>Generated CT-like instances (fresh UIDs, pixel data that does not compress to nothing), written with AkkaVna's writer.</summary>
 public static class Instances
 {
-    public static string NewUid() => "2.25." + new System.Numerics.BigInteger(Guid.NewGuid().ToByteArray(), isUnsigned: true);
+    public static string NewUid() => DicomImplementation.NewUid();
 
     /// <summary>Writes <paramref name="count"/> instances of one study with <paramref name="pixelBytes"/> of pixel data each; returns their paths.</summary>
     public static List<string> WriteStudy(string folder, int count, int pixelBytes, int seed = 1, DicomTransferSyntax? syntax = null)

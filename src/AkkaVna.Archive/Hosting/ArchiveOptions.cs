@@ -70,7 +70,7 @@ public sealed record ArchiveOptions
             try
             {
                 var user = ConfigurationFactory.ParseString(File.ReadAllText(configFile));
-                if (user.HasPath("akka")) akka = ConfigurationFactory.ParseString(File.ReadAllText(configFile));
+                if (user.HasPath("akka")) akka = user; // its akka-vna section, if any, is ignored by the actor system
                 config = user.WithFallback(config);
             }
             catch (Exception e) when (e is not ArchiveConfigException)

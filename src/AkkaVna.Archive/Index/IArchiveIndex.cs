@@ -46,6 +46,12 @@ public interface IArchiveIndex : IAsyncDisposable
     /// </summary>
     IAsyncEnumerable<StudyRecord> ScanStudiesAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Every (Patient ID, Issuer of Patient ID, study) of <c>patient_studies</c> in that order, a page at a time: patient
+    /// queries without a Patient ID stream patients from it instead of gathering every study first.
+    /// </summary>
+    IAsyncEnumerable<(string PatientId, string IssuerOfPatientId, string StudyInstanceUid)> ScanPatientStudiesAsync(CancellationToken cancellationToken);
+
     Task<IReadOnlyList<string>> StudiesInMonthAsync(string yyyymm, CancellationToken cancellationToken);
 
     /// <summary>Open studies whose quiet period ended at or before <paramref name="now"/>, earliest first.</summary>

@@ -326,6 +326,28 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         }
     }
 
+    public async IAsyncEnumerable<(string PatientId, string IssuerOfPatientId, string StudyInstanceUid)> ScanPatientStudiesAsync(
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        const int Page = 1000;
+        (string Id, string Issuer, string Study) after = ("", "", "");
+        while (true)
+        {
+            var page = new List<(string, string, string)>(Page);
+            await using (var c = Open())
+            await using (var cmd = Command(c, "SELECT patient_id, issuer_of_patient_id, study_uid FROM patient_studies "
+                + "WHERE (patient_id, issuer_of_patient_id, study_uid) > ($p, $i, $s) "
+                + $"ORDER BY patient_id, issuer_of_patient_id, study_uid LIMIT {Page}", ("$p", after.Id), ("$i", after.Issuer), ("$s", after.Study)))
+            await using (var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                while (await r.ReadAsync(cancellationToken).ConfigureAwait(false)) page.Add((r.GetString(0), r.GetString(1), r.GetString(2)));
+            }
+            foreach (var row in page) yield return row;
+            if (page.Count < Page) yield break;
+            after = page[^1];
+        }
+    }
+
     public async Task<IReadOnlyList<SeriesRecord>> GetSeriesAsync(string studyInstanceUid, CancellationToken cancellationToken)
     {
         await using var c = Open();

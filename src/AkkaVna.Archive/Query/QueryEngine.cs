@@ -66,25 +66,51 @@ public sealed class QueryEngine(IArchiveIndex index, IBlobStore blobs, QuerySett
 
     private async IAsyncEnumerable<QueryMatch> PatientsAsync(ParsedQuery q, [EnumeratorCancellation] CancellationToken ct)
     {
-        var patients = new Dictionary<(string Id, string Issuer), PatientRow>();
-        await foreach (var study in CandidateStudiesAsync(q, ct))
+        await foreach (var p in CandidatePatientsAsync(q, ct))
         {
-            var key = (study.PatientId, study.IssuerOfPatientId);
-            patients[key] = patients.TryGetValue(key, out var p) ? p.With(study) : PatientRow.From(study);
-        }
-        foreach (var p in patients.Values.OrderBy(p => p.PatientId, StringComparer.Ordinal).ThenBy(p => p.Issuer, StringComparer.Ordinal))
-        {
-            ct.ThrowIfCancellationRequested();
-            string? Resolve(DicomTag t) => Attributes.Patient(p, t) ?? Attributes.Common(t, settings, "PATIENT");
+            string? Resolve(DicomTag t) => Attributes.Patient(p, t) ?? Attributes.Common(t, settings);
             if (q.Matches(QueryLevel.Patient, Resolve)) yield return q.Respond("PATIENT", Resolve);
         }
+    }
+
+    /// <summary>
+    /// The patients of a Patient ID's partition, or every patient streamed from <c>patient_studies</c> in key order (one
+    /// patient's studies at a time, never the whole archive in memory).
+    /// </summary>
+    private async IAsyncEnumerable<PatientRow> CandidatePatientsAsync(ParsedQuery q, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var rows = q.SingleValue(DicomTags.PatientID) is { } patientId
+            ? PatientPartitionAsync(patientId, q.SingleValue(DicomTags.IssuerOfPatientID), ct)
+            : index.ScanPatientStudiesAsync(ct);
+        PatientRow? current = null;
+        await foreach (var (id, issuer, uid) in rows.WithCancellation(ct))
+        {
+            if (current is not null && (current.PatientId != id || current.Issuer != issuer))
+            {
+                yield return current;
+                current = null;
+            }
+            if (await index.GetStudyAsync(uid, ct) is not { } study) continue; // removed while we read
+            current = current is null ? PatientRow.From(study) : current.With(study);
+        }
+        if (current is not null) yield return current;
+    }
+
+    /// <summary>The studies of one Patient ID, ordered by issuer (each issuer is another patient).</summary>
+    private async IAsyncEnumerable<(string PatientId, string IssuerOfPatientId, string StudyInstanceUid)> PatientPartitionAsync(string patientId, string? issuer,
+        [EnumeratorCancellation] CancellationToken ct)
+    {
+        var studies = new List<StudyRecord>();
+        foreach (var uid in await index.StudiesOfPatientAsync(patientId, issuer, ct))
+            if (await index.GetStudyAsync(uid, ct) is { } study) studies.Add(study);
+        foreach (var s in studies.OrderBy(s => s.IssuerOfPatientId, StringComparer.Ordinal)) yield return (s.PatientId, s.IssuerOfPatientId, s.StudyInstanceUid);
     }
 
     private async IAsyncEnumerable<QueryMatch> StudiesAsync(ParsedQuery q, [EnumeratorCancellation] CancellationToken ct)
     {
         await foreach (var study in MatchingStudiesAsync(q, ct))
         {
-            string? Resolve(DicomTag t) => Attributes.Study(study, t) ?? Attributes.Common(t, settings, "STUDY");
+            string? Resolve(DicomTag t) => Attributes.Study(study, t) ?? Attributes.Common(t, settings);
             yield return q.Respond("STUDY", Resolve);
         }
     }
@@ -94,7 +120,7 @@ public sealed class QueryEngine(IArchiveIndex index, IBlobStore blobs, QuerySett
         await foreach (var study in MatchingStudiesAsync(q, ct))
             foreach (var series in await index.GetSeriesAsync(study.StudyInstanceUid, ct))
             {
-                string? Resolve(DicomTag t) => Attributes.Series(series, t) ?? Attributes.Study(study, t) ?? Attributes.Common(t, settings, "SERIES");
+                string? Resolve(DicomTag t) => Attributes.Series(series, t) ?? Attributes.Study(study, t) ?? Attributes.Common(t, settings);
                 if (q.Matches(QueryLevel.Series, Resolve)) yield return q.Respond("SERIES", Resolve);
             }
     }
@@ -113,7 +139,7 @@ public sealed class QueryEngine(IArchiveIndex index, IBlobStore blobs, QuerySett
             var series = seriesList.FirstOrDefault(s => s.SeriesInstanceUid == instance.SeriesInstanceUid);
             if (series is null) continue; // removed while we read
             string? Indexed(DicomTag t) =>
-                Attributes.Image(instance, t) ?? Attributes.Series(series, t) ?? Attributes.Study(study, t) ?? Attributes.Common(t, settings, "IMAGE");
+                Attributes.Image(instance, t) ?? Attributes.Series(series, t) ?? Attributes.Study(study, t) ?? Attributes.Common(t, settings);
             // Patient and study keys again: instances found by SOP Instance UID did not go through the study match.
             if (!q.Matches(QueryLevel.Patient, Indexed) || !q.Matches(QueryLevel.Study, Indexed) || !q.MatchesStudyDateTime(study) || !q.Matches(QueryLevel.Series, Indexed)) continue;
             Func<DicomTag, string?> resolve = Indexed;
@@ -178,9 +204,11 @@ public sealed class QueryEngine(IArchiveIndex index, IBlobStore blobs, QuerySett
             uids = await index.StudiesOfPatientAsync(patientId, q.SingleValue(DicomTags.IssuerOfPatientID), ct);
         if (uids is null && q.StudyDateMonths() is { } months)
         {
-            var set = new List<string>();
-            foreach (var month in months) set.AddRange(await index.StudiesInMonthAsync(month, ct));
-            uids = set;
+            // A study sits in exactly one month: the months are read one after another, never gathered.
+            foreach (var month in months)
+                foreach (var uid in await index.StudiesInMonthAsync(month, ct))
+                    if (await index.GetStudyAsync(uid, ct) is { } study) yield return study;
+            yield break;
         }
         if (uids is null)
         {
@@ -321,21 +349,21 @@ internal sealed class ParsedQuery
     /// <summary>The response identifier: exactly the requested keys (with their values, or empty), and the level.</summary>
     public QueryMatch Respond(string level, Func<DicomTag, string?> resolve)
     {
-        var values = new List<(DicomTag Tag, DicomVR VR, string? Value, bool Sequence)>(_keys.Count);
+        var values = new List<(DicomTag Tag, DicomVR VR, string? Value)>(_keys.Count);
         bool nonAscii = false;
         foreach (var (tag, vr, _, _) in _keys)
         {
             string? value = vr == DicomVR.SQ ? null : resolve(tag);
             nonAscii |= value is not null && value.Any(c => c > 0x7F);
-            values.Add((tag, vr, value, vr == DicomVR.SQ));
+            values.Add((tag, vr, value));
         }
         var ds = new DicomDataset();
         if (nonAscii) ds.AddString(DicomTags.SpecificCharacterSet, DicomVR.CS, "ISO_IR 192");
         else if (_identifier.GetString(DicomTags.SpecificCharacterSet) is { Length: > 0 } cs) ds.AddString(DicomTags.SpecificCharacterSet, DicomVR.CS, cs);
         ds.AddString(DicomTags.QueryRetrieveLevel, DicomVR.CS, level);
-        foreach (var (tag, vr, value, sequence) in values)
+        foreach (var (tag, vr, value) in values)
         {
-            if (sequence) ds.Add(new DicomSequence(tag));
+            if (vr == DicomVR.SQ) ds.Add(new DicomSequence(tag));
             else if (value is null) ds.AddBytes(tag, vr, new Dicom.Buffers.MemoryByteBuffer(ReadOnlyMemory<byte>.Empty));
             else if (vr is DicomVR.US && ushort.TryParse(value, CultureInfo.InvariantCulture, out var us)) ds.AddUInt16(tag, us);
             else if (vr is DicomVR.US or DicomVR.SS or DicomVR.UL or DicomVR.SL or DicomVR.FL or DicomVR.FD or DicomVR.AT or DicomVR.OB or DicomVR.OW or DicomVR.UN)
@@ -382,7 +410,7 @@ internal static class Attributes
 
     public static bool IsCommon(DicomTag tag) => tag == DicomTags.RetrieveAETitle || tag == DicomTags.InstanceAvailability;
 
-    public static string? Common(DicomTag tag, QuerySettings settings, string level) =>
+    public static string? Common(DicomTag tag, QuerySettings settings) =>
         tag == DicomTags.RetrieveAETitle ? settings.RetrieveAETitle : tag == DicomTags.InstanceAvailability ? "ONLINE" : null;
 
     private static string? Number(int? n) => n?.ToString(CultureInfo.InvariantCulture);

@@ -55,7 +55,7 @@ public sealed class ReplayReport
             Sent = outcomes.Count,
             Stored = outcomes.Count(o => o.Stored),
             Bytes = outcomes.Where(o => o.Stored).Sum(o => o.Item.File.DataSetLength),
-            BytesSent = outcomes.Where(o => o.Status is not null || o.Error?.StartsWith("cannot associate", StringComparison.Ordinal) != true).Sum(o => o.Item.File.DataSetLength),
+            BytesSent = outcomes.Where(o => o.WasSent).Sum(o => o.Item.File.DataSetLength),
             Failures = outcomes.Where(o => !o.Stored).GroupBy(o => o.FailureKind!).ToDictionary(g => g.Key, g => g.Count()),
             Latency = latency,
             Timeline = timeline,

@@ -24,16 +24,23 @@ public sealed record ReplayOptions
     public uint MaxPdu { get; init; } = 128 * 1024;
 }
 
-/// <summary>What happened to one C-STORE: times in seconds from the start, the status or the error.</summary>
-public sealed record ReplayOutcome(ReplayItem Item, double Scheduled, double Sent, double Completed, DimseStatus? Status, string? Error)
+/// <summary>Why a C-STORE got no status: it was never sent (no association), its response never came, or the transport broke.</summary>
+public enum TransportFailure { None, NotAssociated, Timeout, Broken }
+
+/// <summary>What happened to one C-STORE: times in seconds from the start, the status, or the transport failure and its reason.</summary>
+public sealed record ReplayOutcome(ReplayItem Item, double Scheduled, double Sent, double Completed, DimseStatus? Status, string? Error,
+    TransportFailure Transport = TransportFailure.None)
 {
     public bool Stored => Status is { IsStored: true };
 
-    /// <summary>The failure's label in reports: the status (e.g. "A700"), or the kind of transport error.</summary>
-    public string? FailureKind => Stored ? null : Status is { } s ? s.Code.ToString("X4", System.Globalization.CultureInfo.InvariantCulture) : Error switch
+    /// <summary>Whether the data set went out (everything but a C-STORE that never had an association).</summary>
+    public bool WasSent => Transport != TransportFailure.NotAssociated;
+
+    /// <summary>The failure's label in reports: the status (e.g. "A700"), or the kind of transport failure.</summary>
+    public string? FailureKind => Stored ? null : Status is { } s ? s.Code.ToString("X4", System.Globalization.CultureInfo.InvariantCulture) : Transport switch
     {
-        { } e when e.StartsWith("no C-STORE-RSP", StringComparison.Ordinal) => "timeout",
-        { } e when e.StartsWith("cannot associate", StringComparison.Ordinal) => "association refused or failed",
+        TransportFailure.Timeout => "timeout",
+        TransportFailure.NotAssociated => "association refused or failed",
         _ => "transport error",
     };
 }
@@ -117,14 +124,14 @@ public static class ReplayRunner
                 }
                 catch (Exception e) when (e is DicomAssociationException or TimeoutException or IOException or System.Net.Sockets.SocketException)
                 {
-                    outcome = new ReplayOutcome(item, item.Offset, sent, Now(start), null, "cannot associate: " + e.Message);
+                    outcome = new ReplayOutcome(item, item.Offset, sent, Now(start), null, "cannot associate: " + e.Message, TransportFailure.NotAssociated);
                 }
-                if (outcome.Error is not null && association is not null)
+                if (outcome.Transport != TransportFailure.None && association is not null)
                 {
                     // The association is in an unknown state (no response, broken transport): drop it, the next item reconnects.
                     try
                     {
-                        await association.AbortAsync(outcome.Error).WaitAsync(options.Timeout, CancellationToken.None);
+                        await association.AbortAsync(outcome.Error ?? "transport failure").WaitAsync(options.Timeout, CancellationToken.None);
                     }
                     catch (Exception e) when (e is TimeoutException or IOException or DicomAssociationException or System.Net.Sockets.SocketException)
                     {
@@ -161,22 +168,21 @@ public static class ReplayRunner
         var pc = association.FindContext(file.SopClassUid, file.TransferSyntax.Uid);
         if (pc is null)
             return new ReplayOutcome(item, item.Offset, sent, Now(start), DimseStatus.SopClassNotSupported, $"the SCP accepted no presentation context for {file.SopClassUid} in {file.TransferSyntax.Uid}");
-        await using var fs = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 256 * 1024, FileOptions.SequentialScan) { Position = file.DataSetOffset };
-        bool pad = file.TransferSyntax.IsDeflated && file.DataSetLength % 2 == 1;
-        Stream source = pad ? new PaddedStream(fs, file.DataSetLength) : fs;
+        var (source, length) = file.OpenDataSet();
+        await using var _ = source;
         var cmd = DimseCommand.StoreRequest(association.NextMessageId(), file.SopClassUid, file.SopInstanceUid);
         try
         {
-            var rsp = await association.SendRequestAsync(pc.Id, cmd, source, file.DataSetLength + (pad ? 1 : 0)).WaitAsync(options.Timeout);
+            var rsp = await association.SendRequestAsync(pc.Id, cmd, source, length).WaitAsync(options.Timeout);
             return new ReplayOutcome(item, item.Offset, sent, Now(start), rsp.Status, rsp.Status.IsStored ? null : rsp.Command.ErrorComment);
         }
         catch (TimeoutException)
         {
-            return new ReplayOutcome(item, item.Offset, sent, Now(start), null, $"no C-STORE-RSP within {options.Timeout.TotalSeconds:0.#} s");
+            return new ReplayOutcome(item, item.Offset, sent, Now(start), null, $"no C-STORE-RSP within {options.Timeout.TotalSeconds:0.#} s", TransportFailure.Timeout);
         }
         catch (Exception e) when (e is DicomAssociationException or IOException)
         {
-            return new ReplayOutcome(item, item.Offset, sent, Now(start), null, e.Message);
+            return new ReplayOutcome(item, item.Offset, sent, Now(start), null, e.Message, TransportFailure.Broken);
         }
     }
 }

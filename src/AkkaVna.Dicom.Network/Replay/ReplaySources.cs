@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Numerics;
 using AkkaVna.Dicom.Buffers;
 using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Network.Scu;
@@ -53,8 +52,6 @@ public static class ReplaySources
         return files;
     }
 
-    public static string NewUid() => "2.25." + new BigInteger(Guid.NewGuid().ToByteArray(), isUnsigned: true).ToString(CultureInfo.InvariantCulture);
-
     /// <summary>Writes the generated studies into <paramref name="folder"/> with AkkaVna's writer; returns their files.</summary>
     public static List<StoreFile> Generate(GeneratorOptions g, string folder)
     {
@@ -63,7 +60,7 @@ public static class ReplaySources
         var files = new List<StoreFile>(g.Studies * g.InstancesPerStudy);
         for (int s = 0; s < g.Studies; s++)
         {
-            var study = new StudyIdentity(NewUid(), NewUid(), $"REPLAY{random.Next(1_000_000, 9_999_999)}", $"Replay^Patient{s + 1}", g.Modality);
+            var study = new StudyIdentity(DicomImplementation.NewUid(), DicomImplementation.NewUid(), $"REPLAY{random.Next(1_000_000, 9_999_999)}", $"Replay^Patient{s + 1}", g.Modality);
             for (int i = 0; i < g.InstancesPerStudy; i++)
                 files.Add(StoreFile.Read(WriteInstance(folder, study, i + 1, g.Rows, g.Columns, random)));
         }
@@ -89,7 +86,7 @@ public static class ReplaySources
             {
                 string key = e.Study ?? $"{e.CallingAE}-{items.Count}";
                 if (!studies.TryGetValue(key, out var study))
-                    studies[key] = study = new StudyIdentity(NewUid(), NewUid(), $"REPLAY{random.Next(1_000_000, 9_999_999)}", "Replay^Trace", "CT");
+                    studies[key] = study = new StudyIdentity(DicomImplementation.NewUid(), DicomImplementation.NewUid(), $"REPLAY{random.Next(1_000_000, 9_999_999)}", "Replay^Trace", "CT");
                 // Pixel data carries the size; about 1 KB goes to the header.
                 long pixels = Math.Max(2, (e.Size!.Value - 1024) / 2);
                 int columns = (int)Math.Clamp(Math.Sqrt(pixels), 1, 65535), rows = (int)Math.Clamp(pixels / columns, 1, 65535);
@@ -109,7 +106,7 @@ public static class ReplaySources
     private static string WriteInstance(string folder, StudyIdentity study, int number, int rows, int columns, Random random)
     {
         var ds = new DicomDataset();
-        string sop = NewUid();
+        string sop = DicomImplementation.NewUid();
         ds.AddString(DicomTags.SOPClassUID, DicomVR.UI, study.Modality == "MR" ? DicomUids.MRImageStorage : DicomUids.CTImageStorage);
         ds.AddString(DicomTags.SOPInstanceUID, DicomVR.UI, sop);
         ds.AddString(DicomTags.StudyDate, DicomVR.DA, DateTime.UtcNow.ToString("yyyyMMdd", CultureInfo.InvariantCulture));

@@ -21,8 +21,6 @@ internal sealed class RetrieveOperation
 {
     private const int MaxContextsPerAssociation = 128;
 
-    /// <summary>Instances are read in large chunks: PDVs are as small as the receiver's PDU (often 16 KB), one read each otherwise.</summary>
-    private const int ReadBuffer = 256 * 1024;
 
     private readonly DicomAssociation _requestor;
     private readonly DimseCommand _request;
@@ -228,17 +226,11 @@ internal sealed class RetrieveOperation
             {
                 spool = Path.Combine(_options.TempDirectory ?? Path.GetTempPath(), $"akkavna-convert-{Guid.NewGuid():N}.dcm");
                 length = Convert(file, context.TransferSyntax, spool);
-                source = new FileStream(spool, FileMode.Open, FileAccess.Read, FileShare.Read, ReadBuffer, FileOptions.SequentialScan);
+                source = new FileStream(spool, FileMode.Open, FileAccess.Read, FileShare.Read, 256 * 1024, FileOptions.SequentialScan);
             }
             else
             {
-                source = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, ReadBuffer, FileOptions.SequentialScan) { Position = file.DataSetOffset };
-                length = file.DataSetLength;
-                if (file.TransferSyntax.IsDeflated && length % 2 == 1)
-                {
-                    source = new PaddedStream(source, length);
-                    length++;
-                }
+                (source, length) = file.OpenDataSet();
             }
             await using (source)
             {

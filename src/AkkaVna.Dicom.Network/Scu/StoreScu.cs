@@ -29,6 +29,17 @@ public sealed record StoreFile(string Path, string SopClassUid, string SopInstan
         var ts = layout.TransferSyntax.IsDeflated ? layout.TransferSyntax : result.EffectiveSyntax;
         return new StoreFile(path, sopClass, sopInstance, ts, layout.DatasetOffset, fs.Length - layout.DatasetOffset);
     }
+
+    /// <summary>
+    /// The data set as a C-STORE sends it: read from the file at its offset in large chunks (PDVs are often only 16 KB).
+    /// PDV fragments have even lengths (PS3.8 9.3.5.1), so a deflated bitstream of odd length gets one trailing NUL
+    /// byte (PS3.5 A.5), which inflaters ignore; other data sets are sent as they are.
+    /// </summary>
+    public (Stream Source, long Length) OpenDataSet()
+    {
+        var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, 256 * 1024, FileOptions.SequentialScan) { Position = DataSetOffset };
+        return TransferSyntax.IsDeflated && DataSetLength % 2 == 1 ? (new PaddedStream(fs, DataSetLength), DataSetLength + 1) : (fs, DataSetLength);
+    }
 }
 
 /// <summary>The outcome of sending one file: its status, or why it could not be sent.</summary>
@@ -103,14 +114,10 @@ public static class StoreScu
             return new StoreOutcome(file.Path, null, $"the peer accepted no presentation context for {file.SopClassUid} in {file.TransferSyntax.Uid}", 0, TimeSpan.Zero);
         try
         {
-            await using var fs = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-            fs.Position = file.DataSetOffset;
+            var (source, length) = file.OpenDataSet();
+            await using var _ = source;
             var cmd = DimseCommand.StoreRequest(association.NextMessageId(), file.SopClassUid, file.SopInstanceUid);
-            // PDV fragments have even lengths (PS3.8 9.3.5.1); a deflated bitstream of odd length is padded with one
-            // trailing NUL byte (PS3.5 A.5), which inflaters ignore. Other data sets are sent as they are.
-            bool pad = file.TransferSyntax.IsDeflated && file.DataSetLength % 2 == 1;
-            Stream source = pad ? new PaddedStream(fs, file.DataSetLength) : fs;
-            var rsp = await association.SendRequestAsync(pc.Id, cmd, source, file.DataSetLength + (pad ? 1 : 0), cancellationToken: cancellationToken);
+            var rsp = await association.SendRequestAsync(pc.Id, cmd, source, length, cancellationToken: cancellationToken);
             var error = rsp.Status.IsStored ? null : rsp.Command.ErrorComment ?? rsp.Status.Describe(DimseCommandField.CStoreResponse);
             return new StoreOutcome(file.Path, rsp.Status, error, file.DataSetLength, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
@@ -141,7 +148,7 @@ public static class StoreScu
     }
 }
 
-/// <summary>Reads <c>length</c> bytes of a stream, then one NUL byte.</summary>
+/// <summary>Reads <c>length</c> bytes of a stream, then one NUL byte. Owns the stream: disposing this disposes it.</summary>
 internal sealed class PaddedStream(Stream inner, long length) : Stream
 {
     private long _read;
@@ -176,4 +183,10 @@ internal sealed class PaddedStream(Stream inner, long length) : Stream
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) inner.Dispose();
+        base.Dispose(disposing);
+    }
 }

@@ -51,6 +51,24 @@ public sealed class SqliteArchiveIndexTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Full_scans_of_studies_and_of_patient_studies_page_through_every_row_in_key_order()
+    {
+        // More rows than a page (1000): 1100 studies of 550 patients, two studies each.
+        var commits = Enumerable.Range(0, 1100).Select(i =>
+        {
+            string study = $"1.2.{i}", patient = $"P{i / 2:D4}";
+            return _index.CommitAsync(UpdateFor(study, 1, true, Instance($"1.2.{i}.1", series: $"1.2.{i}.9", study: study, patientId: patient)), CancellationToken.None);
+        }).ToList();
+        await Task.WhenAll(commits);
+        var studies = new List<string>();
+        await foreach (var s in _index.ScanStudiesAsync(CancellationToken.None)) studies.Add(s.StudyInstanceUid);
+        Assert.Equal(Enumerable.Range(0, 1100).Select(i => $"1.2.{i}").Order(StringComparer.Ordinal), studies);
+        var rows = new List<(string, string, string)>();
+        await foreach (var r in _index.ScanPatientStudiesAsync(CancellationToken.None)) rows.Add(r);
+        Assert.Equal(Enumerable.Range(0, 1100).Select(i => ($"P{i / 2:D4}", "HOSP-A", $"1.2.{i}")).Order(), rows);
+    }
+
+    [Fact]
     public async Task Open_studies_come_due_for_stability_and_stable_ones_leave_the_timer_table()
     {
         var at = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);
