@@ -8,8 +8,9 @@ namespace AkkaVna.Perf;
 /// instances of 512x512x16) to <c>akka-vna serve</c> (durable: every blob fsynced, journal and index committed before the
 /// answer), to <c>akka-vna serve</c> without blob fsync (to show what the flush costs), to dcmtk storescp (the limit: it
 /// writes files, neither fsyncs nor indexes) and to Debian's Orthanc (the peer; installed when missing), over 1 and 4
-/// associations, in one run. Every target starts empty for every run and gets the same 50-instance warm-up study first;
-/// afterwards the benchmark checks that it holds every instance. Everything runs in a private network namespace.
+/// associations, in one run. Every target starts empty for every run and gets the same warm-up study first, over the
+/// same associations (300 instances by default: .NET compiles its hot paths in tiers, so a short warm-up measures the
+/// JIT); afterwards the benchmark checks that it holds every instance. Everything runs in a private network namespace.
 /// </summary>
 public static class ArchiveBenchmark
 {
@@ -26,7 +27,8 @@ public static class ArchiveBenchmark
         using var dir = new TempDir();
         var files = Enumerable.Range(1, studies)
             .SelectMany(s => Instances.WriteStudy(Path.Combine(dir.Path, "src", s.ToString(CultureInfo.InvariantCulture)), perStudy, 512 * 512 * 2, seed: s)).ToList();
-        var warmup = Instances.WriteStudy(Path.Combine(dir.Path, "warmup"), 50, 512 * 512 * 2, seed: 999);
+        int warmupCount = (int)Bench.Option(args, "--warmup", 300);
+        var warmup = Instances.WriteStudy(Path.Combine(dir.Path, "warmup"), warmupCount, 512 * 512 * 2, seed: 999);
         long bytes = files.Sum(f => new FileInfo(f).Length);
 
         var targets = new (string Name, Func<string, ITarget> Start)[]
@@ -39,7 +41,7 @@ public static class ArchiveBenchmark
         Console.WriteLine($"# AkkaVna archive ingest benchmark ({DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, {Bench.DcmtkVersion()})");
         Console.WriteLine();
         Console.WriteLine($"dcmtk storescu (TCP_NODELAY=1) sends {files.Count} generated CT instances ({studies} studies x {perStudy}, 512x512x16, explicit VR little endian, "
-            + $"{bytes / 1e6:F0} MB) {(byStudy ? "with whole studies per association" : "dealt to the associations one file at a time")} to each target, which starts empty and gets a 50-instance warm-up study first; median of {repeats} run(s). Each target is "
+            + $"{bytes / 1e6:F0} MB) {(byStudy ? "with whole studies per association" : "dealt to the associations one file at a time")} to each target, which starts empty and gets a {warmup.Count}-instance warm-up study first (same associations); median of {repeats} run(s). Each target is "
             + "checked to hold every instance afterwards.");
         Console.WriteLine();
         // --only NAME-PREFIX: run a subset while investigating (ratios then need the references in the same run).
@@ -58,7 +60,8 @@ public static class ArchiveBenchmark
                 for (int r = 0; r < repeats; r++)
                 {
                     using var target = Targets.StartEmpty(dir.Path, start);
-                    Bench.Storescu(warmup, target.Port, target.AETitle, 1);
+                    Bench.Storescu(warmup, target.Port, target.AETitle, associations);
+                    (target as AkkaVnaTarget)?.Mark();
                     runs.Add(Bench.Storescu(files, target.Port, target.AETitle, associations, byStudy));
                     long held = target.CountInstances();
                     if (target is AkkaVnaTarget akka) breakdowns.Add($"{name}, {associations} association(s): {akka.PhaseBreakdown()}");

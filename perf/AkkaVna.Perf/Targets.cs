@@ -66,14 +66,34 @@ internal sealed class AkkaVnaTarget : ITarget
         }
     }
 
-    /// <summary>The mean of each ingest phase, from the node's Prometheus metrics.</summary>
-    public string PhaseBreakdown()
+    private double _cpuAtMark;
+    private long _instancesAtMark;
+
+    private static string Metrics()
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        var text = http.GetStringAsync($"http://127.0.0.1:{Targets.HttpPort}/metrics").GetAwaiter().GetResult();
-        double Value(string series) => text.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal))
-            .Select(l => double.Parse(l[(series.Length + 1)..], CultureInfo.InvariantCulture)).FirstOrDefault();
+        return http.GetStringAsync($"http://127.0.0.1:{Targets.HttpPort}/metrics").GetAwaiter().GetResult();
+    }
+
+    private static double Value(string metrics, string series) => metrics.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal))
+        .Select(l => double.Parse(l[(series.Length + 1)..], CultureInfo.InvariantCulture)).FirstOrDefault();
+
+    /// <summary>Marks the start of the measured run: <see cref="PhaseBreakdown"/> reports the node's CPU time per instance since.</summary>
+    public void Mark()
+    {
+        var text = Metrics();
+        _cpuAtMark = Value(text, "process_cpu_seconds_total");
+        _instancesAtMark = CountInstances();
+    }
+
+    /// <summary>The mean of each ingest phase, from the node's Prometheus metrics, and its CPU time per instance since <see cref="Mark"/>.</summary>
+    public string PhaseBreakdown()
+    {
+        var text = Metrics();
+        double Value(string series) => AkkaVnaTarget.Value(text, series);
         var parts = new List<string>();
+        long instances = CountInstances() - _instancesAtMark;
+        if (instances > 0) parts.Add(Bench.Invariant($"node CPU {(Value("process_cpu_seconds_total") - _cpuAtMark) / instances * 1000:F2} ms per instance"));
         foreach (var phase in new[] { "seal", "header", "lookup", "commit", "promote" })
         {
             double sum = Value($"akkavna_ingest_phase_seconds_sum{{phase=\"{phase}\"}}"), count = Value($"akkavna_ingest_phase_seconds_count{{phase=\"{phase}\"}}");

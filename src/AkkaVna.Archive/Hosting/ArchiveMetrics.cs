@@ -27,5 +27,8 @@ public static class ArchiveMetrics
     public static readonly Histogram BatchSize = Metrics.CreateHistogram("akkavna_study_batch_instances",
         "Instances committed per study actor batch (coalescing at work).", new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(1, 2, 11) });
 
+    public static readonly Gauge StudiesBehindIndex = Metrics.CreateGauge("akkavna_index_studies_behind",
+        "Studies whose journal events the index does not reflect yet (at the last index sync); stuck above zero means index writes fail.");
+
     public static readonly Gauge Associations = Metrics.CreateGauge("akkavna_dicom_associations", "DICOM associations open on this node.");
 }

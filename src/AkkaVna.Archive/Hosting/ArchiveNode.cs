@@ -43,13 +43,15 @@ public sealed class ArchiveNode : IAsyncDisposable
     private readonly WebApplication _http;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly Task _sweeper;
+    private readonly Task _sweeper, _indexSync;
+    private readonly ProjectionTracker _tracker;
     private int _stopped;
     private StoreTraceWriter? _trace;
 
     private ArchiveNode(ArchiveOptions options, ActorSystem system, IActorRef studies, IArchiveIndex index, IBlobStore blobs, DicomServer dicom,
-        WebApplication http, ILogger log)
+        WebApplication http, ILogger log, ProjectionTracker tracker)
     {
+        _tracker = tracker;
         Options = options;
         System = system;
         Studies = studies;
@@ -60,6 +62,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         _log = log;
         HttpPort = new Uri(http.Urls.First()).Port;
         _sweeper = Task.Run(SweepLoopAsync);
+        _indexSync = Task.Run(IndexSyncLoopAsync);
     }
 
     public static string IndexPath(string dataFolder) => Path.Combine(dataFolder, "index.db");
@@ -75,6 +78,9 @@ public sealed class ArchiveNode : IAsyncDisposable
         var index = new SqliteArchiveIndex(IndexPath(options.DataFolder), loggerFactory.CreateLogger("index"));
         await index.InitializeAsync(cancellationToken);
         PrepareJournal(JournalPath(options.DataFolder));
+        var checkpoint = await index.GetProjectionCheckpointAsync(cancellationToken);
+        var tracker = new ProjectionTracker();
+        if (checkpoint is { } from) tracker.StartedFrom(from);
 
         AkkaLogBridge.Factory = loggerFactory;
         var system = ActorSystem.Create("akka-vna", AkkaConfig(options));
@@ -89,13 +95,15 @@ public sealed class ArchiveNode : IAsyncDisposable
 
             var sharding = ClusterSharding.Get(system);
             var shardingSettings = ClusterShardingSettings.Create(system).WithPassivateIdleAfter(options.PassivateAfter);
-            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, options.Studies, index), shardingSettings,
+            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, options.Studies, index, tracker), shardingSettings,
                 new StudyMessageExtractor(options.Shards), sharding.DefaultShardAllocationStrategy(shardingSettings), StopStudy.Instance);
             system.ActorOf(ClusterSingletonManager.Props(StabilityWatch.Props(index, studies, options.StabilityPoll), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system)), "stability-watch");
             log.LogInformation("cluster member {Address} is up; study shard region started ({Shards} shards)", cluster.SelfAddress, options.Shards);
 
-            // Blobs a crash left staged are settled before any new association is taken.
+            // The index is brought up to the journal, and blobs a crash left staged are settled, before any association is taken.
+            await IndexCatchUp.RunAsync(JournalPath(options.DataFolder), checkpoint, studies, log, cancellationToken);
+            await index.MakeDurableAsync(tracker.Checkpoint(), cancellationToken);
             var (promoted, discarded, kept) = await RecoverStagedAsync(blobs, index, studies, TimeSpan.Zero, cancellationToken);
             if (promoted + discarded + kept > 0)
                 log.LogInformation("recovery: {Promoted} staged blob(s) promoted (committed before a crash), {Discarded} discarded (never acknowledged), {Kept} left for the next sweep",
@@ -147,7 +155,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, studies, web);
             await http.StartAsync(cancellationToken);
             dicom.Start();
-            var node = new ArchiveNode(options, system, studies, index, blobs, dicom, http, log) { _trace = trace };
+            var node = new ArchiveNode(options, system, studies, index, blobs, dicom, http, log, tracker) { _trace = trace };
             log.LogInformation("listening for DICOM on {DicomEndPoint} as {AETitle}; HTTP on {HttpUrl}; data in {Data}", node.DicomEndPoint, options.AETitle,
                 http.Urls.First(), options.DataFolder);
             return node;
@@ -240,7 +248,13 @@ public sealed class ArchiveNode : IAsyncDisposable
     private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IActorRef studies,
         DicomWebEndpoints web)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        // No appsettings.json and no file watching: the node is configured by its HOCON file, and a watcher on the working
+        // folder (the default content root) would wake for every blob written under a data folder inside it.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         builder.Logging.ClearProviders();
         logging(builder.Logging);
         // Kestrel's default body limit (30 MB) stays for every endpoint but STOW-RS, which lifts it and enforces
@@ -335,6 +349,30 @@ public sealed class ArchiveNode : IAsyncDisposable
         }
     }
 
+    /// <summary>Syncs the index to disk every interval, recording how far the journal is durably projected.</summary>
+    private async Task IndexSyncLoopAsync()
+    {
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                await Task.Delay(Options.IndexSyncInterval, _stopping.Token);
+                try
+                {
+                    await Index.MakeDurableAsync(_tracker.Checkpoint(), _stopping.Token);
+                    ArchiveMetrics.StudiesBehindIndex.Set(_tracker.Behind);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    _log.LogWarning(e, "index sync failed; it runs again in {Interval}", Options.IndexSyncInterval);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
     /// <summary>Stops taking associations, lets those open finish (up to <paramref name="grace"/>), leaves the cluster and closes the stores.</summary>
     public async Task StopAsync(TimeSpan grace)
     {
@@ -344,7 +382,17 @@ public sealed class ArchiveNode : IAsyncDisposable
         await _dicom.StopAsync(grace);
         if (_trace is not null) await _trace.DisposeAsync();
         await _sweeper;
+        await _indexSync;
         await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
+        try
+        {
+            // The study actors have stopped: whatever they projected is made durable with a checkpoint as late as it can be.
+            await Index.MakeDurableAsync(_tracker.Checkpoint(), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _log.LogWarning(e, "the last index sync failed; the next start re-projects from the previous checkpoint");
+        }
         await Index.DisposeAsync();
         using (var httpStop = new CancellationTokenSource(TimeSpan.FromSeconds(5))) await _http.StopAsync(httpStop.Token);
         await _http.DisposeAsync();

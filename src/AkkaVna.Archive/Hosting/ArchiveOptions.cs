@@ -23,6 +23,8 @@ public sealed record ArchiveOptions
     public required int HttpPort { get; init; }
     public required IngestSettings Ingest { get; init; }
     public required TimeSpan SweepInterval { get; init; }
+    /// <summary>How often the index is synced to disk with a projection checkpoint (it commits without waiting for the disk).</summary>
+    public required TimeSpan IndexSyncInterval { get; init; }
     public required TimeSpan StagedGrace { get; init; }
     public required StudySettings Studies { get; init; }
     public required TimeSpan StabilityPoll { get; init; }
@@ -165,6 +167,7 @@ public sealed record ArchiveOptions
             HttpPort = Int("http.port", 0, 65535),
             Ingest = new IngestSettings(c.GetBoolean("ingest.flush-blobs"), Time("ingest.commit-timeout")),
             SweepInterval = Time("ingest.sweep-interval"),
+            IndexSyncInterval = Time("ingest.index-sync-interval"),
             StagedGrace = Time("ingest.staged-grace"),
             Studies = new StudySettings(Time("studies.quiet-period"), policy, Int("studies.snapshot-every", 10, 1_000_000), Int("studies.max-batch", 1, 100_000)),
             StabilityPoll = Time("studies.stability-poll"),

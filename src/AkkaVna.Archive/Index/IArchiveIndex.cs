@@ -25,6 +25,15 @@ public interface IArchiveIndex : IAsyncDisposable
     /// <summary>Applies one study's changes in one transaction (adapters may group several studies into one transaction).</summary>
     Task CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Makes every commit so far durable and records <paramref name="checkpoint"/>: every journal write stamped before it
+    /// is reflected by the index on disk. An adapter whose commits are durable one by one only records it.
+    /// </summary>
+    Task MakeDurableAsync(DateTimeOffset checkpoint, CancellationToken cancellationToken);
+
+    /// <summary>The last checkpoint <see cref="MakeDurableAsync"/> recorded; null for a new index (the node then re-projects the whole journal).</summary>
+    Task<DateTimeOffset?> GetProjectionCheckpointAsync(CancellationToken cancellationToken);
+
     /// <summary>The journal sequence number the study's rows reflect (0 when the study is not indexed).</summary>
     long GetWatermark(string studyInstanceUid);
 

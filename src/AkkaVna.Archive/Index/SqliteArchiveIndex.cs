@@ -8,16 +8,20 @@ namespace AkkaVna.Archive.Index;
 
 /// <summary>
 /// The embedded index: one SQLite file in WAL mode. Writes go through one writer that groups the updates of every study
-/// waiting at that moment into one transaction (group commit: one fsync for many studies); reads use their own pooled
-/// connections and never wait for the writer.
+/// waiting at that moment into one transaction; reads use their own pooled connections and never wait for the writer.
+/// A commit does not wait for the disk (<c>synchronous=NORMAL</c>): the index is a projection of the study journal, which
+/// does. <see cref="MakeDurableAsync"/> syncs everything committed so far and records the projection checkpoint, from
+/// which a node re-projects after a crash (see <see cref="ProjectionTracker"/>).
 /// </summary>
 public sealed class SqliteArchiveIndex : IArchiveIndex
 {
     private const int MaxGroup = 256;
     private readonly string _connectionString;
     private readonly ILogger _log;
-    private readonly Channel<(StudyIndexUpdate Update, TaskCompletionSource Done)> _queue =
-        Channel.CreateUnbounded<(StudyIndexUpdate, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<QueuedWrite> _queue = Channel.CreateUnbounded<QueuedWrite>(new UnboundedChannelOptions { SingleReader = true });
+
+    /// <summary>One study's update, or (Update null) a durable sync recording a projection checkpoint.</summary>
+    private sealed record QueuedWrite(StudyIndexUpdate? Update, DateTimeOffset Checkpoint, TaskCompletionSource Done);
     private SqliteConnection? _writer;
     private Task? _writerLoop;
 
@@ -31,9 +35,10 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
     {
         _writer = new SqliteConnection(_connectionString);
         await _writer.OpenAsync(cancellationToken).ConfigureAwait(false);
-        // WAL: readers never block the writer. synchronous=FULL: a committed transaction survives a power loss, because a
-        // C-STORE success is sent only after this commit.
-        Execute(_writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;");
+        // WAL: readers never block the writer. synchronous=NORMAL: a commit survives the process being killed, and a power
+        // loss only takes the commits since the last sync — which the journal (synchronous, the record a C-STORE success
+        // waits for) still holds and the node re-projects at start.
+        Execute(_writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;");
         Execute(_writer, Schema);
         _writerLoop = Task.Run(WriteLoopAsync, CancellationToken.None);
     }
@@ -77,7 +82,12 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             study_uid TEXT NOT NULL PRIMARY KEY, due_at INTEGER NOT NULL
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS stability_timers_by_due ON stability_timers (due_at, study_uid);
+        CREATE TABLE IF NOT EXISTS node_state (
+            key TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL
+        ) WITHOUT ROWID;
         """;
+
+    private const string CheckpointKey = "projection_checkpoint";
 
     private static void Execute(SqliteConnection c, string sql)
     {
@@ -86,47 +96,91 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         cmd.ExecuteNonQuery();
     }
 
-    public Task CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken)
+    public Task CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken) => Enqueue(update, default, cancellationToken);
+
+    public Task MakeDurableAsync(DateTimeOffset checkpoint, CancellationToken cancellationToken) => Enqueue(null, checkpoint, cancellationToken);
+
+    public async Task<DateTimeOffset?> GetProjectionCheckpointAsync(CancellationToken cancellationToken)
+    {
+        await using var c = Open();
+        await using var cmd = Command(c, "SELECT value FROM node_state WHERE key = $k", ("$k", CheckpointKey));
+        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
+    }
+
+    private Task Enqueue(StudyIndexUpdate? update, DateTimeOffset checkpoint, CancellationToken cancellationToken)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_queue.Writer.TryWrite((update, done))) done.SetException(new ObjectDisposedException(nameof(SqliteArchiveIndex)));
+        if (!_queue.Writer.TryWrite(new QueuedWrite(update, checkpoint, done))) done.SetException(new ObjectDisposedException(nameof(SqliteArchiveIndex)));
         return done.Task.WaitAsync(cancellationToken);
     }
 
     private async Task WriteLoopAsync()
     {
         var statements = new Statements(_writer!);
-        var group = new List<(StudyIndexUpdate Update, TaskCompletionSource Done)>(MaxGroup);
+        var updates = new List<QueuedWrite>(MaxGroup);
+        var syncs = new List<QueuedWrite>();
         while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            group.Clear();
-            while (group.Count < MaxGroup && _queue.Reader.TryRead(out var item)) group.Add(item);
+            updates.Clear();
+            syncs.Clear();
+            while (updates.Count < MaxGroup && _queue.Reader.TryRead(out var item)) (item.Update is null ? syncs : updates).Add(item);
+            if (updates.Count > 0) WriteGroup(statements, updates);
+            // After the group: a sync read with these updates waiting makes them durable too, which only helps.
+            if (syncs.Count > 0) Sync(syncs);
+        }
+    }
+
+    /// <summary>Commits with an fsync of the WAL (every earlier commit included) and records the latest checkpoint asked for.</summary>
+    private void Sync(List<QueuedWrite> syncs)
+    {
+        try
+        {
+            Execute(_writer!, "PRAGMA synchronous=FULL;");
             try
             {
-                Write(statements, group.Select(g => g.Update));
-                foreach (var g in group) g.Done.TrySetResult();
+                using var cmd = Command(_writer!, "INSERT INTO node_state (key, value) VALUES ($k, $v) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                    ("$k", CheckpointKey), ("$v", syncs.Max(w => w.Checkpoint).UtcTicks));
+                cmd.ExecuteNonQuery();
             }
-            catch (Exception e) when (group.Count > 1)
+            finally
             {
-                // One bad update must not fail the others: write each in its own transaction.
-                _log.LogWarning(e, "index group commit of {Count} studies failed; retrying them one by one", group.Count);
-                foreach (var g in group)
+                Execute(_writer!, "PRAGMA synchronous=NORMAL;");
+            }
+            foreach (var w in syncs) w.Done.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            foreach (var w in syncs) w.Done.TrySetException(e);
+        }
+    }
+
+    private void WriteGroup(Statements statements, List<QueuedWrite> group)
+    {
+        try
+        {
+            Write(statements, group.Select(g => g.Update!));
+            foreach (var g in group) g.Done.TrySetResult();
+        }
+        catch (Exception e) when (group.Count > 1)
+        {
+            // One bad update must not fail the others: write each in its own transaction.
+            _log.LogWarning(e, "index group commit of {Count} studies failed; retrying them one by one", group.Count);
+            foreach (var g in group)
+            {
+                try
                 {
-                    try
-                    {
-                        Write(statements, [g.Update]);
-                        g.Done.TrySetResult();
-                    }
-                    catch (Exception single)
-                    {
-                        g.Done.TrySetException(single);
-                    }
+                    Write(statements, [g.Update!]);
+                    g.Done.TrySetResult();
+                }
+                catch (Exception single)
+                {
+                    g.Done.TrySetException(single);
                 }
             }
-            catch (Exception e)
-            {
-                group[0].Done.TrySetException(e);
-            }
+        }
+        catch (Exception e)
+        {
+            group[0].Done.TrySetException(e);
         }
     }
 

@@ -30,6 +30,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private readonly string _studyUid;
     private readonly StudySettings _settings;
     private readonly IArchiveIndex _index;
+    private readonly ProjectionTracker _tracker;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly long _watermarkAtStart;
     private StudyState _committed, _decided;
@@ -40,17 +41,18 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private long _lastSnapshotSeq;
     private TimeSpan _retryDelay = TimeSpan.FromMilliseconds(500);
 
-    public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index)
+    public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker)
     {
         _studyUid = studyInstanceUid;
         _settings = settings;
         _index = index;
+        _tracker = tracker;
         _committed = _decided = StudyState.Empty(studyInstanceUid);
         _watermarkAtStart = index.GetWatermark(studyInstanceUid);
     }
 
-    public static Props Props(string studyInstanceUid, StudySettings settings, IArchiveIndex index) =>
-        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index));
+    public static Props Props(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker) =>
+        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index, tracker));
 
     public static string PersistenceIdFor(string studyInstanceUid) => "study-" + studyInstanceUid;
 
@@ -76,6 +78,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 if (_unindexed.Count > 0)
                 {
                     _log.Info("study {0}: re-projecting {1} event(s) the index missed (index at {2}, journal at {3})", _studyUid, _unindexed.Count, _watermarkAtStart, LastSequenceNr);
+                    _tracker.Recovered(_studyUid);
                     _forceIndex = true;
                     Flush();
                 }
@@ -106,6 +109,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 break;
             case Indexed done:
                 _unindexed.RemoveRange(0, done.EventCount);
+                if (_unindexed.Count == 0) _tracker.Projected(_studyUid);
                 _forceIndex = false;
                 _retryDelay = TimeSpan.FromMilliseconds(500);
                 Reply(done.Batch, null);
@@ -181,6 +185,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         int remaining = events.Count;
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         Hosting.ArchiveMetrics.BatchSize.Observe(batch.Count(p => p.SopInstanceUid is not null));
+        _tracker.Writing(_studyUid);
         PersistAllAsync(events, e =>
         {
             _committed = _committed.Apply(e);
@@ -199,6 +204,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         if ((_unindexed.Count == 0 && !_forceIndex) || _committed.Latest is null)
         {
             _forceIndex = false;
+            _tracker.Projected(_studyUid); // nothing the index needs (no instance yet, or nothing new)
             Reply(batch, null);
             _busy = false;
             Flush();

@@ -113,6 +113,74 @@ public sealed class DurabilityTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task A_node_brings_its_index_up_to_the_journal_before_it_takes_associations()
+    {
+        using var dir = new TempDir();
+        string data = Path.Combine(dir.Path, "data");
+        var first = Instances.WriteStudy(Path.Combine(dir.Path, "first"), 20, 4096, seed: 31).Select(StoreFile.Read).ToList();
+        var second = Instances.WriteStudy(Path.Combine(dir.Path, "second"), 12, 4096, seed: 32).Select(StoreFile.Read).ToList();
+        var all = first.Concat(second).ToList();
+        string secondStudy = IngestTests.StudyOf(second[0].Path);
+        string config = Storescu.WriteConfig(dir, all);
+        DateTimeOffset beforeSecond;
+        using (var server = new ArchiveServer(data))
+        {
+            Assert.All(Storescu.Responses(Storescu.Send(config, server.DicomPort, first, 1, ToolTimeout).Single()).Values, s => Assert.Equal("Success", s));
+            beforeSecond = DateTimeOffset.UtcNow;
+            Assert.All(Storescu.Responses(Storescu.Send(config, server.DicomPort, second, 1, ToolTimeout).Single()).Values, s => Assert.Equal("Success", s));
+            Assert.Equal(0, server.Stop());
+        }
+
+        // What a power loss can do to the index (it commits without waiting for the disk): lose the commits since its last
+        // durable checkpoint. Here: every row of the second study, with the checkpoint from before it was sent.
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={AkkaVna.Archive.Hosting.ArchiveNode.IndexPath(data)};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = """
+                DELETE FROM patient_studies WHERE study_uid = $s; DELETE FROM date_studies WHERE study_uid = $s; DELETE FROM series WHERE study_uid = $s;
+                DELETE FROM instances WHERE study_uid = $s; DELETE FROM instance_locations WHERE study_uid = $s; DELETE FROM stability_timers WHERE study_uid = $s;
+                DELETE FROM studies WHERE study_uid = $s;
+                UPDATE node_state SET value = $t WHERE key = 'projection_checkpoint';
+                """;
+            cmd.Parameters.AddWithValue("$s", secondStudy);
+            cmd.Parameters.AddWithValue("$t", beforeSecond.UtcTicks);
+            cmd.ExecuteNonQuery();
+        }
+        await using (var index = await ArchiveServer.OpenIndexAsync(data)) Assert.Equal(first.Count, (await ArchiveServer.ListAsync(index)).Count);
+
+        // Restarted, the node re-projects the study from the journal before it is ready: nothing is sent again.
+        using (var server = new ArchiveServer(data))
+        {
+            await using (var index = await ArchiveServer.OpenIndexAsync(data))
+            {
+                var rows = await ArchiveServer.ListAsync(index);
+                Assert.Equal(all.Count, rows.Count);
+                await IngestTests.AssertArchivedAsync(data, all, rows);
+                Assert.Equal(second.Count, (await index.GetStudyAsync(secondStudy, CancellationToken.None))!.InstanceCount);
+            }
+            Assert.Contains("index catch-up: 1 studies", server.Output, StringComparison.Ordinal);
+            Assert.Equal(0, server.Stop());
+        }
+        Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);
+
+        // With no index at all (deleted by an operator), the node rebuilds it from the whole journal.
+        foreach (var file in Directory.EnumerateFiles(data, "index.db*")) File.Delete(file);
+        using (var server = new ArchiveServer(data))
+        {
+            await using (var index = await ArchiveServer.OpenIndexAsync(data))
+            {
+                var rows = await ArchiveServer.ListAsync(index);
+                Assert.Equal(all.Count, rows.Count);
+                await IngestTests.AssertArchivedAsync(data, all, rows);
+            }
+            Assert.Contains("index catch-up: 2 studies", server.Output, StringComparison.Ordinal);
+            Assert.Equal(0, server.Stop());
+        }
+        Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);
+    }
+
     private static StoreFile RewriteStudy(TempDir dir, string path, string study)
     {
         string copy = dir.File("late-" + Path.GetFileName(path));
