@@ -79,6 +79,13 @@ public sealed class ArchiveNode : IAsyncDisposable
         await index.InitializeAsync(cancellationToken);
         PrepareJournal(JournalPath(options.DataFolder));
         var checkpoint = await index.GetProjectionCheckpointAsync(cancellationToken);
+        if (checkpoint is null && (await index.CountAsync(cancellationToken)).Studies > 0)
+        {
+            // An index written before projection checkpoints existed committed every transaction synchronously: it is whole
+            // as it stands, and re-projecting the whole journal (every study of the archive) would only cost time.
+            checkpoint = DateTimeOffset.UtcNow;
+            log.LogInformation("the index has no projection checkpoint yet (written by an earlier version, every commit synchronous): taken as up to date");
+        }
         var tracker = new ProjectionTracker();
         if (checkpoint is { } from) tracker.StartedFrom(from);
 

@@ -179,6 +179,22 @@ public sealed class DurabilityTests(ITestOutputHelper output)
             Assert.Equal(0, server.Stop());
         }
         Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);
+
+        // An index from before checkpoints (every commit synchronous) is taken as whole: no re-projection of the archive.
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={AkkaVna.Archive.Hosting.ArchiveNode.IndexPath(data)};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "DELETE FROM node_state";
+            cmd.ExecuteNonQuery();
+        }
+        using (var server = new ArchiveServer(data))
+        {
+            Assert.Contains("taken as up to date", server.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("index catch-up", server.Output, StringComparison.Ordinal);
+            Assert.Equal(0, server.Stop());
+        }
+        await using (var index = await ArchiveServer.OpenIndexAsync(data)) Assert.NotNull(await index.GetProjectionCheckpointAsync(CancellationToken.None));
     }
 
     private static StoreFile RewriteStudy(TempDir dir, string path, string study)
