@@ -78,8 +78,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         var index = new SqliteArchiveIndex(IndexPath(options.DataFolder), loggerFactory.CreateLogger("index"));
         await index.InitializeAsync(cancellationToken);
         PrepareJournal(JournalPath(options.DataFolder));
-        var checkpoint = await index.GetProjectionCheckpointAsync(cancellationToken);
-        if (checkpoint is null && (await index.CountAsync(cancellationToken)).Studies > 0)
+        if (await index.GetProjectionCheckpointAsync(cancellationToken) is not { } checkpoint)
         {
             // An index written before projection checkpoints existed committed every transaction synchronously: it is whole
             // as it stands, and re-projecting the whole journal (every study of the archive) would only cost time.
@@ -87,7 +86,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             log.LogInformation("the index has no projection checkpoint yet (written by an earlier version, every commit synchronous): taken as up to date");
         }
         var tracker = new ProjectionTracker();
-        if (checkpoint is { } from) tracker.StartedFrom(from);
+        tracker.StartedFrom(checkpoint);
 
         AkkaLogBridge.Factory = loggerFactory;
         var system = ActorSystem.Create("akka-vna", AkkaConfig(options));

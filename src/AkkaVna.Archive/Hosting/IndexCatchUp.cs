@@ -11,14 +11,14 @@ namespace AkkaVna.Archive.Hosting;
 /// Brings the index up to the journal at start. The index commits without waiting for the disk, so a power loss can take
 /// its last commits; the journal (synchronous) still holds their events. Every study written to the journal since the
 /// index's durable projection checkpoint is woken: its actor compares the journal with its index watermark on recovery
-/// and re-projects what is missing, before the node takes any association. With no checkpoint (a new or deleted index)
-/// every study in the journal is woken, which rebuilds the index.
+/// and re-projects what is missing, before the node takes any association. A new (or deleted) index starts from the
+/// beginning, so every study in the journal is woken, which rebuilds the index.
 /// </summary>
 internal static class IndexCatchUp
 {
     private const int Parallelism = 8;
 
-    public static async Task RunAsync(string journalPath, DateTimeOffset? checkpoint, IActorRef studies, ILogger log, CancellationToken cancellationToken)
+    public static async Task RunAsync(string journalPath, DateTimeOffset checkpoint, IActorRef studies, ILogger log, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         int woken = 0;
@@ -31,14 +31,14 @@ internal static class IndexCatchUp
             });
         if (woken > 0)
             log.LogInformation("index catch-up: {Studies} studies written to the journal since {Checkpoint} checked against the index in {Seconds:F1} s",
-                woken, checkpoint?.ToString("O") ?? "the beginning (no checkpoint)", clock.Elapsed.TotalSeconds);
+                woken, checkpoint == DateTimeOffset.UnixEpoch ? "the beginning (a new index)" : checkpoint.ToString("O"), clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>
-    /// The Study Instance UIDs with journal rows stamped at or after <paramref name="since"/> (every one when null), from
+    /// The Study Instance UIDs with journal rows stamped at or after <paramref name="since"/>, from
     /// Akka.Persistence.Sql's <c>journal</c> table (default table mapping: <c>created</c> holds UTC ticks and is indexed).
     /// </summary>
-    internal static async IAsyncEnumerable<string> StudiesWrittenSince(string journalPath, DateTimeOffset? since, [EnumeratorCancellation] CancellationToken cancellationToken)
+    internal static async IAsyncEnumerable<string> StudiesWrittenSince(string journalPath, DateTimeOffset since, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         if (!File.Exists(journalPath)) yield break;
         await using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = journalPath, Mode = SqliteOpenMode.ReadOnly, DefaultTimeout = 30 }.ToString());
@@ -49,10 +49,8 @@ internal static class IndexCatchUp
             if ((long)(await exists.ExecuteScalarAsync(cancellationToken))! == 0) yield break; // the journal plugin has not created its tables yet
         }
         await using var cmd = c.CreateCommand();
-        cmd.CommandText = since is null
-            ? "SELECT DISTINCT persistence_id FROM journal"
-            : "SELECT DISTINCT persistence_id FROM journal INDEXED BY journal_created_idx WHERE created >= $t";
-        if (since is { } t) cmd.Parameters.AddWithValue("$t", t.UtcTicks);
+        cmd.CommandText = "SELECT DISTINCT persistence_id FROM journal INDEXED BY journal_created_idx WHERE created >= $t";
+        cmd.Parameters.AddWithValue("$t", since.UtcTicks);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken);
         string prefix = StudyActor.PersistenceIdFor("");
         while (await r.ReadAsync(cancellationToken))

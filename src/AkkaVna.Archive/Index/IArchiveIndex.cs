@@ -31,7 +31,11 @@ public interface IArchiveIndex : IAsyncDisposable
     /// </summary>
     Task MakeDurableAsync(DateTimeOffset checkpoint, CancellationToken cancellationToken);
 
-    /// <summary>The last checkpoint <see cref="MakeDurableAsync"/> recorded; null for a new index (the node then re-projects the whole journal).</summary>
+    /// <summary>
+    /// The last checkpoint <see cref="MakeDurableAsync"/> recorded: the beginning of time for a new index (the node then
+    /// re-projects the whole journal, and again after a crash until a later checkpoint is recorded); null for an index
+    /// written before checkpoints existed.
+    /// </summary>
     Task<DateTimeOffset?> GetProjectionCheckpointAsync(CancellationToken cancellationToken);
 
     /// <summary>The journal sequence number the study's rows reflect (0 when the study is not indexed).</summary>

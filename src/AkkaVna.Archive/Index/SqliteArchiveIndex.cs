@@ -38,8 +38,14 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         // WAL: readers never block the writer. synchronous=NORMAL: a commit survives the process being killed, and a power
         // loss only takes the commits since the last sync — which the journal (synchronous, the record a C-STORE success
         // waits for) still holds and the node re-projects at start.
-        Execute(_writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;");
+        Execute(_writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;");
         Execute(_writer, Schema);
+        // A new index (no study, no checkpoint) reflects nothing of the journal yet: its checkpoint is the beginning, durably,
+        // so a rebuild cut short by a crash starts over. Only an index from before checkpoints has studies and none.
+        using (var fresh = Command(_writer, "INSERT INTO node_state (key, value) SELECT $k, $v WHERE NOT EXISTS (SELECT 1 FROM studies) ON CONFLICT (key) DO NOTHING",
+            ("$k", CheckpointKey), ("$v", DateTimeOffset.UnixEpoch.UtcTicks)))
+            fresh.ExecuteNonQuery();
+        Execute(_writer, "PRAGMA synchronous=NORMAL;");
         _writerLoop = Task.Run(WriteLoopAsync, CancellationToken.None);
     }
 

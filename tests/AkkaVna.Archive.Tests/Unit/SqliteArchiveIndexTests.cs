@@ -35,6 +35,21 @@ public sealed class SqliteArchiveIndexTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_new_index_checkpoints_at_the_beginning_and_keeps_it_until_a_sync_records_a_later_one()
+    {
+        Assert.Equal(DateTimeOffset.UnixEpoch, await _index.GetProjectionCheckpointAsync(CancellationToken.None));
+        await _index.CommitAsync(UpdateFor(Study, 2, false, Instance("1.1")), CancellationToken.None);
+        await _index.DisposeAsync();
+        _index = new SqliteArchiveIndex(Path.Combine(_dir.Path, "index.db"), NullLogger.Instance);
+        await _index.InitializeAsync(CancellationToken.None); // a restart before any sync (a rebuild cut short): still the beginning
+        Assert.Equal(DateTimeOffset.UnixEpoch, await _index.GetProjectionCheckpointAsync(CancellationToken.None));
+        var later = new DateTimeOffset(2026, 11, 22, 12, 0, 0, TimeSpan.Zero);
+        await _index.MakeDurableAsync(later, CancellationToken.None);
+        await _index.MakeDurableAsync(later.AddHours(-1), CancellationToken.None); // never moves back
+        Assert.Equal(later, await _index.GetProjectionCheckpointAsync(CancellationToken.None));
+    }
+
+    [Fact]
     public async Task A_commit_fills_every_query_table()
     {
         await _index.CommitAsync(UpdateFor(Study, 2, false, Instance("1.1"), Instance("1.2", series: "1.2.3.4.2")), CancellationToken.None);
