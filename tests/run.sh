@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every AkkaVna test on a fresh Debian machine: installs what the tests need when it is missing
-# (dcmtk, Orthanc, curl, util-linux and iproute2 now; PostgreSQL and radosgw as later features need them), then builds and tests the solution.
+# (dcmtk, Orthanc and its DICOMweb plugin, curl, util-linux and iproute2 now; PostgreSQL and radosgw as later features need them), then builds and tests the solution.
 # Needs root (or sudo) for apt-get. Usage: bash tests/run.sh [extra dotnet test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ need=()
 for tool in "${!package[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || need+=("${package[$tool]}")
 done
+# Orthanc's DICOMweb plugin (a STOW-RS client the tests use as a peer) is a file, not a command.
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 if [ ${#need[@]} -gt 0 ]; then
   need=($(printf '%s\n' "${need[@]}" | sort -u))
   echo "installing: ${need[*]}"

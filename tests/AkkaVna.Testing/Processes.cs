@@ -95,6 +95,15 @@ public sealed class ServerProcess : IDisposable
         _process.WaitForExit();
     }
 
+    /// <summary>Sends SIGTERM and returns at once (the process drains and exits on its own).</summary>
+    public void Terminate()
+    {
+        if (!_process.HasExited) Tool.Run("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+    }
+
+    /// <summary>The exit code once the process has exited within <paramref name="timeout"/>, else null.</summary>
+    public int? WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout) ? _process.ExitCode : null;
+
     /// <summary>Stops with SIGTERM and returns the exit code (killed after 15 s).</summary>
     public int Stop()
     {

@@ -193,6 +193,9 @@ public sealed class ArchiveNode : IAsyncDisposable
               stdout-loglevel = WARNING
               log-dead-letters = 0
               log-dead-letters-during-shutdown = off
+              # The node stops the actor system itself, after the DICOM server has drained (StopAsync): Akka's own
+              # SIGTERM hook would leave the cluster while a C-STORE is still waiting for its commit.
+              coordinated-shutdown.run-by-clr-shutdown-hook = off
               actor {
                 provider = cluster
               }
@@ -267,6 +270,24 @@ public sealed class ArchiveNode : IAsyncDisposable
         // http.max-stow-bytes itself, with a reason.
         builder.WebHost.ConfigureKestrel(k => k.Listen(options.HttpBind, options.HttpPort));
         var app = builder.Build();
+        // Every error response says why: routes that match nothing (404), methods a resource does not take (405) and
+        // any other empty 4xx/5xx get a plain-text reason, as the DICOMweb handlers give theirs.
+        app.UseStatusCodePages(async context =>
+        {
+            var request = context.HttpContext.Request;
+            var response = context.HttpContext.Response;
+            string path = request.Path.Value ?? "/";
+            string reason = response.StatusCode switch
+            {
+                StatusCodes.Status404NotFound => $"no resource at {path}: DICOMweb is served under {DicomWebEndpoints.Prefix} (studies, series, instances, "
+                    + "metadata, frames, bulkdata), WADO-URI at /wado, health at /health/live and /health/ready, metrics at /metrics",
+                StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed on {path}"
+                    + (response.Headers.Allow.Count > 0 ? $"; it takes {response.Headers.Allow}" : ""),
+                _ => $"{response.StatusCode} {Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(response.StatusCode)}",
+            };
+            response.ContentType = "text/plain; charset=utf-8";
+            await response.WriteAsync(reason + "\n");
+        });
         web.Map(app);
         app.MapGet("/health/live", () => Results.Text("alive\n"));
         app.MapGet("/health/ready", async (CancellationToken ct) =>

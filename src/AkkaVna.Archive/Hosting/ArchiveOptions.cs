@@ -19,6 +19,8 @@ public sealed record ArchiveOptions
     public required TimeSpan ArtimTimeout { get; init; }
     public required TimeSpan DimseTimeout { get; init; }
     public required TimeSpan IdleTimeout { get; init; }
+    /// <summary>How long a stopping node lets open associations finish before it aborts them.</summary>
+    public required TimeSpan ShutdownGrace { get; init; }
     public required IPAddress HttpBind { get; init; }
     public required int HttpPort { get; init; }
     public required IngestSettings Ingest { get; init; }
@@ -163,6 +165,7 @@ public sealed record ArchiveOptions
             ArtimTimeout = Time("dicom.artim-timeout"),
             DimseTimeout = Time("dicom.dimse-timeout"),
             IdleTimeout = Time("dicom.idle-timeout"),
+            ShutdownGrace = Time("dicom.shutdown-grace"),
             HttpBind = Address("http.bind"),
             HttpPort = Int("http.port", 0, 65535),
             Ingest = new IngestSettings(c.GetBoolean("ingest.flush-blobs"), Time("ingest.commit-timeout")),

@@ -22,8 +22,13 @@ public interface IArchiveIndex : IAsyncDisposable
     /// <summary>Creates the tables when they are missing.</summary>
     Task InitializeAsync(CancellationToken cancellationToken);
 
-    /// <summary>Applies one study's changes in one transaction (adapters may group several studies into one transaction).</summary>
-    Task CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken);
+    /// <summary>
+    /// Applies one study's changes in one transaction (adapters may group several studies into one transaction), unless one
+    /// of its instances has a SOP Instance UID that <c>instance_locations</c> gives to another study: a SOP Instance UID
+    /// belongs to one study, and the first commit to claim it keeps it. Then nothing of the update is applied and the
+    /// conflicts come back (the study actor withdraws those instances and commits again).
+    /// </summary>
+    Task<IndexCommitResult> CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken);
 
     /// <summary>
     /// Makes every commit so far durable and records <paramref name="checkpoint"/>: every journal write stamped before it
@@ -74,6 +79,15 @@ public interface IArchiveIndex : IAsyncDisposable
 }
 
 public sealed record IndexCounts(long Studies, long Series, long Instances, long Bytes);
+
+/// <summary>A SOP Instance UID of an update that the index gives to another study (<paramref name="StudyInstanceUid"/>).</summary>
+public sealed record LocationConflict(string SopInstanceUid, string StudyInstanceUid);
+
+/// <summary>The outcome of <see cref="IArchiveIndex.CommitAsync"/>: applied when <see cref="Conflicts"/> is empty, refused otherwise.</summary>
+public sealed record IndexCommitResult(IReadOnlyList<LocationConflict> Conflicts)
+{
+    public static readonly IndexCommitResult Applied = new([]);
+}
 
 /// <summary>One study's changes: its row (absolute values, so applying an update twice is harmless), the series and instances it touched.</summary>
 public sealed record StudyIndexUpdate(

@@ -21,7 +21,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
     private readonly Channel<QueuedWrite> _queue = Channel.CreateUnbounded<QueuedWrite>(new UnboundedChannelOptions { SingleReader = true });
 
     /// <summary>One study's update, or (Update null) a durable sync recording a projection checkpoint.</summary>
-    private sealed record QueuedWrite(StudyIndexUpdate? Update, DateTimeOffset Checkpoint, TaskCompletionSource Done);
+    private sealed record QueuedWrite(StudyIndexUpdate? Update, DateTimeOffset Checkpoint, TaskCompletionSource<IndexCommitResult> Done);
     private SqliteConnection? _writer;
     private Task? _writerLoop;
 
@@ -102,7 +102,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         cmd.ExecuteNonQuery();
     }
 
-    public Task CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken) => Enqueue(update, default, cancellationToken);
+    public Task<IndexCommitResult> CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken) => Enqueue(update, default, cancellationToken);
 
     public Task MakeDurableAsync(DateTimeOffset checkpoint, CancellationToken cancellationToken) => Enqueue(null, checkpoint, cancellationToken);
 
@@ -113,9 +113,9 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
     }
 
-    private Task Enqueue(StudyIndexUpdate? update, DateTimeOffset checkpoint, CancellationToken cancellationToken)
+    private Task<IndexCommitResult> Enqueue(StudyIndexUpdate? update, DateTimeOffset checkpoint, CancellationToken cancellationToken)
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var done = new TaskCompletionSource<IndexCommitResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         if (!_queue.Writer.TryWrite(new QueuedWrite(update, checkpoint, done))) done.SetException(new ObjectDisposedException(nameof(SqliteArchiveIndex)));
         return done.Task.WaitAsync(cancellationToken);
     }
@@ -152,7 +152,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             {
                 Execute(_writer!, "PRAGMA synchronous=NORMAL;");
             }
-            foreach (var w in syncs) w.Done.TrySetResult();
+            foreach (var w in syncs) w.Done.TrySetResult(IndexCommitResult.Applied);
         }
         catch (Exception e)
         {
@@ -164,8 +164,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
     {
         try
         {
-            Write(statements, group.Select(g => g.Update!));
-            foreach (var g in group) g.Done.TrySetResult();
+            var results = Write(statements, group.Select(g => g.Update!).ToList());
+            for (int i = 0; i < group.Count; i++) group[i].Done.TrySetResult(results[i]);
         }
         catch (Exception e) when (group.Count > 1)
         {
@@ -175,8 +175,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             {
                 try
                 {
-                    Write(statements, [g.Update!]);
-                    g.Done.TrySetResult();
+                    g.Done.TrySetResult(Write(statements, [g.Update!])[0]);
                 }
                 catch (Exception single)
                 {
@@ -190,14 +189,24 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         }
     }
 
-    private void Write(Statements s, IEnumerable<StudyIndexUpdate> updates)
+    /// <summary>One transaction; each update in a savepoint of its own, rolled back alone when it claims another study's instance.</summary>
+    private IndexCommitResult[] Write(Statements s, IReadOnlyList<StudyIndexUpdate> updates)
     {
         using var tx = _writer!.BeginTransaction();
         s.Bind(tx);
         try
         {
-            foreach (var u in updates) s.Apply(u);
+            var results = new IndexCommitResult[updates.Count];
+            for (int i = 0; i < updates.Count; i++)
+            {
+                tx.Save("study");
+                var conflicts = s.Apply(updates[i]);
+                if (conflicts.Count > 0) tx.Rollback("study");
+                else tx.Release("study");
+                results[i] = conflicts.Count > 0 ? new IndexCommitResult(conflicts) : IndexCommitResult.Applied;
+            }
             tx.Commit();
+            return results;
         }
         catch
         {
@@ -221,7 +230,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
     private sealed class Statements
     {
         private readonly SqliteCommand _current, _upsertStudy, _deletePatient, _upsertPatient, _deleteDate, _upsertDate,
-            _upsertSeries, _deleteSeries, _deleteInstance, _upsertInstance, _upsertLocation, _upsertTimer, _deleteTimer;
+            _upsertSeries, _deleteSeries, _deleteInstance, _upsertInstance, _claimLocation, _locationOwner, _upsertTimer, _deleteTimer;
 
         public Statements(SqliteConnection c)
         {
@@ -256,7 +265,12 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
                     instance_number = excluded.instance_number, number_of_frames = excluded.number_of_frames, rows = excluded.rows, columns = excluded.columns,
                     blob_key = excluded.blob_key, size_bytes = excluded.size_bytes, sha256 = excluded.sha256, received_at = excluded.received_at, calling_ae = excluded.calling_ae
                 """);
-            _upsertLocation = Cmd("INSERT INTO instance_locations VALUES ($sop, $study, $series) ON CONFLICT DO UPDATE SET study_uid = excluded.study_uid, series_uid = excluded.series_uid");
+            // A SOP Instance UID belongs to the first study that claims it: another study's claim changes nothing (0 rows).
+            _claimLocation = Cmd("""
+                INSERT INTO instance_locations VALUES ($sop, $study, $series)
+                ON CONFLICT (sop_uid) DO UPDATE SET series_uid = excluded.series_uid WHERE instance_locations.study_uid = excluded.study_uid
+                """);
+            _locationOwner = Cmd("SELECT study_uid FROM instance_locations WHERE sop_uid = $sop");
             _upsertTimer = Cmd("INSERT INTO stability_timers VALUES ($study, $due) ON CONFLICT DO UPDATE SET due_at = excluded.due_at");
             _deleteTimer = Cmd("DELETE FROM stability_timers WHERE study_uid = $study");
         }
@@ -264,7 +278,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         public void Bind(SqliteTransaction tx)
         {
             foreach (var cmd in (SqliteCommand[])[_current, _upsertStudy, _deletePatient, _upsertPatient, _deleteDate, _upsertDate, _upsertSeries,
-                         _deleteSeries, _deleteInstance, _upsertInstance, _upsertLocation, _upsertTimer, _deleteTimer])
+                         _deleteSeries, _deleteInstance, _upsertInstance, _claimLocation, _locationOwner, _upsertTimer, _deleteTimer])
                 cmd.Transaction = tx;
         }
 
@@ -275,8 +289,19 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             return cmd.ExecuteNonQuery();
         }
 
-        public void Apply(StudyIndexUpdate u)
+        /// <summary>Applies the update, claiming its instances' locations first; returns the instances other studies hold (the caller then rolls back).</summary>
+        public IReadOnlyList<LocationConflict> Apply(StudyIndexUpdate u)
         {
+            List<LocationConflict>? conflicts = null;
+            foreach (var i in u.Instances)
+            {
+                var ih = i.Header;
+                if (Run(_claimLocation, ("$sop", ih.SopInstanceUid), ("$study", ih.StudyInstanceUid), ("$series", ih.SeriesInstanceUid)) > 0) continue;
+                _locationOwner.Parameters.Clear();
+                _locationOwner.Parameters.AddWithValue("$sop", ih.SopInstanceUid);
+                (conflicts ??= []).Add(new LocationConflict(ih.SopInstanceUid, _locationOwner.ExecuteScalar() as string ?? "(unknown)"));
+            }
+            if (conflicts is not null) return conflicts;
             var st = u.Study;
             var h = st.Latest;
             string bucket = DateBucket(h.StudyDate);
@@ -315,10 +340,10 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
                 Run(_upsertInstance, ("$study", ih.StudyInstanceUid), ("$series", ih.SeriesInstanceUid), ("$sop", ih.SopInstanceUid), ("$class", ih.SopClassUid),
                     ("$ts", ih.TransferSyntaxUid), ("$num", ih.InstanceNumber), ("$frames", ih.NumberOfFrames), ("$rows", ih.Rows), ("$cols", ih.Columns),
                     ("$key", i.BlobKey), ("$size", i.Size), ("$sha", i.Sha256), ("$at", i.ReceivedAt.ToUnixTimeMilliseconds()), ("$ae", i.CallingAE));
-                Run(_upsertLocation, ("$sop", ih.SopInstanceUid), ("$study", ih.StudyInstanceUid), ("$series", ih.SeriesInstanceUid));
             }
             if (!st.Stable && st.StableDue is { } due) Run(_upsertTimer, ("$study", st.StudyInstanceUid), ("$due", Millis(due)));
             else Run(_deleteTimer, ("$study", st.StudyInstanceUid));
+            return [];
         }
     }
 

@@ -6,6 +6,7 @@ using AkkaVna.Archive.Hosting;
 using AkkaVna.Archive.Index;
 using AkkaVna.Archive.Studies;
 using AkkaVna.Dicom.Dictionary;
+using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Network;
 using AkkaVna.Dicom.Network.Trace;
 using AkkaVna.Dicom.Network.Dimse;
@@ -19,9 +20,11 @@ public sealed record IngestSettings(bool FlushBlobs, TimeSpan CommitTimeout);
 
 /// <summary>
 /// The C-STORE handler of an archive node. Each data set streams into a staged blob on this node as it arrives (never
-/// whole in memory), hashed on the way; when it is complete the blob is flushed, the indexed attributes are read from
-/// its first kilobytes, and a <see cref="StoreInstance"/> — a key and the attributes, no bytes — goes to the study's
-/// shard. The C-STORE-RSP carries the study actor's answer, sent only after its commit.
+/// whole in memory), hashed on the way, and through a <see cref="DatasetInspector"/> that proves it whole, keeps the
+/// indexed attributes and computes its content checksum — one pass over the bytes, no value held. When it is complete
+/// the blob is flushed and a <see cref="StoreInstance"/> — a key, checksums and the attributes, no bytes — goes to the
+/// study's shard. The C-STORE-RSP carries the study actor's answer, sent only after its commit; a data set that is not
+/// whole is refused (C000H) and leaves nothing behind.
 /// </summary>
 public sealed class ArchiveStoreHandler : ICStoreHandler
 {
@@ -58,9 +61,14 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
     }
 
 
+    /// <summary>What the inspector gathers while the data set streams: the indexed attributes and the content checksum.</summary>
+    internal static readonly DatasetInspectorOptions Inspection = new() { Keep = InstanceHeader.IndexedTags.Contains, ContentHash = true };
+
     private sealed class Sink(ArchiveStoreHandler owner, StoreRequest request, IBlobWriter writer) : IStoreSink
     {
         private readonly long _begun = Stopwatch.GetTimestamp();
+        private readonly DatasetInspector _inspector = new(request.TransferSyntax, Inspection);
+        private string? _malformed;
         private bool _headerWritten;
         private long _bytes;
         private string? _study;
@@ -74,6 +82,15 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
             }
             _bytes += data.Length;
             await writer.WriteAsync(data, cancellationToken);
+            if (_malformed is not null) return; // refused at the end; the rest of the data set is read and dropped
+            try
+            {
+                _inspector.Write(data);
+            }
+            catch (DicomParseException e)
+            {
+                _malformed = NotWhole(e);
+            }
         }
 
         public async ValueTask<DimseResult> CompleteAsync(CancellationToken cancellationToken)
@@ -100,9 +117,19 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
                 return Refused(DimseStatus.StoreOutOfResources, $"the blob store cannot write: {e.Message}");
             }
             InstanceHeader header;
+            DatasetInspection inspection;
             try
             {
-                header = InstanceHeader.Read(writer.StagedPath);
+                if (_malformed is not null) throw new InvalidInstanceException(_malformed);
+                try
+                {
+                    inspection = _inspector.Complete();
+                }
+                catch (DicomParseException e)
+                {
+                    throw new InvalidInstanceException(NotWhole(e));
+                }
+                header = InstanceHeader.From(inspection.Kept, inspection.EffectiveSyntax.Uid);
                 _study = header.StudyInstanceUid;
                 Phase("header", ref started);
             }
@@ -120,7 +147,10 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
                     $"SOP Instance {header.SopInstanceUid} is already archived in study {elsewhere.StudyInstanceUid}, not {header.StudyInstanceUid}; the archive keeps the first");
             Phase("lookup", ref started);
             var key = owner._blobs.KeyFor(header.StudyInstanceUid, header.SeriesInstanceUid, header.SopInstanceUid);
-            var instance = new StoredInstance(header, key, writer.Length, sha, DateTimeOffset.UtcNow, request.Association.CallingAE);
+            var instance = new StoredInstance(header, key, writer.Length, sha, DateTimeOffset.UtcNow, request.Association.CallingAE)
+            {
+                ContentSha256 = inspection.ContentSha256,
+            };
             StoreInstanceResult result;
             try
             {
@@ -149,8 +179,9 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
                     return DimseResult.Success;
                 case StoreOutcome.Duplicate:
                     // Same content as archived. Its first copy's blob is normally in place; if it is not (its promotion was
-                    // lost), this identical copy takes its place.
-                    if (!owner._blobs.Exists(key)) writer.Promote(key);
+                    // lost), this copy takes its place when its bytes are identical (a copy from another sender or in
+                    // another syntax has other bytes than the index records).
+                    if (result.ArchivedSha256 == sha && !owner._blobs.Exists(key)) writer.Promote(key);
                     ArchiveMetrics.Instances.WithLabels("duplicate").Inc();
                     return DimseResult.Success;
                 case StoreOutcome.Rejected:
@@ -166,6 +197,10 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
             }
         }
 
+        /// <summary>The refusal reason, front-loaded for the 64-character Error Comment (the log has it all, with the byte offset).</summary>
+        private static string NotWhole(DicomParseException e) =>
+            (e.Reason.StartsWith("data ends", StringComparison.Ordinal) ? "" : "malformed: ") + e.Reason + $" (byte {e.Offset})";
+
         private static void Phase(string phase, ref long since)
         {
             long now = Stopwatch.GetTimestamp();
@@ -180,6 +215,10 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
             return new DimseResult(status, reason);
         }
 
-        public ValueTask DisposeAsync() => writer.DisposeAsync();
+        public ValueTask DisposeAsync()
+        {
+            _inspector.Dispose();
+            return writer.DisposeAsync();
+        }
     }
 }

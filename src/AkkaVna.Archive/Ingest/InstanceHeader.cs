@@ -41,6 +41,16 @@ public sealed record InstanceHeader
     public int? Rows { get; init; }
     public int? Columns { get; init; }
 
+    /// <summary>The top-level attributes the index reads (and Specific Character Set, which decodes them).</summary>
+    public static readonly IReadOnlySet<DicomTag> IndexedTags = new HashSet<DicomTag>
+    {
+        DicomTags.SpecificCharacterSet, DicomTags.PatientID, DicomTags.IssuerOfPatientID, DicomTags.PatientName, DicomTags.PatientBirthDate,
+        DicomTags.PatientSex, DicomTags.StudyInstanceUID, DicomTags.StudyDate, DicomTags.StudyTime, DicomTags.AccessionNumber, DicomTags.StudyID,
+        DicomTags.StudyDescription, DicomTags.ReferringPhysicianName, DicomTags.SeriesInstanceUID, DicomTags.Modality, DicomTags.SeriesNumber,
+        DicomTags.SeriesDescription, DicomTags.BodyPartExamined, DicomTags.SeriesDate, DicomTags.SOPClassUID, DicomTags.SOPInstanceUID,
+        DicomTags.InstanceNumber, DicomTags.NumberOfFrames, DicomTags.Rows, DicomTags.Columns,
+    };
+
     /// <summary>The last top-level tag read: everything the index needs precedes group 0029.</summary>
     private static bool PastIndexedAttributes(DicomTag tag) => tag.Group > 0x0028;
 
@@ -59,45 +69,50 @@ public sealed record InstanceHeader
         {
             throw new InvalidInstanceException($"the data set cannot be parsed: {e.Message}");
         }
-        using (file)
+        using (file) return From(file.Dataset, file.TransferSyntax.Uid);
+    }
+
+    /// <summary>
+    /// The indexed attributes of a data set (for one gathered by a <see cref="DatasetInspector"/> while it streamed, the
+    /// elements of <see cref="IndexedTags"/>). Throws <see cref="InvalidInstanceException"/> when the instance cannot be archived.
+    /// </summary>
+    public static InstanceHeader From(DicomDataset ds, string transferSyntaxUid)
+    {
+        string Uid(DicomTag tag, string name)
         {
-            var ds = file.Dataset;
-            string Uid(DicomTag tag, string name)
-            {
-                var uid = ds.GetString(tag);
-                if (string.IsNullOrEmpty(uid)) throw new InvalidInstanceException($"the data set has no {name}");
-                if (!DicomUidRegistry.IsWellFormed(uid)) throw new InvalidInstanceException(NotAUid(name, uid));
-                return uid;
-            }
-            return new InstanceHeader
-            {
-                PatientId = ds.GetString(DicomTags.PatientID) ?? "",
-                IssuerOfPatientId = ds.GetString(DicomTags.IssuerOfPatientID) ?? "",
-                PatientName = Text(ds, DicomTags.PatientName),
-                PatientBirthDate = Text(ds, DicomTags.PatientBirthDate),
-                PatientSex = Text(ds, DicomTags.PatientSex),
-                StudyInstanceUid = Uid(DicomTags.StudyInstanceUID, "Study Instance UID"),
-                StudyDate = Text(ds, DicomTags.StudyDate),
-                StudyTime = Text(ds, DicomTags.StudyTime),
-                AccessionNumber = Text(ds, DicomTags.AccessionNumber),
-                StudyId = Text(ds, DicomTags.StudyID),
-                StudyDescription = Text(ds, DicomTags.StudyDescription),
-                ReferringPhysicianName = Text(ds, DicomTags.ReferringPhysicianName),
-                SeriesInstanceUid = Uid(DicomTags.SeriesInstanceUID, "Series Instance UID"),
-                Modality = Text(ds, DicomTags.Modality),
-                SeriesNumber = ds.GetInt(DicomTags.SeriesNumber),
-                SeriesDescription = Text(ds, DicomTags.SeriesDescription),
-                BodyPartExamined = Text(ds, DicomTags.BodyPartExamined),
-                SeriesDate = Text(ds, DicomTags.SeriesDate),
-                SopClassUid = Uid(DicomTags.SOPClassUID, "SOP Class UID"),
-                SopInstanceUid = Uid(DicomTags.SOPInstanceUID, "SOP Instance UID"),
-                TransferSyntaxUid = file.TransferSyntax.Uid,
-                InstanceNumber = ds.GetInt(DicomTags.InstanceNumber),
-                NumberOfFrames = ds.GetInt(DicomTags.NumberOfFrames),
-                Rows = ds.GetInt(DicomTags.Rows),
-                Columns = ds.GetInt(DicomTags.Columns),
-            };
+            var uid = ds.GetString(tag);
+            if (string.IsNullOrEmpty(uid)) throw new InvalidInstanceException($"the data set has no {name}");
+            if (!DicomUidRegistry.IsWellFormed(uid)) throw new InvalidInstanceException(NotAUid(name, uid));
+            return uid;
         }
+        return new InstanceHeader
+        {
+            PatientId = ds.GetString(DicomTags.PatientID) ?? "",
+            IssuerOfPatientId = ds.GetString(DicomTags.IssuerOfPatientID) ?? "",
+            PatientName = Text(ds, DicomTags.PatientName),
+            PatientBirthDate = Text(ds, DicomTags.PatientBirthDate),
+            PatientSex = Text(ds, DicomTags.PatientSex),
+            StudyInstanceUid = Uid(DicomTags.StudyInstanceUID, "Study Instance UID"),
+            StudyDate = Text(ds, DicomTags.StudyDate),
+            StudyTime = Text(ds, DicomTags.StudyTime),
+            AccessionNumber = Text(ds, DicomTags.AccessionNumber),
+            StudyId = Text(ds, DicomTags.StudyID),
+            StudyDescription = Text(ds, DicomTags.StudyDescription),
+            ReferringPhysicianName = Text(ds, DicomTags.ReferringPhysicianName),
+            SeriesInstanceUid = Uid(DicomTags.SeriesInstanceUID, "Series Instance UID"),
+            Modality = Text(ds, DicomTags.Modality),
+            SeriesNumber = ds.GetInt(DicomTags.SeriesNumber),
+            SeriesDescription = Text(ds, DicomTags.SeriesDescription),
+            BodyPartExamined = Text(ds, DicomTags.BodyPartExamined),
+            SeriesDate = Text(ds, DicomTags.SeriesDate),
+            SopClassUid = Uid(DicomTags.SOPClassUID, "SOP Class UID"),
+            SopInstanceUid = Uid(DicomTags.SOPInstanceUID, "SOP Instance UID"),
+            TransferSyntaxUid = transferSyntaxUid,
+            InstanceNumber = ds.GetInt(DicomTags.InstanceNumber),
+            NumberOfFrames = ds.GetInt(DicomTags.NumberOfFrames),
+            Rows = ds.GetInt(DicomTags.Rows),
+            Columns = ds.GetInt(DicomTags.Columns),
+        };
     }
 
     private static string? Text(DicomDataset ds, DicomTag tag)

@@ -133,16 +133,56 @@ public sealed class TemporalMatcher : ValueMatcher
         return -1;
     }
 
+    /// <summary>A key must be a date, time or date-time that exists (PS3.5 6.2): 20241345 or 256199 are refused, not matched against nothing.</summary>
     private static void Validate(DicomVR vr, string v)
     {
-        string core = vr == DicomVR.TM ? v.Replace(":", "", StringComparison.Ordinal) : v;
-        bool ok = vr switch
+        string? why = vr switch
         {
-            DicomVR.DA => core.Length == 8 && core.All(char.IsAsciiDigit) || core.Length == 10 && core[4] == '.' && core[7] == '.',
-            DicomVR.TM => core.Length >= 2 && core.Split('.')[0].All(char.IsAsciiDigit) && core.Split('.')[0].Length is 2 or 4 or 6,
-            _ => core.Length >= 4 && char.IsAsciiDigit(core[0]),
+            DicomVR.DA => CheckDate(v.Length == 10 && v[4] == '.' && v[7] == '.' ? v.Replace(".", "", StringComparison.Ordinal) : v),
+            DicomVR.TM => CheckTime(v.Replace(":", "", StringComparison.Ordinal)),
+            _ => CheckDateTime(v),
         };
-        if (!ok) throw new QueryException($"'{v}' is not a valid {vr} value");
+        if (why is not null) throw new QueryException($"'{v}' is not a valid {vr} value: {why}");
+    }
+
+    private static bool Digits(string s) => s.Length > 0 && s.All(char.IsAsciiDigit);
+
+    private static string? CheckDate(string d)
+    {
+        if (d.Length != 8 || !Digits(d)) return "a date is YYYYMMDD";
+        return DateOnly.TryParseExact(d, "yyyyMMdd", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out _)
+            ? null : "there is no such day";
+    }
+
+    /// <summary>HH[MM[SS[.F{1,6}]]]: hours 00-23, minutes 00-59, seconds 00-60 (a leap second).</summary>
+    private static string? CheckTime(string t)
+    {
+        var parts = t.Split('.');
+        string hms = parts[0];
+        if (parts.Length > 2 || hms.Length is not (2 or 4 or 6) || !Digits(hms)) return "a time is HH, HHMM, HHMMSS or HHMMSS.FFFFFF";
+        if (parts.Length == 2 && (hms.Length != 6 || parts[1].Length is 0 or > 6 || !Digits(parts[1]))) return "a fraction follows HHMMSS and has 1 to 6 digits";
+        if (int.Parse(hms[..2], System.Globalization.CultureInfo.InvariantCulture) > 23) return "hours run from 00 to 23";
+        if (hms.Length >= 4 && int.Parse(hms[2..4], System.Globalization.CultureInfo.InvariantCulture) > 59) return "minutes run from 00 to 59";
+        if (hms.Length == 6 && int.Parse(hms[4..6], System.Globalization.CultureInfo.InvariantCulture) > 60) return "seconds run from 00 to 60";
+        return null;
+    }
+
+    /// <summary>YYYY[MM[DD[HH[MM[SS[.F{1,6}]]]]]][&amp;ZZXX], each component valid.</summary>
+    private static string? CheckDateTime(string v)
+    {
+        int sign = v.IndexOfAny(['+', '-'], Math.Min(4, v.Length));
+        string core = sign > 0 ? v[..sign] : v;
+        if (sign > 0)
+        {
+            string offset = v[(sign + 1)..];
+            if (offset.Length != 4 || !Digits(offset)) return "a UTC offset is &ZZXX";
+        }
+        string whole = core.Split('.')[0];
+        if (whole.Length is < 4 or > 14 || whole.Length % 2 != 0 || !Digits(whole)) return "a date-time is YYYY[MM[DD[HH[MM[SS[.FFFFFF]]]]]]";
+        if (whole.Length >= 6 && whole[4..6] is var mm && (mm.CompareTo("01") < 0 || mm.CompareTo("12") > 0)) return "months run from 01 to 12";
+        if (whole.Length >= 8 && CheckDate(whole[..8]) is { } badDate) return badDate;
+        if (whole.Length > 8) return CheckTime(core[8..]);
+        return core.Contains('.', StringComparison.Ordinal) ? "a fraction follows the seconds" : null;
     }
 
     private static string Normalize(DicomVR vr, string v, bool upper)

@@ -20,10 +20,13 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
 {
     private sealed record Pending(IActorRef? ReplyTo, string? SopInstanceUid, StoreOutcome Outcome, string? Reason, string? ObsoleteBlobKey, IReadOnlyList<IStudyEvent> Events)
     {
+        /// <summary>For a duplicate: the checksum of the archived blob's bytes.</summary>
+        public string? ArchivedSha256 { get; init; }
+
         /// <summary>A <see cref="GetStudySummary"/>: answered once everything before it is committed to the journal and the index.</summary>
         public bool Summary { get; init; }
     }
-    private sealed record Indexed(IReadOnlyList<Pending> Batch, int EventCount, long SequenceNr);
+    private sealed record Indexed(IReadOnlyList<Pending> Batch, int EventCount, long SequenceNr, IReadOnlyList<LocationConflict> Conflicts);
     private sealed record IndexFailed(IReadOnlyList<Pending> Batch, Exception Cause);
     private sealed class RetryIndex { public static readonly RetryIndex Instance = new(); }
 
@@ -35,6 +38,8 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private readonly long _watermarkAtStart;
     private StudyState _committed, _decided;
     private readonly List<IStudyEvent> _unindexed = [];
+    /// <summary>Instances withdrawn since the last answered batch (their SOP Instance UID is archived in another study), with why.</summary>
+    private readonly Dictionary<string, string> _withdrawn = new(StringComparer.Ordinal);
     private List<Pending> _pending = [];
     private IReadOnlyList<Pending> _inFlight = [];
     private bool _busy, _forceIndex, _stopRequested;
@@ -107,12 +112,16 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 _pending.Add(new Pending(Sender, null, StoreOutcome.Stored, null, null, []) { Summary = true });
                 Flush();
                 break;
+            case Indexed { Conflicts.Count: > 0 } refused:
+                Withdraw(refused.Batch, refused.Conflicts);
+                break;
             case Indexed done:
                 _unindexed.RemoveRange(0, done.EventCount);
                 if (_unindexed.Count == 0) _tracker.Projected(_studyUid);
                 _forceIndex = false;
                 _retryDelay = TimeSpan.FromMilliseconds(500);
                 Reply(done.Batch, null);
+                _withdrawn.Clear();
                 if (_unindexed.Count == 0 && done.SequenceNr - _lastSnapshotSeq >= _settings.SnapshotEvery)
                 {
                     SaveSnapshot(_committed);
@@ -159,8 +168,43 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             if (e is InstanceReplaced r && r.PreviousBlobKey != r.Instance.BlobKey) obsolete = r.PreviousBlobKey;
             _decided = _decided.Apply(e);
         }
-        _pending.Add(new Pending(Sender, cmd.Instance.Header.SopInstanceUid, outcome, reason, obsolete, events));
+        var sop = cmd.Instance.Header.SopInstanceUid;
+        string? archivedSha = outcome == StoreOutcome.Duplicate ? _decided.Instances[sop].Sha256 : null;
+        _pending.Add(new Pending(Sender, sop, outcome, reason, obsolete, events) { ArchivedSha256 = archivedSha });
         Flush();
+    }
+
+    /// <summary>
+    /// The index refused instances of the batch: their SOP Instance UIDs are archived in other studies, which committed
+    /// first. They leave this study (an <see cref="InstanceWithdrawn"/> each, journaled), their senders are answered
+    /// 0111H, and the rest of the study is projected again without them.
+    /// </summary>
+    private void Withdraw(IReadOnlyList<Pending> batch, IReadOnlyList<LocationConflict> conflicts)
+    {
+        var events = new List<IStudyEvent>(conflicts.Count);
+        foreach (var c in conflicts)
+        {
+            var series = _committed.Instances.TryGetValue(c.SopInstanceUid, out var entry) ? entry.SeriesInstanceUid : "";
+            string reason = $"SOP Instance {c.SopInstanceUid} is already archived in study {c.StudyInstanceUid}, not {_studyUid}; the archive keeps the first";
+            _withdrawn[c.SopInstanceUid] = reason;
+            events.Add(new InstanceWithdrawn(_studyUid, series, c.SopInstanceUid, reason));
+        }
+        _log.Warning("study {0}: {1} instance(s) withdrawn, their SOP Instance UIDs being archived in other studies: {2}", _studyUid, conflicts.Count,
+            string.Join(", ", conflicts.Select(c => $"{c.SopInstanceUid} (in {c.StudyInstanceUid})")));
+        int remaining = events.Count;
+        PersistAll(events, e =>
+        {
+            _committed = _committed.Apply(e);
+            _unindexed.Add(e);
+            if (--remaining > 0) return;
+            // Commands decided meanwhile against the withdrawn instances: a resend taken for a duplicate is refused too,
+            // and what is still to be committed is decided again from what the journal now holds.
+            for (int i = 0; i < _pending.Count; i++)
+                if (_pending[i] is { SopInstanceUid: { } sop, Outcome: StoreOutcome.Duplicate } p && _withdrawn.TryGetValue(sop, out var why))
+                    _pending[i] = p with { Outcome = StoreOutcome.Rejected, Reason = why, ArchivedSha256 = null };
+            _decided = _pending.SelectMany(p => p.Events).Aggregate(_committed, (state, ev) => state.Apply(ev));
+            Persisted(batch);
+        });
     }
 
     /// <summary>Commits what is pending as one batch, unless a batch is in flight (then it goes next).</summary>
@@ -201,11 +245,14 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     /// <summary>The batch is in the journal: project it (and anything the index missed) into the index, then answer.</summary>
     private void Persisted(IReadOnlyList<Pending> batch)
     {
-        if ((_unindexed.Count == 0 && !_forceIndex) || _committed.Latest is null)
+        if ((_unindexed.Count == 0 && !_forceIndex) || _committed.Latest is null || _committed.Instances.IsEmpty)
         {
+            // Nothing the index needs: no instance yet, nothing new, or every instance withdrawn (never indexed).
+            if (_committed.Instances.IsEmpty) _unindexed.Clear();
             _forceIndex = false;
-            _tracker.Projected(_studyUid); // nothing the index needs (no instance yet, or nothing new)
+            _tracker.Projected(_studyUid);
             Reply(batch, null);
+            _withdrawn.Clear();
             _busy = false;
             Flush();
             return;
@@ -219,7 +266,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             Hosting.ArchiveMetrics.CommitPhaseSeconds.WithLabels("index").Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
             return t;
         }, TaskScheduler.Default).Unwrap().PipeTo(Self,
-            success: () => new Indexed(batch, count, seq),
+            success: result => new Indexed(batch, count, seq, result.Conflicts),
             failure: e => new IndexFailed(batch, e));
     }
 
@@ -235,6 +282,13 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 case InstanceStored stored:
                     instances[stored.Instance.Header.SopInstanceUid] = stored.Instance;
                     touchedSeries.Add(stored.Instance.Header.SeriesInstanceUid);
+                    break;
+                case InstanceWithdrawn w:
+                    // Never indexed in this study (its claim failed); deleting its row is a no-op kept for indexes that an
+                    // earlier version left with two owners of one SOP Instance UID.
+                    instances.Remove(w.SopInstanceUid);
+                    removed.Add((w.SeriesInstanceUid, w.SopInstanceUid));
+                    touchedSeries.Add(w.SeriesInstanceUid);
                     break;
                 case InstanceReplaced r:
                     instances[r.Instance.Header.SopInstanceUid] = r.Instance;
@@ -269,8 +323,10 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             }
             if (p.ReplyTo is null || p.SopInstanceUid is null) continue;
             // A rejection stands whatever happened to the rest of the batch; everything else is acknowledged only by a commit.
-            var result = failure is null || p.Outcome == StoreOutcome.Rejected
-                ? new StoreInstanceResult(p.SopInstanceUid, p.Outcome, p.Reason, p.ObsoleteBlobKey)
+            var result = p.Outcome != StoreOutcome.Rejected && _withdrawn.TryGetValue(p.SopInstanceUid, out var withdrawn)
+                ? new StoreInstanceResult(p.SopInstanceUid, StoreOutcome.Rejected, withdrawn)
+                : failure is null || p.Outcome == StoreOutcome.Rejected
+                ? new StoreInstanceResult(p.SopInstanceUid, p.Outcome, p.Reason, p.ObsoleteBlobKey, p.ArchivedSha256)
                 : new StoreInstanceResult(p.SopInstanceUid, StoreOutcome.Failed, failure);
             p.ReplyTo.Tell(result);
         }

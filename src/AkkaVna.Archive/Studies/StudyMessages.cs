@@ -13,9 +13,15 @@ public interface IStudyProtocol;
 
 /// <summary>
 /// An instance that is archived (its blob staged on the receiving node): a reference and the indexed attributes — never
-/// blob bytes, because the study actor may live on another node.
+/// blob bytes, because the study actor may live on another node. <paramref name="Sha256"/> is the checksum of the blob's
+/// bytes (what verification and recovery compare); <see cref="ContentSha256"/> that of the data set's content (what
+/// decides whether a resend is the same instance, whoever sends it and in whichever uncompressed syntax; see
+/// <see cref="AkkaVna.Dicom.IO.DatasetInspector"/>). Instances journaled before it existed have none.
 /// </summary>
-public sealed record StoredInstance(InstanceHeader Header, string BlobKey, long Size, string Sha256, DateTimeOffset ReceivedAt, string CallingAE);
+public sealed record StoredInstance(InstanceHeader Header, string BlobKey, long Size, string Sha256, DateTimeOffset ReceivedAt, string CallingAE)
+{
+    public string? ContentSha256 { get; init; }
+}
 
 // ---- commands ----
 
@@ -39,8 +45,14 @@ public enum StoreOutcome
     Failed = 4,
 }
 
-/// <summary>The answer to <see cref="StoreInstance"/>. <paramref name="ObsoleteBlobKey"/>: a replaced instance's blob under another key, to delete once the new one is promoted.</summary>
-public sealed record StoreInstanceResult(string SopInstanceUid, StoreOutcome Outcome, string? Reason = null, string? ObsoleteBlobKey = null) : IStudyProtocol;
+/// <summary>
+/// The answer to <see cref="StoreInstance"/>. <paramref name="ObsoleteBlobKey"/>: a replaced instance's blob under another
+/// key, to delete once the new one is promoted. <paramref name="ArchivedSha256"/>: for a duplicate, the checksum of the
+/// archived blob's bytes (a resend of the same content may differ in its bytes: only an identical copy may stand in for a
+/// lost blob).
+/// </summary>
+public sealed record StoreInstanceResult(string SopInstanceUid, StoreOutcome Outcome, string? Reason = null, string? ObsoleteBlobKey = null,
+    string? ArchivedSha256 = null) : IStudyProtocol;
 
 /// <summary>From the stability watch: the study's quiet period may be over.</summary>
 public sealed record CheckStability(string StudyInstanceUid) : IWithStudyInstanceUid, IStudyProtocol;
@@ -77,6 +89,13 @@ public sealed record InstanceReplaced(StoredInstance Instance, string PreviousSh
 
 /// <summary>The quiet period passed with no new instance: the study is complete ("stable").</summary>
 public sealed record StudyStabilized(string StudyInstanceUid, DateTimeOffset At) : IStudyEvent;
+
+/// <summary>
+/// A journaled instance that the index refused because its SOP Instance UID is archived in another study (two studies
+/// claimed it at once; the first commit wins). It leaves the study and its sender is answered 0111H with
+/// <paramref name="Reason"/>; it was never acknowledged.
+/// </summary>
+public sealed record InstanceWithdrawn(string StudyInstanceUid, string SeriesInstanceUid, string SopInstanceUid, string Reason) : IStudyEvent;
 
 /// <summary>An instance arrived for a stable study: it is open again.</summary>
 public sealed record StudyReopened(string StudyInstanceUid, DateTimeOffset At) : IStudyEvent;

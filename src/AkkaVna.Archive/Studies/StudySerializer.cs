@@ -21,13 +21,16 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         akka.actor.serializers.akka-vna-study = "AkkaVna.Archive.Studies.StudySerializer, AkkaVna.Archive"
         akka.actor.serialization-bindings { "AkkaVna.Archive.Studies.IStudyProtocol, AkkaVna.Archive" = akka-vna-study }
         """;
-    private const byte Version1 = 1;
+    // Version 1: the first format. Version 2 (written now): a content checksum after each instance and instance entry, the
+    // archived checksum in a store result, and InstanceWithdrawn. Version 1 payloads are still read.
+    private const byte Version1 = 1, Version2 = 2;
 
     public override int Identifier => SerializerId;
 
     private const string InstanceStoredManifest = "IS", InstanceReplacedManifest = "IR", StudyStabilizedManifest = "SS", StudyReopenedManifest = "SR",
         StateManifest = "ST", StoreInstanceManifest = "CS", StoreResultManifest = "RS", CheckStabilityManifest = "CK", GetSummaryManifest = "GS",
-        SummaryManifest = "SU", StopManifest = "SP";
+        SummaryManifest = "SU", StopManifest = "SP",
+        InstanceWithdrawnManifest = "IW";
 
     public override string Manifest(object o) => o switch
     {
@@ -35,6 +38,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         InstanceReplaced => InstanceReplacedManifest,
         StudyStabilized => StudyStabilizedManifest,
         StudyReopened => StudyReopenedManifest,
+        InstanceWithdrawn => InstanceWithdrawnManifest,
         StudyState => StateManifest,
         StoreInstance => StoreInstanceManifest,
         StoreInstanceResult => StoreResultManifest,
@@ -50,7 +54,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         using var ms = new MemoryStream(256);
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
         {
-            w.Write(Version1);
+            w.Write(Version2);
             switch (obj)
             {
                 case InstanceStored e: Write(w, e.Instance); break;
@@ -62,6 +66,12 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                     break;
                 case StudyStabilized e: w.Write(e.StudyInstanceUid); Write(w, e.At); break;
                 case StudyReopened e: w.Write(e.StudyInstanceUid); Write(w, e.At); break;
+                case InstanceWithdrawn e:
+                    w.Write(e.StudyInstanceUid);
+                    w.Write(e.SeriesInstanceUid);
+                    w.Write(e.SopInstanceUid);
+                    w.Write(e.Reason);
+                    break;
                 case StudyState s: Write(w, s); break;
                 case StoreInstance c: Write(w, c.Instance); break;
                 case StoreInstanceResult r:
@@ -69,6 +79,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                     w.Write((byte)r.Outcome);
                     WriteOpt(w, r.Reason);
                     WriteOpt(w, r.ObsoleteBlobKey);
+                    WriteOpt(w, r.ArchivedSha256);
                     break;
                 case CheckStability c: w.Write(c.StudyInstanceUid); break;
                 case GetStudySummary g: w.Write(g.StudyInstanceUid); break;
@@ -93,16 +104,19 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
     {
         using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
         byte version = r.ReadByte();
-        if (version != Version1) throw new SerializationException($"study protocol '{manifest}' has format version {version}, which this build does not know");
+        if (version is not (Version1 or Version2))
+            throw new SerializationException($"study protocol '{manifest}' has format version {version}, which this build does not know");
+        bool v2 = version >= Version2;
         return manifest switch
         {
-            InstanceStoredManifest => new InstanceStored(ReadInstance(r)),
-            InstanceReplacedManifest => new InstanceReplaced(ReadInstance(r), r.ReadString(), r.ReadString(), r.ReadString()),
+            InstanceStoredManifest => new InstanceStored(ReadInstance(r, v2)),
+            InstanceReplacedManifest => new InstanceReplaced(ReadInstance(r, v2), r.ReadString(), r.ReadString(), r.ReadString()),
             StudyStabilizedManifest => new StudyStabilized(r.ReadString(), ReadTime(r)),
             StudyReopenedManifest => new StudyReopened(r.ReadString(), ReadTime(r)),
-            StateManifest => ReadState(r),
-            StoreInstanceManifest => new StoreInstance(ReadInstance(r)),
-            StoreResultManifest => new StoreInstanceResult(r.ReadString(), (StoreOutcome)r.ReadByte(), ReadOpt(r), ReadOpt(r)),
+            InstanceWithdrawnManifest => new InstanceWithdrawn(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
+            StateManifest => ReadState(r, v2),
+            StoreInstanceManifest => new StoreInstance(ReadInstance(r, v2)),
+            StoreResultManifest => new StoreInstanceResult(r.ReadString(), (StoreOutcome)r.ReadByte(), ReadOpt(r), ReadOpt(r), v2 ? ReadOpt(r) : null),
             CheckStabilityManifest => new CheckStability(r.ReadString()),
             GetSummaryManifest => new GetStudySummary(r.ReadString()),
             SummaryManifest => new StudySummary(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadBoolean(), ReadOptTime(r), ReadOptTime(r), r.ReadInt64()),
@@ -198,10 +212,11 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         w.Write(i.Sha256);
         Write(w, i.ReceivedAt);
         w.Write(i.CallingAE);
+        WriteOpt(w, i.ContentSha256);
     }
 
-    private static StoredInstance ReadInstance(BinaryReader r) =>
-        new(ReadHeader(r), r.ReadString(), r.ReadInt64(), r.ReadString(), ReadTime(r), r.ReadString());
+    private static StoredInstance ReadInstance(BinaryReader r, bool v2) =>
+        new(ReadHeader(r), r.ReadString(), r.ReadInt64(), r.ReadString(), ReadTime(r), r.ReadString()) { ContentSha256 = v2 ? ReadOpt(r) : null };
 
     private static void Write(BinaryWriter w, StudyState s)
     {
@@ -223,6 +238,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
             w.Write(e.Sha256);
             w.Write(e.Size);
             w.Write(e.BlobKey);
+            WriteOpt(w, e.ContentSha256);
         }
         w.Write(s.SizeBytes);
         WriteOpt(w, s.LastReceived);
@@ -230,14 +246,14 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         WriteOpt(w, s.StableAt);
     }
 
-    private static StudyState ReadState(BinaryReader r)
+    private static StudyState ReadState(BinaryReader r, bool v2)
     {
         string study = r.ReadString();
         var latest = r.ReadBoolean() ? ReadHeader(r) : null;
         var series = ImmutableDictionary.CreateBuilder<string, SeriesEntry>();
         for (int n = r.ReadInt32(), i = 0; i < n; i++) series.Add(r.ReadString(), new SeriesEntry(ReadHeader(r), r.ReadInt32()));
         var instances = ImmutableDictionary.CreateBuilder<string, InstanceEntry>();
-        for (int n = r.ReadInt32(), i = 0; i < n; i++) instances.Add(r.ReadString(), new InstanceEntry(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString()));
+        for (int n = r.ReadInt32(), i = 0; i < n; i++) instances.Add(r.ReadString(), new InstanceEntry(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString(), v2 ? ReadOpt(r) : null));
         return new StudyState(study, latest, instances.ToImmutable(), series.ToImmutable(), r.ReadInt64(), ReadOptTime(r), r.ReadBoolean(), ReadOptTime(r));
     }
 }

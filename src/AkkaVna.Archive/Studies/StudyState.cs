@@ -12,8 +12,14 @@ public enum ConflictPolicy
     Overwrite,
 }
 
-/// <summary>One archived instance as the study actor remembers it (the index holds the rest).</summary>
-public sealed record InstanceEntry(string SeriesInstanceUid, string Sha256, long Size, string BlobKey);
+/// <summary>One archived instance as the study actor remembers it (the index holds the rest); <paramref name="ContentSha256"/> is null for instances journaled before content checksums.</summary>
+public sealed record InstanceEntry(string SeriesInstanceUid, string Sha256, long Size, string BlobKey, string? ContentSha256 = null)
+{
+    /// <summary>Whether <paramref name="incoming"/> is this instance again: the same content (by content checksum when both have one, else the same bytes) in the same series.</summary>
+    public bool IsSameAs(StoredInstance incoming) =>
+        SeriesInstanceUid == incoming.Header.SeriesInstanceUid
+        && (ContentSha256 is { } mine && incoming.ContentSha256 is { } theirs ? mine == theirs : Sha256 == incoming.Sha256);
+}
 
 /// <summary>One series: its latest instance header (series attributes) and how many instances it holds.</summary>
 public sealed record SeriesEntry(InstanceHeader Latest, int InstanceCount);
@@ -47,11 +53,11 @@ public sealed record StudyState(
         List<IStudyEvent> events = [];
         if (Instances.TryGetValue(sop, out var existing))
         {
-            if (existing.Sha256 == incoming.Sha256 && existing.SeriesInstanceUid == incoming.Header.SeriesInstanceUid)
+            if (existing.IsSameAs(incoming))
                 return (StoreOutcome.Duplicate, events, null);
             if (policy == ConflictPolicy.Reject)
                 return (StoreOutcome.Rejected, events,
-                    $"SOP Instance {sop} is already archived with different content (SHA-256 {existing.Sha256[..16]}..., series {existing.SeriesInstanceUid}); the archive keeps the first (conflict policy: reject)");
+                    $"SOP Instance {sop} is already archived with different content (content SHA-256 {Short(existing.ContentSha256 ?? existing.Sha256)}, series {existing.SeriesInstanceUid}); the archive keeps the first (conflict policy: reject)");
             if (Stable) events.Add(new StudyReopened(StudyInstanceUid, incoming.ReceivedAt));
             events.Add(new InstanceReplaced(incoming, existing.Sha256, existing.SeriesInstanceUid, existing.BlobKey));
             return (StoreOutcome.Replaced, events, null);
@@ -60,6 +66,8 @@ public sealed record StudyState(
         events.Add(new InstanceStored(incoming));
         return (StoreOutcome.Stored, events, null);
     }
+
+    private static string Short(string checksum) => checksum.Length > 16 ? checksum[..16] + "..." : checksum;
 
     /// <summary>The event that makes the study stable, when its quiet period is over at <paramref name="now"/>.</summary>
     public StudyStabilized? DecideStability(DateTimeOffset now, TimeSpan quietPeriod) =>
@@ -71,6 +79,7 @@ public sealed record StudyState(
         InstanceReplaced r => Remove(r.Instance.Header.SopInstanceUid).Add(r.Instance),
         StudyStabilized s => this with { Stable = true, StableAt = s.At },
         StudyReopened => this with { Stable = false, StableAt = null },
+        InstanceWithdrawn w => Withdraw(w.SopInstanceUid),
         _ => throw new ArgumentException($"unknown study event {e.GetType().Name}", nameof(e)),
     };
 
@@ -81,7 +90,7 @@ public sealed record StudyState(
         return this with
         {
             Latest = h,
-            Instances = Instances.SetItem(h.SopInstanceUid, new InstanceEntry(h.SeriesInstanceUid, i.Sha256, i.Size, i.BlobKey)),
+            Instances = Instances.SetItem(h.SopInstanceUid, new InstanceEntry(h.SeriesInstanceUid, i.Sha256, i.Size, i.BlobKey, i.ContentSha256)),
             Series = Series.SetItem(h.SeriesInstanceUid, new SeriesEntry(h, count + 1)),
             SizeBytes = SizeBytes + i.Size,
             LastReceived = LastReceived is { } last && last > i.ReceivedAt ? last : i.ReceivedAt,
@@ -98,6 +107,14 @@ public sealed record StudyState(
             Series = series.InstanceCount <= 1 ? Series.Remove(entry.SeriesInstanceUid) : Series.SetItem(entry.SeriesInstanceUid, series with { InstanceCount = series.InstanceCount - 1 }),
             SizeBytes = SizeBytes - entry.Size,
         };
+    }
+
+    /// <summary>An instance leaves the study; when its header was the study's latest, another series' takes its place (none when the study is left empty).</summary>
+    private StudyState Withdraw(string sop)
+    {
+        var s = Remove(sop);
+        if (s.Latest?.SopInstanceUid == sop) s = s with { Latest = s.Series.Values.Select(v => v.Latest).FirstOrDefault() };
+        return s;
     }
 
     /// <summary>Modalities in Study (0008,0061): the distinct modalities of the series, sorted.</summary>

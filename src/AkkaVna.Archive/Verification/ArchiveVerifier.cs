@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Index;
+using AkkaVna.Dicom.IO;
 
 namespace AkkaVna.Archive.Verification;
 
@@ -15,13 +16,17 @@ public sealed record VerifyReport(
     IReadOnlyList<string> SizeMismatches,
     int StagedBlobs)
 {
-    public bool IsClean => MissingBlobs.Count == 0 && OrphanBlobs.Count == 0 && ChecksumMismatches.Count == 0 && SizeMismatches.Count == 0;
+    /// <summary>Archived instances whose blob is not a whole DICOM data set (checked with the checksums), each with why.</summary>
+    public IReadOnlyList<string> Unparseable { get; init; } = [];
+
+    public bool IsClean => MissingBlobs.Count == 0 && OrphanBlobs.Count == 0 && ChecksumMismatches.Count == 0 && SizeMismatches.Count == 0 && Unparseable.Count == 0;
 }
 
 /// <summary>
 /// Checks the index against the blob store: a blob for every indexed instance (of the indexed size and SHA-256) and an
-/// index row for every blob. Safe on a running node: whatever looks wrong is looked at again at the end, so an instance
-/// committed while the check runs is not reported.
+/// index row for every blob; with checksums, also that every blob parses as a whole data set (read once for both).
+/// Safe on a running node: whatever looks wrong is looked at again at the end, so an instance committed while the check
+/// runs is not reported.
 /// </summary>
 public static class ArchiveVerifier
 {
@@ -31,7 +36,7 @@ public static class ArchiveVerifier
         var onDisk = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var (key, length) in blobs.List()) onDisk[key] = length;
         var total = (await index.CountAsync(cancellationToken)).Instances;
-        List<string> missing = [], mismatched = [], wrongSize = [];
+        List<string> missing = [], mismatched = [], wrongSize = [], unparseable = [];
         var indexedKeys = new HashSet<string>(StringComparer.Ordinal);
         long indexed = 0, verified = 0;
         await foreach (var row in index.ListInstancesAsync(null, cancellationToken))
@@ -41,14 +46,30 @@ public static class ArchiveVerifier
             if (!onDisk.TryGetValue(row.BlobKey, out var length))
             {
                 if (!blobs.Exists(row.BlobKey)) missing.Add($"{row.SopInstanceUid} (study {row.StudyInstanceUid}): no blob at {row.BlobKey}");
+                if (indexed % 256 == 0) progress?.Report((indexed, Math.Max(total, indexed)));
+                continue;
             }
-            else if (length != row.Size) wrongSize.Add($"{row.SopInstanceUid}: blob {row.BlobKey} has {length} bytes, the index says {row.Size}");
-            else if (checksums)
+            if (length != row.Size) wrongSize.Add($"{row.SopInstanceUid}: blob {row.BlobKey} has {length} bytes, the index says {row.Size}");
+            if (checksums)
             {
+                // One read for both: the checksum of the bytes and whether they parse as a whole data set.
                 string sha;
-                await using (var stream = blobs.OpenRead(row.BlobKey)) sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken));
+                string? parseError = null;
+                await using (var stream = new HashingReadStream(blobs.OpenRead(row.BlobKey)))
+                {
+                    try
+                    {
+                        await Task.Run(() => DatasetInspector.InspectFile(stream), cancellationToken);
+                    }
+                    catch (DicomParseException e)
+                    {
+                        parseError = e.Message;
+                    }
+                    sha = stream.FinishHash();
+                }
                 verified++;
                 if (sha != row.Sha256) mismatched.Add($"{row.SopInstanceUid}: blob {row.BlobKey} has SHA-256 {sha}, the index says {row.Sha256}");
+                if (parseError is not null) unparseable.Add($"{row.SopInstanceUid} (study {row.StudyInstanceUid}): blob {row.BlobKey} is not a whole data set: {parseError}");
             }
             if (indexed % 256 == 0) progress?.Report((indexed, Math.Max(total, indexed)));
         }
@@ -61,6 +82,61 @@ public static class ArchiveVerifier
             if (await index.FindInstanceAsync(sop, cancellationToken) is { } row && row.BlobKey == key) continue;
             orphans.Add($"{key}: not in the index");
         }
-        return new VerifyReport(indexed, onDisk.Count, verified, missing, orphans, mismatched, wrongSize, blobs.StagedCount);
+        return new VerifyReport(indexed, onDisk.Count, verified, missing, orphans, mismatched, wrongSize, blobs.StagedCount) { Unparseable = unparseable };
+    }
+
+    /// <summary>
+    /// Reads a seekable stream through, hashing each byte once in order (the parser seeks back over the File Meta it has
+    /// peeked at, never forward), so one read checks both the checksum and the structure. Whatever the parser leaves
+    /// unread at the end is read and hashed by <see cref="FinishHash"/>.
+    /// </summary>
+    private sealed class HashingReadStream(Stream inner) : Stream
+    {
+        private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private long _hashed;
+
+        public string FinishHash()
+        {
+            inner.Position = _hashed;
+            var buffer = new byte[64 * 1024];
+            while (Read(buffer, 0, buffer.Length) > 0) { }
+            return Convert.ToHexStringLower(_sha.GetHashAndReset());
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            long at = inner.Position;
+            if (at > _hashed) throw new InvalidOperationException("the hashing stream was sought past bytes it has not hashed");
+            int n = inner.Read(buffer);
+            long end = at + n;
+            if (end > _hashed)
+            {
+                _sha.AppendData(buffer.Slice((int)(_hashed - at), (int)(end - _hashed)));
+                _hashed = end;
+            }
+            return n;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => inner.Position = value; }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+                _sha.Dispose();
+            }
+            base.Dispose(disposing);
+        }
     }
 }

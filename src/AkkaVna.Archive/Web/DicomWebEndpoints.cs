@@ -89,7 +89,22 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
             c.Response.ContentType = "text/plain; charset=utf-8";
             await c.Response.WriteAsync(e.Message + "\n");
         }
+        catch (NotAcceptableException e) when (!c.Response.HasStarted)
+        {
+            c.Response.StatusCode = StatusCodes.Status406NotAcceptable;
+            c.Response.ContentType = "text/plain; charset=utf-8";
+            await c.Response.WriteAsync(e.Message + "\n");
+        }
     }
+
+    /// <summary>DICOM JSON (PS3.18 F), the only form of QIDO-RS results and metadata served here (XML, PS3.19, is not).</summary>
+    private static readonly MediaOffer[] JsonOffers = [new("application/dicom+json"), new("application/json")];
+
+    private static readonly MediaOffer DicomParts = MediaOffer.Multipart("application/dicom");
+    private static readonly MediaOffer OctetParts = MediaOffer.Multipart("application/octet-stream");
+    private static readonly MediaOffer Octets = new("application/octet-stream");
+
+    private static MediaChoice Negotiate(HttpContext c, params MediaOffer[] offers) => ContentNegotiation.Negotiate(c.Request.Headers.Accept.ToString(), offers);
 
     private static string CheckUid(string uid, string what) =>
         DicomUidRegistry.IsWellFormed(uid) ? uid : throw new WebException(StatusCodes.Status400BadRequest, $"'{uid}' is not a {what} UID (digits and dots, at most 64 characters)");
@@ -100,6 +115,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
 
     private Task QidoAsync(HttpContext c, QueryLevel level, string? study, string? series) => Guard(c, async () =>
     {
+        var media = Negotiate(c, JsonOffers).Offer.Type;
         var id = new DicomDataset();
         id.AddString(DicomTags.SpecificCharacterSet, DicomVR.CS, "ISO_IR 192");
         id.AddString(DicomTags.QueryRetrieveLevel, DicomVR.CS, level switch { QueryLevel.Study => "STUDY", QueryLevel.Series => "SERIES", _ => "IMAGE" });
@@ -174,7 +190,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
             return;
         }
         if (truncated) c.Response.Headers["Warning"] = $"299 akka-vna: more than {engine.Settings.MaxMatches} matches; the first ones are returned: narrow the query";
-        c.Response.ContentType = "application/dicom+json";
+        c.Response.ContentType = media;
         string baseUrl = BaseUrl(c);
         await using var body = new MemoryStream();
         body.Write("["u8);
@@ -241,8 +257,8 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
 
     private Task WadoAsync(HttpContext c, string study, string? series, string? instance) => Guard(c, async () =>
     {
+        string? syntax = Negotiate(c, DicomParts).TransferSyntax;
         var instances = await InstancesAsync(study, series, instance, c.RequestAborted);
-        string? syntax = AcceptedSyntax(c.Request.Headers.Accept.ToString(), "application/dicom");
         var wrong = instances.FirstOrDefault(i => syntax is not null && syntax != "*" && i.TransferSyntaxUid != syntax);
         if (wrong is not null)
             throw new WebException(406, $"instance {wrong.SopInstanceUid} is stored in {wrong.TransferSyntaxUid}; this archive serves instances as stored (transfer-syntax=*)");
@@ -256,29 +272,12 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         await writer.CompleteAsync(c.RequestAborted);
     });
 
-    /// <summary>
-    /// The transfer syntax an Accept header asks for with <paramref name="mediaType"/> (null or "*": as stored); throws 406
-    /// when it accepts neither that media type nor a multipart of it.
-    /// </summary>
-    private static string? AcceptedSyntax(string accept, string mediaType)
-    {
-        if (string.IsNullOrWhiteSpace(accept)) return null;
-        foreach (var range in accept.Split(','))
-        {
-            var parts = range.Split(';', StringSplitOptions.TrimEntries);
-            string type = parts[0].ToLowerInvariant();
-            string? inner = parts.Skip(1).FirstOrDefault(p => p.StartsWith("type=", StringComparison.OrdinalIgnoreCase))?[5..].Trim('"');
-            string? syntax = parts.Skip(1).FirstOrDefault(p => p.StartsWith("transfer-syntax=", StringComparison.OrdinalIgnoreCase))?[16..].Trim('"');
-            if (type is "*/*" or "multipart/*" || type == mediaType || type == "multipart/related" && (inner is null || inner == mediaType)) return syntax;
-        }
-        throw new WebException(406, $"this resource is served as multipart/related; type=\"{mediaType}\", which the Accept header '{accept}' does not take");
-    }
-
     private Task MetadataAsync(HttpContext c, string study, string? series, string? instance) => Guard(c, async () =>
     {
+        var media = Negotiate(c, JsonOffers).Offer.Type;
         var instances = await InstancesAsync(study, series, instance, c.RequestAborted);
         string baseUrl = BaseUrl(c);
-        c.Response.ContentType = "application/dicom+json";
+        c.Response.ContentType = media;
         await using var body = new MemoryStream();
         body.Write("["u8);
         bool first = true;
@@ -313,7 +312,9 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         var instance = (await InstancesAsync(Route(c, "study"), Route(c, "series"), Route(c, "instance"), c.RequestAborted))[0];
         var numbers = Route(c, "frames").Split(',', StringSplitOptions.TrimEntries).Select(f => int.TryParse(f, CultureInfo.InvariantCulture, out int n) && n >= 1 ? n
             : throw new WebException(400, $"'{f}' is not a frame number (1, 2, ...)")).ToList();
-        string? syntax = AcceptedSyntax(c.Request.Headers.Accept.ToString(), "application/octet-stream");
+        // One frame may come as a single part; several only as multipart/related.
+        var choice = numbers.Count == 1 ? Negotiate(c, OctetParts, Octets) : Negotiate(c, OctetParts);
+        string? syntax = choice.TransferSyntax;
         if (syntax is not null && syntax != "*" && syntax != instance.TransferSyntaxUid)
             throw new WebException(406, $"the frames are stored in {instance.TransferSyntaxUid}; this archive serves them as stored (transfer-syntax=*)");
         using var file = DicomFile.Open(blobs.FullPath(instance.BlobKey), new DicomReadOptions { TempDirectory = spoolFolder });
@@ -328,6 +329,12 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         }
         foreach (int n in numbers.Where(n => n > frames.Count))
             throw new WebException(404, $"instance {instance.SopInstanceUid} has {frames.Count} frame(s), not {n}");
+        if (!choice.Offer.IsMultipart)
+        {
+            c.Response.ContentType = $"application/octet-stream; transfer-syntax={instance.TransferSyntaxUid}";
+            await frames.GetFrame(numbers[0]).CopyToAsync(c.Response.Body, c.RequestAborted);
+            return;
+        }
         var writer = new MultipartRelatedWriter(c.Response.Body, "application/octet-stream");
         c.Response.ContentType = writer.ContentType + $"; transfer-syntax={instance.TransferSyntaxUid}";
         foreach (int n in numbers)
@@ -341,6 +348,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
 
     private Task BulkDataAsync(HttpContext c) => Guard(c, async () =>
     {
+        var choice = Negotiate(c, OctetParts, Octets);
         var instance = (await InstancesAsync(Route(c, "study"), Route(c, "series"), Route(c, "instance"), c.RequestAborted))[0];
         string path = Route(c, "tag");
         if (path.Length != 8 || !uint.TryParse(path, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint tagValue))
@@ -350,6 +358,13 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
             ?? throw new WebException(404, $"instance {instance.SopInstanceUid} has no value for {path} (encapsulated pixel data: ask for its frames)");
         // A value copies itself in chunks, synchronously (from its file, byte-swapped or not): allowed for this response.
         if (c.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>() is { } control) control.AllowSynchronousIO = true;
+        if (!choice.Offer.IsMultipart)
+        {
+            c.Response.ContentType = "application/octet-stream";
+            c.Response.ContentLength = element.Value.Length;
+            element.Value.CopyTo(c.Response.Body);
+            return;
+        }
         var writer = new MultipartRelatedWriter(c.Response.Body, "application/octet-stream");
         c.Response.ContentType = writer.ContentType;
         await writer.WritePartAsync("application/octet-stream", (s, _) =>

@@ -81,14 +81,20 @@ public sealed record MultipartContentType(string MediaType, string Boundary, str
         return new MultipartContentType(mediaType, boundary, parameters.GetValueOrDefault("type"), parameters);
     }
 
+    /// <summary>The longest boundary accepted: RFC 2046 says 70, real clients send longer ones (Orthanc's DICOMweb plugin 73).</summary>
+    public const int MaxBoundaryLength = 256;
+
     /// <summary>
-    /// Why <paramref name="boundary"/> cannot delimit parts, or null. RFC 2046 5.1.1: 1 to 70 characters, not ending in a
-    /// space. Any printable ASCII is accepted rather than only the bchars: what matters to the reader is that the
-    /// delimiter line can be matched byte for byte.
+    /// Why <paramref name="boundary"/> cannot delimit parts, or null. Liberal in what it accepts: RFC 2046 5.1.1 allows 1
+    /// to 70 characters, but clients in the field send longer ones, so up to <see cref="MaxBoundaryLength"/> are taken;
+    /// not ending in a space. Any printable ASCII is accepted rather than only the bchars: what matters to the reader is
+    /// that the delimiter line can be matched byte for byte.
     /// </summary>
-    public static string? CheckBoundary(string boundary)
+    public static string? CheckBoundary(string boundary, int maxLength = MaxBoundaryLength)
     {
-        if (boundary.Length is 0 or > 70) return $"it has {boundary.Length} characters, RFC 2046 allows 1 to 70";
+        if (boundary.Length == 0 || boundary.Length > maxLength)
+            return maxLength <= 70 ? $"it has {boundary.Length} characters, RFC 2046 allows 1 to 70"
+                : $"it has {boundary.Length} characters; this archive takes 1 to {maxLength} (RFC 2046 says 70)";
         if (boundary[^1] == ' ') return "it ends with a space (RFC 2046 5.1.1)";
         foreach (char c in boundary)
             if (c < 0x20 || c > 0x7E) return $"it contains the character U+{(int)c:X4}; only printable ASCII is allowed";
@@ -567,7 +573,7 @@ public sealed class MultipartRelatedWriter
         if (type.Contains('"', StringComparison.Ordinal) || type.Contains('\\', StringComparison.Ordinal))
             throw new ArgumentException("the type must not contain quotes or backslashes", nameof(type));
         boundary ??= "akkavna-" + RandomNumberGenerator.GetHexString(32, lowercase: true);
-        if (MultipartContentType.CheckBoundary(boundary) is { } wrong) throw new ArgumentException($"'{boundary}' is not a valid boundary: {wrong}", nameof(boundary));
+        if (MultipartContentType.CheckBoundary(boundary, maxLength: 70) is { } wrong) throw new ArgumentException($"'{boundary}' is not a valid boundary: {wrong}", nameof(boundary));
         _output = output;
         Type = type;
         Boundary = boundary;

@@ -23,7 +23,7 @@ public static class ArchiveCommands
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log debug events too." };
         var cmd = new Command("serve", "Run an archive node: takes C-STORE on the DICOM port, archives every instance durably (blob, journal, index) "
             + "before answering, and serves health and metrics over HTTP. Runs on embedded defaults (SQLite, files under the data folder) with no "
-            + "options. Stops cleanly on Ctrl-C or SIGTERM, finishing open associations.")
+            + "options. Stops cleanly on Ctrl-C or SIGTERM, letting open associations finish (dicom.shutdown-grace, 30 s).")
         {
             config, data, dicomPort, httpPort, aet, json, verbose,
         };
@@ -72,6 +72,11 @@ public static class ArchiveCommands
             c.Cancel = true;
             stop.TrySetResult();
         });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c =>
+        {
+            c.Cancel = true;
+            stop.TrySetResult();
+        });
         ArchiveNode node;
         try
         {
@@ -86,7 +91,7 @@ public static class ArchiveCommands
         // Scripts wait for this line (or poll /health/ready).
         Console.WriteLine($"akka-vna serve: ready; DICOM {options.AETitle}@{node.DicomEndPoint}, HTTP port {node.HttpPort}, data {options.DataFolder}");
         await stop.Task;
-        await node.StopAsync(TimeSpan.FromSeconds(30));
+        await node.StopAsync(options.ShutdownGrace);
         return 0;
     }
 
@@ -94,8 +99,8 @@ public static class ArchiveCommands
     {
         var data = new Option<DirectoryInfo>("--data", "-d") { Description = "Data folder of the archive to check.", Required = true };
         var noChecksums = new Option<bool>("--no-checksums") { Description = "Check presence and sizes only; do not read every blob to compare its SHA-256." };
-        var cmd = new Command("verify", "Check an archive's index against its blobs: a blob (of the indexed size and SHA-256) for every indexed instance and "
-            + "an index row for every blob. Prints the counts and each problem; exits 0 only when the archive is clean.")
+        var cmd = new Command("verify", "Check an archive's index against its blobs: a blob (of the indexed size and SHA-256, and that parses as a whole "
+            + "data set) for every indexed instance and an index row for every blob. Prints the counts and each problem; exits 0 only when the archive is clean.")
         {
             data, noChecksums,
         };
@@ -130,6 +135,7 @@ public static class ArchiveCommands
         List("orphan blobs", report.OrphanBlobs);
         List("checksum mismatches", report.ChecksumMismatches);
         List("size mismatches", report.SizeMismatches);
+        if (checksums) List("not whole data sets", report.Unparseable);
         Console.WriteLine(report.IsClean ? "clean" : "NOT CLEAN");
         return report.IsClean ? 0 : 1;
     }

@@ -228,6 +228,11 @@ public static class NetworkCommands
             c.Cancel = true;
             stop.TrySetResult();
         });
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c =>
+        {
+            c.Cancel = true;
+            stop.TrySetResult();
+        });
         // Scripts wait for this line (or poll the port) before sending.
         Console.WriteLine($"listening on {server.LocalEndPoint} as {aet}, writing to {output.FullName}");
         await stop.Task;

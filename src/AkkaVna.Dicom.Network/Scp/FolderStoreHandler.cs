@@ -39,24 +39,48 @@ public sealed class FolderStoreHandler(string folder, bool flushToDisk = false) 
             File.Delete(temp);
             throw;
         }
-        return ValueTask.FromResult<IStoreSink>(new Sink(fs, temp, final, flushToDisk));
+        return ValueTask.FromResult<IStoreSink>(new Sink(fs, temp, final, flushToDisk, new DatasetInspector(request.TransferSyntax)));
     }
 
-    private sealed class Sink(FileStream fs, string temp, string final, bool flush) : IStoreSink
+    private sealed class Sink(FileStream fs, string temp, string final, bool flush, DatasetInspector inspector) : IStoreSink
     {
         private bool _done;
         private long _length;
+        private string? _malformed;
 
         public ValueTask WriteAsync(ReadOnlySequence<byte> data, CancellationToken cancellationToken)
         {
             foreach (var segment in data) fs.Write(segment.Span);
             _length += data.Length;
+            if (_malformed is null)
+            {
+                try
+                {
+                    inspector.Write(data);
+                }
+                catch (DicomParseException e)
+                {
+                    _malformed = $"malformed: {e.Reason} (byte {e.Offset})";
+                }
+            }
             return ValueTask.CompletedTask;
         }
 
         public ValueTask<DimseResult> CompleteAsync(CancellationToken cancellationToken)
         {
             if (_length == 0) return ValueTask.FromResult(new DimseResult(DimseStatus.StoreCannotUnderstand, "the data set is empty"));
+            if (_malformed is null)
+            {
+                try
+                {
+                    inspector.Complete();
+                }
+                catch (DicomParseException e)
+                {
+                    _malformed = $"{e.Reason} (byte {e.Offset})";
+                }
+            }
+            if (_malformed is not null) return ValueTask.FromResult(new DimseResult(DimseStatus.StoreCannotUnderstand, _malformed));
             fs.Flush(flush);
             fs.Dispose();
             File.Move(temp, final, overwrite: true);
@@ -66,6 +90,7 @@ public sealed class FolderStoreHandler(string folder, bool flushToDisk = false) 
 
         public ValueTask DisposeAsync()
         {
+            inspector.Dispose();
             fs.Dispose();
             if (!_done) File.Delete(temp);
             return ValueTask.CompletedTask;

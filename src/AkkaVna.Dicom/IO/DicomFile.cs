@@ -198,7 +198,7 @@ public static class DicomFileReader
                     if (seekBase is long b && stream.CanSeek)
                     {
                         long target = b + parser.Position + rest;
-                        if (target > stream.Length) throw new DicomParseException(stream.Length - b, $"unexpected end of data: a value runs {target - stream.Length} bytes past the end");
+                        if (target > stream.Length) throw new DicomParseException(stream.Length - b, $"data ends inside a value: {target - stream.Length} bytes missing");
                         stream.Position = target;
                         parser.Skipped(rest);
                         continue;

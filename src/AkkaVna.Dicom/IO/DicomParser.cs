@@ -147,7 +147,7 @@ public sealed class DicomParser
         {
             if (_largeRemaining >= 0)
             {
-                if (!ContinueLargeValue(ref r)) return More(isFinal, $"the value of {_largeTag} ({_largeRemaining} bytes missing)");
+                if (!ContinueLargeValue(ref r)) return More(isFinal, $"{_largeTag} {_largeVR.Code()}: {_largeLength - _largeRemaining} of {_largeLength} bytes");
                 continue;
             }
 
@@ -181,7 +181,8 @@ public sealed class DicomParser
     private DicomParseStatus More(bool isFinal, string what)
     {
         if (!isFinal) return DicomParseStatus.NeedMoreData;
-        throw new DicomParseException(_position, $"unexpected end of data while reading {what}");
+        // Short and front-loaded: the reason travels as a 64-character Error Comment.
+        throw new DicomParseException(_position, what.StartsWith("before", StringComparison.Ordinal) ? $"data ends {what}" : $"data ends inside {what}");
     }
 
     private DicomParseStatus More(bool isFinal, Frame frame)
@@ -189,17 +190,17 @@ public sealed class DicomParser
         if (!isFinal) return DicomParseStatus.NeedMoreData;
         var w = _waiting;
         string what = !w.Set ? DescribeExpected(frame)
-            : w.Fragment ? $"a fragment of {w.Tag} ({w.Length} bytes declared, {w.Present} present)"
-            : $"the value of {w.Tag} {w.VR.Code()} ({w.Length} bytes declared, {w.Present} present)";
+            : w.Fragment ? $"a fragment of {w.Tag}: {w.Present} of {w.Length} bytes"
+            : $"{w.Tag} {w.VR.Code()}: {w.Present} of {w.Length} bytes";
         return More(isFinal, what);
     }
 
     private string DescribeExpected(Frame f) => f.Kind switch
     {
         FrameKind.Dataset when _stack.Count == 1 => "an element header",
-        FrameKind.Dataset => $"an element of an item of sequence {_stack[^2].Tag} (no item delimiter)",
-        FrameKind.Sequence => $"an item of sequence {f.Tag} (no sequence delimiter)",
-        _ => $"a fragment of {f.Tag} (no sequence delimiter)",
+        FrameKind.Dataset => $"before the delimiter of an item of {_stack[^2].Tag}",
+        FrameKind.Sequence => $"before the delimiter of sequence {f.Tag}",
+        _ => $"before the delimiter of the fragments of {f.Tag}",
     };
 
     private static string Describe(Frame f) => f.Kind switch
@@ -484,10 +485,14 @@ public sealed class DicomParser
     }
 
     private DicomTag _largeTag;
+    private DicomVR _largeVR;
+    private long _largeLength;
 
     private void StartLargeValue(in DicomElementHeader header)
     {
         _largeTag = header.Tag;
+        _largeVR = header.VR;
+        _largeLength = header.Length;
         _largeRemaining = header.Length;
         _largeDeliver = _observer.OnLargeValueStart(header);
         if (_largeRemaining == 0) FinishLargeValue();

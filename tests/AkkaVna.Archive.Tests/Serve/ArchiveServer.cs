@@ -43,6 +43,13 @@ public sealed class ArchiveServer : IDisposable
     /// <summary>SIGTERM, then the exit code.</summary>
     public int Stop() => _process.Stop();
 
+    /// <summary>SIGTERM without waiting: the node drains (dicom.shutdown-grace) and exits.</summary>
+    public void Terminate() => _process.Terminate();
+
+    public int? WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout);
+
+    public bool HasExited => _process.HasExited;
+
     /// <summary>SIGKILL: no shutdown at all.</summary>
     public void Kill() => _process.Kill();
 

@@ -219,4 +219,71 @@ public sealed class DicomWebTests : IAsyncLifetime
         await using (var index = await ArchiveServer.OpenIndexAsync(_server.DataFolder))
             Assert.Equal(1, (await index.CountAsync(CancellationToken.None)).Instances);
     }
+
+    private async Task<HttpResponseMessage> GetAsync(string url, string accept)
+    {
+        var req = new HttpRequestMessage(HttpMethod.Get, url);
+        req.Headers.TryAddWithoutValidation("Accept", accept);
+        return await _http.SendAsync(req);
+    }
+
+    private static async Task ExpectStatusAsync(HttpResponseMessage rsp, HttpStatusCode status, string reason)
+    {
+        string body = await rsp.Content.ReadAsStringAsync();
+        Assert.True(rsp.StatusCode == status, $"{rsp.RequestMessage?.RequestUri}: {rsp.StatusCode} {body}");
+        Assert.Contains(reason, body, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task What_the_Accept_header_does_not_take_is_answered_406_naming_the_media_types_on_offer()
+    {
+        await StowAsync("dicom-web/studies", [_files[0].Path], HttpStatusCode.OK);
+        string instance = $"dicom-web/studies/{_study}/series/{_series}/instances/{_files[0].SopInstanceUid}";
+        // Regressions: these came back as JSON, JSON and application/octet-stream.
+        await ExpectStatusAsync(await GetAsync(instance + "/metadata", "multipart/related; type=\"application/dicom+xml\""), HttpStatusCode.NotAcceptable, "application/dicom+json");
+        await ExpectStatusAsync(await GetAsync($"dicom-web/studies?StudyInstanceUID={_study}", "text/html"), HttpStatusCode.NotAcceptable, "application/dicom+json");
+        await ExpectStatusAsync(await GetAsync(instance + "/bulkdata/7FE00010", "image/png"), HttpStatusCode.NotAcceptable, "multipart/related; type=\"application/octet-stream\"");
+        await ExpectStatusAsync(await GetAsync(instance + "/frames/1", "image/jpeg"), HttpStatusCode.NotAcceptable, "application/octet-stream");
+        await ExpectStatusAsync(await GetAsync(instance, "application/dicom+json"), HttpStatusCode.NotAcceptable, "multipart/related; type=\"application/dicom\"");
+
+        // What is asked for is served: q-values weigh, wildcards and a single part where one is on offer.
+        using (var json = await GetAsync(instance + "/metadata", "text/html;q=0.9, application/json"))
+        {
+            Assert.Equal(HttpStatusCode.OK, json.StatusCode);
+            Assert.Equal("application/json", json.Content.Headers.ContentType?.MediaType);
+        }
+        using (var any = await GetAsync($"dicom-web/studies?StudyInstanceUID={_study}", "*/*"))
+            Assert.Equal("application/dicom+json", any.Content.Headers.ContentType?.MediaType);
+        using (var single = await GetAsync(instance + "/bulkdata/7FE00010", "application/octet-stream"))
+        {
+            Assert.Equal(HttpStatusCode.OK, single.StatusCode);
+            Assert.Equal("application/octet-stream", single.Content.Headers.ContentType?.MediaType);
+            Assert.Equal(PixelData(_files[0].Path), await single.Content.ReadAsByteArrayAsync());
+        }
+        using (var frame = await GetAsync(instance + "/frames/1", "application/octet-stream"))
+        {
+            Assert.Equal(HttpStatusCode.OK, frame.StatusCode);
+            Assert.Equal(PixelData(_files[0].Path), await frame.Content.ReadAsByteArrayAsync());
+        }
+        Assert.Single(await PartsAsync(instance + "/bulkdata/7FE00010", "multipart/related; type=\"application/octet-stream\""));
+        await ExpectStatusAsync(await GetAsync(instance + "/metadata", "application/dicom+json;q=0"), HttpStatusCode.NotAcceptable, "application/dicom+json");
+    }
+
+    [Fact]
+    public async Task Dates_and_times_that_do_not_exist_are_400_and_every_error_response_says_why()
+    {
+        // Regressions: these answered 204 (the format was checked, not whether the day exists).
+        await ExpectStatusAsync(await _http.GetAsync("dicom-web/studies?StudyDate=20241345"), HttpStatusCode.BadRequest, "no such day");
+        await ExpectStatusAsync(await _http.GetAsync("dicom-web/studies?StudyTime=256199"), HttpStatusCode.BadRequest, "hours run from 00 to 23");
+        await ExpectStatusAsync(await _http.GetAsync("dicom-web/studies?StudyTime=126199"), HttpStatusCode.BadRequest, "minutes");
+        await ExpectStatusAsync(await _http.GetAsync("dicom-web/studies?StudyDate=20240230-20240301"), HttpStatusCode.BadRequest, "no such day");
+        await ExpectStatusAsync(await _http.GetAsync("dicom-web/studies?StudyDate=20241345-"), HttpStatusCode.BadRequest, "no such day");
+        Assert.Empty(await QidoAsync("dicom-web/studies?StudyDate=20240229"));      // a leap day exists
+        Assert.Empty(await QidoAsync("dicom-web/studies?StudyTime=235960.123456")); // a leap second too
+
+        // Routes that match nothing and methods a resource does not take: the body says why.
+        await ExpectStatusAsync(await _http.GetAsync($"dicom-web/studies/{_study}/thumbnail"), HttpStatusCode.NotFound, "no resource at /dicom-web/studies");
+        await ExpectStatusAsync(await _http.DeleteAsync($"dicom-web/studies/{_study}"), HttpStatusCode.MethodNotAllowed, "DELETE is not allowed");
+        await ExpectStatusAsync(await _http.GetAsync("nothing-here"), HttpStatusCode.NotFound, "DICOMweb is served under /dicom-web");
+    }
 }

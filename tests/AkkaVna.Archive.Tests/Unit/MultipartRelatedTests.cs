@@ -31,6 +31,17 @@ public sealed class MultipartRelatedTests
         Assert.Equal(type, ct.Type);
     }
 
+    private const string Boundary257 = "12345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567";
+
+    [Fact]
+    public void Boundaries_longer_than_RFC_2046s_70_characters_are_taken_as_Orthanc_sends_them()
+    {
+        // Orthanc's DICOMweb plugin sends 73 characters; regression for STOW-RS from Orthanc answered 400.
+        string orthanc = new string('a', 36) + "-" + new string('b', 36);
+        Assert.Equal(orthanc, MultipartContentType.Parse($"multipart/related; type=\"application/dicom\"; boundary={orthanc}").Boundary);
+        Assert.Equal(256, MultipartContentType.Parse("multipart/related; boundary=" + Boundary257[..256]).Boundary.Length);
+    }
+
     [Fact]
     public void The_start_parameter_and_others_are_kept()
     {
@@ -45,7 +56,7 @@ public sealed class MultipartRelatedTests
     [InlineData("multipart/form-data; boundary=x", MultipartFailure.UnsupportedMediaType, "not multipart/related")]
     [InlineData("multipart/related; type=\"application/dicom\"", MultipartFailure.Malformed, "no boundary parameter")]
     [InlineData("multipart/related; boundary=\"\"", MultipartFailure.Malformed, "0 characters")]
-    [InlineData("multipart/related; boundary=12345678901234567890123456789012345678901234567890123456789012345678901", MultipartFailure.Malformed, "71 characters")]
+    [InlineData("multipart/related; boundary=" + Boundary257, MultipartFailure.Malformed, "257 characters")]
     [InlineData("multipart/related; boundary=\"ends with space \"", MultipartFailure.Malformed, "ends with a space")]
     [InlineData("multipart/related; boundary=\"open", MultipartFailure.Malformed, "unterminated quoted value")]
     [InlineData("multipart/related; boundary=a; boundary=b", MultipartFailure.Malformed, "'boundary' appears twice")]

@@ -116,4 +116,34 @@ public sealed class SqliteArchiveIndexTests : IAsyncLifetime
         await Task.WhenAll(commits);
         Assert.Equal(new IndexCounts(200, 200, 400, 400_000), await _index.CountAsync(CancellationToken.None));
     }
+
+    [Fact]
+    public async Task A_SOP_Instance_UID_belongs_to_the_first_study_that_commits_it_and_another_study_is_refused_whole()
+    {
+        Assert.Same(IndexCommitResult.Applied, await _index.CommitAsync(UpdateFor("1.7.1", 1, false, Instance("1.7.9", study: "1.7.1")), CancellationToken.None));
+        // Study 1.7.2 claims 1.7.9 too (and brings a new instance): nothing of it is applied, the conflict names the owner.
+        var refused = await _index.CommitAsync(UpdateFor("1.7.2", 1, false, Instance("1.7.8", study: "1.7.2"), Instance("1.7.9", study: "1.7.2")), CancellationToken.None);
+        Assert.Equal([new LocationConflict("1.7.9", "1.7.1")], refused.Conflicts);
+        Assert.Null(await _index.GetStudyAsync("1.7.2", CancellationToken.None));
+        Assert.Null(await _index.FindInstanceAsync("1.7.8", CancellationToken.None));
+        Assert.Equal("1.7.1", (await _index.FindInstanceAsync("1.7.9", CancellationToken.None))!.StudyInstanceUid);
+        // The owner commits it again (a re-projection): still its own.
+        Assert.Empty((await _index.CommitAsync(UpdateFor("1.7.1", 2, false, Instance("1.7.9", study: "1.7.1")), CancellationToken.None)).Conflicts);
+    }
+
+    [Fact]
+    public async Task Two_studies_claiming_one_SOP_Instance_UID_in_one_group_commit_leave_exactly_one_owner_and_the_others_applied()
+    {
+        // Grouped into as few transactions as the writer likes: whichever comes first wins, the other is refused alone.
+        var a = _index.CommitAsync(UpdateFor("1.6.1", 1, false, Instance("1.6.9", study: "1.6.1")), CancellationToken.None);
+        var b = _index.CommitAsync(UpdateFor("1.6.2", 1, false, Instance("1.6.9", study: "1.6.2")), CancellationToken.None);
+        var others = Enumerable.Range(1, 20).Select(n => _index.CommitAsync(UpdateFor($"1.5.{n}", 1, false, Instance($"1.5.{n}.1", study: $"1.5.{n}")), CancellationToken.None)).ToList();
+        var results = await Task.WhenAll(a, b);
+        Assert.Single(results, r => r.Conflicts.Count == 0);
+        var loser = Assert.Single(results, r => r.Conflicts.Count == 1);
+        var owner = (await _index.FindInstanceAsync("1.6.9", CancellationToken.None))!.StudyInstanceUid;
+        Assert.Equal(owner, loser.Conflicts[0].StudyInstanceUid);
+        Assert.All(await Task.WhenAll(others), r => Assert.Empty(r.Conflicts));
+        Assert.Equal(new IndexCounts(21, 21, 21, 21_000), await _index.CountAsync(CancellationToken.None));
+    }
 }

@@ -21,11 +21,14 @@ public sealed class StudySerializerTests : IDisposable
         return new TheoryData<object, string>
         {
             { new InstanceStored(Instance("1.1")), "IS" },
+            { new InstanceStored(Instance("1.1") with { ContentSha256 = "cc" + new string('1', 62) }), "IS" },
+            { new InstanceWithdrawn(Study, "1.2.3.4.1", "1.1", "archived in study 9.9"), "IW" },
             { new InstanceReplaced(Instance("1.1", sha: "bb"), "aa", "1.2.3.4.1", "abc/1.2.3.4/1.2.3.4.1/1.1.dcm"), "IR" },
             { new StudyStabilized(Study, at), "SS" },
             { new StudyReopened(Study, at), "SR" },
             { new StoreInstance(Instance("1.1") with { Header = Header("1.1") with { PatientName = null, Modality = null, SeriesNumber = null } }), "CS" },
             { new StoreInstanceResult("1.1", StoreOutcome.Rejected, "why", null), "RS" },
+            { new StoreInstanceResult("1.1", StoreOutcome.Duplicate, null, null, "ab12"), "RS" },
             { new CheckStability(Study), "CK" },
             { new GetStudySummary(Study), "GS" },
             { new StudySummary(Study, 2, 3, 4000, true, null, at, 7), "SU" },
@@ -52,6 +55,23 @@ public sealed class StudySerializerTests : IDisposable
         Assert.Equal(s.Instances.OrderBy(kv => kv.Key), back.Instances.OrderBy(kv => kv.Key));
         Assert.Equal(s.Series.OrderBy(kv => kv.Key), back.Series.OrderBy(kv => kv.Key));
         Assert.Equal((s.Latest, s.SizeBytes, s.LastReceived, s.Stable, s.StableAt), (back.Latest, back.SizeBytes, back.LastReceived, back.Stable, back.StableAt));
+    }
+
+    // Unit/study-serializer-v1.txt was written by the format-1 serializer (commit 2c5b176): journals and snapshots of that
+    // version still recover.
+    [Fact]
+    public void Format_1_events_snapshots_and_results_still_read()
+    {
+        var golden = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "Unit", "study-serializer-v1.txt"))
+            .Select(l => l.Split(' ')).ToDictionary(p => p[0], p => Convert.FromHexString(p[1]));
+        var stored = Assert.IsType<InstanceStored>(Serializer.FromBinary(golden["IS"], "IS"));
+        Assert.Equal(("1.2.3.4.5", "aa", 1000L, "GW1"), (stored.Instance.Header.SopInstanceUid, stored.Instance.Sha256, stored.Instance.Size, stored.Instance.CallingAE));
+        Assert.Null(stored.Instance.ContentSha256);
+        var state = Assert.IsType<StudyState>(Serializer.FromBinary(golden["ST"], "ST"));
+        Assert.Equal("aa", state.Instances["1.2.3.4.5"].Sha256);
+        Assert.Null(state.Instances["1.2.3.4.5"].ContentSha256);
+        var result = Assert.IsType<StoreInstanceResult>(Serializer.FromBinary(golden["RS"], "RS"));
+        Assert.Equal(new StoreInstanceResult("1.2.3.4.5", StoreOutcome.Duplicate), result);
     }
 
     [Fact]

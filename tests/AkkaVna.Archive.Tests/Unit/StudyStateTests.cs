@@ -37,6 +37,36 @@ public sealed class StudyStateTests
     }
 
     [Fact]
+    public void The_same_content_in_other_bytes_is_a_duplicate_and_other_content_in_the_same_series_is_not()
+    {
+        // Sent by another gateway or in another uncompressed syntax: other blob bytes, the same content checksum.
+        var s = With(Instance("1.1") with { ContentSha256 = "c1" });
+        Assert.Equal(StoreOutcome.Duplicate, s.Decide(Instance("1.1", sha: "bb") with { ContentSha256 = "c1" }, ConflictPolicy.Reject).Outcome);
+        Assert.Equal(StoreOutcome.Rejected, s.Decide(Instance("1.1") with { ContentSha256 = "c2" }, ConflictPolicy.Reject).Outcome);
+        // An instance journaled before content checksums is compared by its bytes.
+        var old = With(Instance("1.1"));
+        Assert.Equal(StoreOutcome.Duplicate, old.Decide(Instance("1.1") with { ContentSha256 = "c1" }, ConflictPolicy.Reject).Outcome);
+        Assert.Equal(StoreOutcome.Rejected, old.Decide(Instance("1.1", sha: "bb") with { ContentSha256 = "c1" }, ConflictPolicy.Reject).Outcome);
+    }
+
+    [Fact]
+    public void A_withdrawn_instance_leaves_the_study_and_the_latest_header_falls_back_to_another_series()
+    {
+        var s = With(Instance("1.1"), Instance("1.2", series: "1.2.3.4.2"));
+        Assert.Equal("1.2", s.Latest!.SopInstanceUid);
+        s = s.Apply(new InstanceWithdrawn(Study, "1.2.3.4.2", "1.2", "archived in study 9.9"));
+        Assert.Equal(["1.1"], s.Instances.Keys);
+        Assert.Equal(["1.2.3.4.1"], s.Series.Keys);
+        Assert.Equal(1000, s.SizeBytes);
+        Assert.Equal("1.1", s.Latest!.SopInstanceUid);
+        s = s.Apply(new InstanceWithdrawn(Study, "1.2.3.4.1", "1.1", "archived in study 9.9"));
+        Assert.Empty(s.Instances);
+        Assert.Null(s.Latest);
+        // The same SOP Instance UID sent again is a new instance to this study (the index decides again).
+        Assert.Equal(StoreOutcome.Stored, s.Decide(Instance("1.1"), ConflictPolicy.Reject).Outcome);
+    }
+
+    [Fact]
     public void Different_content_is_rejected_with_a_reason_by_default()
     {
         var (outcome, events, reason) = With(Instance("1.1")).Decide(Instance("1.1", sha: "bb"), ConflictPolicy.Reject);

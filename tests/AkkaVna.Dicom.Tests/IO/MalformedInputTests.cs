@@ -88,7 +88,8 @@ public sealed class MalformedInputTests
         }
     }
 
-    private sealed class BoundaryRecorder : IDicomParserObserver
+    /// <summary>Where the top-level elements begin (a data set cut exactly there is a shorter whole one).</summary>
+    internal sealed class BoundaryRecorder : IDicomParserObserver
     {
         public HashSet<long> Offsets { get; } = [];
         public void OnElement(in DicomElementHeader header, ReadOnlySequence<byte> value) { if (header.Depth == 0) Offsets.Add(header.Offset); }
