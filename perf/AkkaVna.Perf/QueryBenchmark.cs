@@ -97,7 +97,7 @@ internal static class QueryBenchmark
                 AccessionNumber = "A" + s.ToString(CultureInfo.InvariantCulture), Modality = "CT", SeriesNumber = 1, SopClassUid = DicomUids.CTImageStorage,
                 SopInstanceUid = Instances.NewUid(), TransferSyntaxUid = DicomUids.ExplicitVRLittleEndian, InstanceNumber = i + 1, Rows = 512, Columns = 512,
             };
-            var stored = Enumerable.Range(0, 100).Select(i => new StoredInstance(Header(i), $"000/{study}/{series}/{i}.dcm", 524_288, new string('0', 64), now, "GEN")).ToList();
+            var stored = Enumerable.Range(0, 100).Select(i => new StoredInstance(Header(i), new Archive.Blobs.BlobRef(Archive.Blobs.BlobRef.PrimaryStore, $"000/{study}/{series}/{i}.dcm"), 524_288, new string('0', 64), now, "GEN")).ToList();
             var row = new StudyRow(study, stored[^1].Header, "CT", 1, 100, 100L * 524_288, true, now, null, now);
             pending.Add(index.CommitAsync(new StudyIndexUpdate(row, [new SeriesRow(series, stored[^1].Header, 100)], stored, [], 1), CancellationToken.None));
             if (pending.Count == 256)

@@ -75,10 +75,12 @@ public interface ICFindHandler
 public sealed record RetrieveRequest(AssociationInfo Association, DimseCommand Command, string SopClassUid, DicomDataset Identifier);
 
 /// <summary>
-/// One instance to send in a C-STORE sub-operation: a Part 10 file, read from disk as it is sent, and the syntax it is
-/// stored in (what is proposed to a move destination).
+/// One instance to send in a C-STORE sub-operation: the syntax it is stored in (what is proposed to a move destination)
+/// and how to open its Part 10 bytes (a file, a blob), read as they are sent. A source that is <see cref="IAsyncDisposable"/>
+/// is disposed once sent.
 /// </summary>
-public sealed record RetrieveItem(string SopClassUid, string SopInstanceUid, string TransferSyntaxUid, string Path);
+public sealed record RetrieveItem(string SopClassUid, string SopInstanceUid, string TransferSyntaxUid,
+    Func<CancellationToken, ValueTask<Buffers.IRandomAccessSource>> OpenAsync);
 
 /// <summary>Where a C-MOVE destination AE title is reached.</summary>
 public sealed record MoveDestination(string AETitle, string Host, int Port);

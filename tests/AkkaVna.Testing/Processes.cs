@@ -16,17 +16,6 @@ public static class AkkaVnaCli
     public static string ShellCommand => $"dotnet '{Dll}'";
 }
 
-public static class Ports
-{
-    /// <summary>A TCP port free on 127.0.0.1 right now.</summary>
-    public static int Free()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-}
-
 /// <summary>
 /// A long-running process (a server) whose output is collected; started, waited for until a line shows it is ready,
 /// stopped with SIGTERM (then killed) at dispose.
@@ -36,6 +25,7 @@ public sealed class ServerProcess : IDisposable
     private readonly Process _process;
     private readonly StringBuilder _output = new();
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <param name="readyMarker">
     /// A line that shows the server is ready; null: wait until <paramref name="readyPort"/> accepts connections on this
@@ -45,12 +35,18 @@ public sealed class ServerProcess : IDisposable
     {
         var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + program);
+        _process = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        _process.Exited += (_, _) => _exited.TrySetResult();
+        if (!_process.Start()) throw new InvalidOperationException("could not start " + program);
         void OnLine(string? line)
         {
             if (line is null) return;
             lock (_output) _output.AppendLine(line);
-            if (readyMarker is not null && line.Contains(readyMarker, StringComparison.Ordinal)) _ready.TrySetResult();
+            if (readyMarker is not null && line.Contains(readyMarker, StringComparison.Ordinal))
+            {
+                lock (_output) ReadyLine ??= line;
+                _ready.TrySetResult();
+            }
         }
         _process.OutputDataReceived += (_, e) => OnLine(e.Data);
         _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
@@ -74,11 +70,33 @@ public sealed class ServerProcess : IDisposable
                 }
             });
         }
-        if (!_ready.Task.Wait(wait))
+        // Stop waiting as soon as the server exits: a server that failed to start says why in its output.
+        int first = Task.WaitAny([_ready.Task, _exited.Task], wait);
+        if (first == 1 && !_ready.Task.IsCompleted)
+        {
+            _process.WaitForExit(); // the output is read to its end
+            int code = _process.ExitCode;
+            Dispose();
+            throw new InvalidOperationException($"{program} exited with code {code} before it was ready:\n{Output}");
+        }
+        if (first < 0)
         {
             Dispose();
             throw new TimeoutException($"{program} did not print '{readyMarker}' within {wait}:\n{Output}");
         }
+    }
+
+    /// <summary>The output line that showed the server ready (servers started on port 0 name the port they took in it).</summary>
+    public string? ReadyLine { get; private set; }
+
+    /// <summary>The port a server names in its ready line after <paramref name="prefix"/> (e.g. "127.0.0.1:" or "HTTP port ").</summary>
+    public int ReadyPort(string prefix)
+    {
+        string line = ReadyLine ?? throw new InvalidOperationException("the server printed no ready line");
+        int at = line.IndexOf(prefix, StringComparison.Ordinal);
+        if (at < 0) throw new InvalidOperationException($"'{prefix}' is not in the ready line: {line}");
+        var digits = new string(line[(at + prefix.Length)..].TakeWhile(char.IsAsciiDigit).ToArray());
+        return int.Parse(digits, System.Globalization.CultureInfo.InvariantCulture);
     }
 
     public string Output { get { lock (_output) return _output.ToString(); } }

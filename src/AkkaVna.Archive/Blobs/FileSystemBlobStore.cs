@@ -6,54 +6,89 @@ using Microsoft.Win32.SafeHandles;
 namespace AkkaVna.Archive.Blobs;
 
 /// <summary>
-/// The embedded blob store: files under one folder. A key is <c>fff/study/series/sop.dcm</c>, where <c>fff</c> spreads
-/// studies over 4096 folders (a stable hash of the Study Instance UID), so no folder grows past a few thousand entries
-/// at two million studies. Blobs are staged in <c>.staging</c> on the same file system and promoted by an atomic rename.
-/// Only well-formed UIDs (digits and dots) ever reach a path.
+/// The embedded blob store: files under one folder. A key is <c>fff/study/series/sop.dcm</c> (another representation:
+/// <c>sop.REPRESENTATION.dcm</c>), where <c>fff</c> spreads studies over 4096 folders (a stable hash of the Study
+/// Instance UID), so no folder grows past a few thousand entries at two million studies. Blobs are staged in
+/// <c>.staging</c> on the same file system and promoted by an atomic rename. Only well-formed UIDs (digits and dots) and
+/// representation names (lower-case letters, digits and dashes) ever reach a path.
 /// </summary>
 public sealed class FileSystemBlobStore : IBlobStore
 {
     private const string StagingFolder = ".staging";
     private readonly string _root;
     private readonly string _staging;
+    private readonly string _tier;
 
-    public FileSystemBlobStore(string root)
+    /// <param name="name">The store's name in blob references (<see cref="BlobRef.PrimaryStore"/> for the one ingest writes to).</param>
+    public FileSystemBlobStore(string root, string name = BlobRef.PrimaryStore, string tier = BlobRef.DefaultTier)
     {
         _root = Directory.CreateDirectory(root).FullName;
         _staging = Directory.CreateDirectory(Path.Combine(_root, StagingFolder)).FullName;
+        Name = name;
+        _tier = tier;
     }
+
+    public string Name { get; }
 
     public string Description => _root;
 
-    public string KeyFor(string studyInstanceUid, string seriesInstanceUid, string sopInstanceUid)
+    public BlobRef RefFor(string studyInstanceUid, string seriesInstanceUid, string sopInstanceUid, string representation = BlobRef.Original)
     {
         foreach (var uid in (ReadOnlySpan<string>)[studyInstanceUid, seriesInstanceUid, sopInstanceUid])
             if (!DicomUidRegistry.IsWellFormed(uid)) throw new ArgumentException($"'{uid}' is not a well-formed UID", nameof(studyInstanceUid));
-        return $"{StableHash.Fnv1a(studyInstanceUid) & 0xFFF:x3}/{studyInstanceUid}/{seriesInstanceUid}/{sopInstanceUid}.dcm";
+        if (representation.Length is 0 or > 32 || !representation.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-'))
+            throw new ArgumentException($"'{representation}' is not a representation name (lower-case letters, digits and dashes)", nameof(representation));
+        string file = representation == BlobRef.Original ? sopInstanceUid : sopInstanceUid + "." + representation;
+        return new BlobRef(Name, $"{StableHash.Fnv1a(studyInstanceUid) & 0xFFF:x3}/{studyInstanceUid}/{seriesInstanceUid}/{file}.dcm", representation, _tier);
     }
 
-    public IBlobWriter Create() => new Writer(this, Path.Combine(_staging, Guid.NewGuid().ToString("N") + ".part"));
+    public ValueTask<IBlobWriter> CreateAsync(CancellationToken cancellationToken) =>
+        ValueTask.FromResult<IBlobWriter>(new Writer(this, Path.Combine(_staging, Guid.NewGuid().ToString("N") + ".part")));
 
-    public Stream OpenRead(string key) =>
-        new FileStream(PathOf(key), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 64 * 1024, FileOptions.SequentialScan);
-
-    public bool Exists(string key) => File.Exists(PathOf(key));
-
-    public int StagedCount => Directory.EnumerateFiles(_staging, "*.part").Count();
-
-    public void Delete(string key) => File.Delete(PathOf(key));
-
-    public IEnumerable<(string Key, long Length)> List()
+    public ValueTask<IBlobContent> OpenAsync(BlobRef blob, CancellationToken cancellationToken)
     {
+        string path = PathOf(blob);
+        if (!File.Exists(path)) throw new BlobNotFoundException(blob);
+        return ValueTask.FromResult<IBlobContent>(new FileContent(blob, path));
+    }
+
+    public ValueTask<bool> ExistsAsync(BlobRef blob, CancellationToken cancellationToken) => ValueTask.FromResult(File.Exists(PathOf(blob)));
+
+    public ValueTask<int> CountStagedAsync(CancellationToken cancellationToken) => ValueTask.FromResult(Directory.EnumerateFiles(_staging, "*.part").Count());
+
+    public ValueTask DeleteAsync(BlobRef blob, CancellationToken cancellationToken)
+    {
+        try
+        {
+            File.Delete(PathOf(blob));
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // never written: nothing to delete
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public async IAsyncEnumerable<BlobListing> ListAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await Task.Yield();
         foreach (var fanout in Directory.EnumerateDirectories(_root))
         {
             if (Path.GetFileName(fanout) == StagingFolder) continue;
             foreach (var file in Directory.EnumerateFiles(fanout, "*", SearchOption.AllDirectories))
-                yield return (Path.GetRelativePath(_root, file).Replace(Path.DirectorySeparatorChar, '/'), new FileInfo(file).Length);
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                string key = Path.GetRelativePath(_root, file).Replace(Path.DirectorySeparatorChar, '/');
+                // sop.dcm is the original; sop.REPRESENTATION.dcm another representation (UIDs hold digits and dots only).
+                string name = Path.GetFileNameWithoutExtension(file);
+                int dot = name.LastIndexOf('.');
+                string representation = dot > 0 && !char.IsAsciiDigit(name[dot + 1]) ? name[(dot + 1)..] : BlobRef.Original;
+                yield return new BlobListing(new BlobRef(Name, key, representation, _tier), new FileInfo(file).Length);
+            }
         }
     }
 
-    public async Task<(int Promoted, int Discarded, int Kept)> RecoverStagedAsync(Func<string, Task<string?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken)
+    public async Task<StagedRecovery> RecoverStagedAsync(Func<IBlobContent, Task<BlobRef?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken)
     {
         int promoted = 0, discarded = 0, kept = 0;
         var cutoff = DateTime.UtcNow - olderThan;
@@ -61,46 +96,58 @@ public sealed class FileSystemBlobStore : IBlobStore
         {
             cancellationToken.ThrowIfCancellationRequested();
             if (File.GetLastWriteTimeUtc(file) > cutoff) continue;
-            string? key;
+            BlobRef? target;
             try
             {
-                key = await resolve(file).ConfigureAwait(false);
+                await using var staged = new FileContent(new BlobRef(Name, StagingFolder + "/" + Path.GetFileName(file)), file);
+                target = await resolve(staged).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 kept++; // undecided (the study or the index did not answer): left for the next run
                 continue;
             }
-            if (key is null)
+            if (target is null)
             {
                 File.Delete(file);
                 discarded++;
             }
             else
             {
-                Move(file, key);
+                Move(file, target);
                 promoted++;
             }
         }
-        return (promoted, discarded, kept);
+        return new StagedRecovery(promoted, discarded, kept);
     }
 
-    public string FullPath(string key) => PathOf(key);
-
-    private string PathOf(string key)
+    private string PathOf(BlobRef blob)
     {
-        // Keys come from KeyFor (or from the index, which got them from KeyFor): still, never leave the root.
-        var full = Path.GetFullPath(Path.Combine(_root, key));
-        if (!full.StartsWith(_root + Path.DirectorySeparatorChar, StringComparison.Ordinal) || key.Contains(StagingFolder, StringComparison.Ordinal))
-            throw new ArgumentException($"'{key}' is not a blob key of this store", nameof(key));
+        if (blob.Store != Name) throw new ArgumentException($"blob {blob} is not in store {Name}", nameof(blob));
+        // Keys come from RefFor (or from the index, which got them from RefFor): still, never leave the root.
+        var full = Path.GetFullPath(Path.Combine(_root, blob.Key));
+        if (!full.StartsWith(_root + Path.DirectorySeparatorChar, StringComparison.Ordinal) || blob.Key.Contains(StagingFolder, StringComparison.Ordinal))
+            throw new ArgumentException($"'{blob.Key}' is not a blob key of this store", nameof(blob));
         return full;
     }
 
-    private void Move(string staged, string key)
+    private void Move(string staged, BlobRef blob)
     {
-        var target = PathOf(key);
+        var target = PathOf(blob);
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         File.Move(staged, target, overwrite: true);
+    }
+
+    /// <summary>A blob file, read through its own streams (each reader opens one; ranged reads seek).</summary>
+    private sealed class FileContent(BlobRef blob, string path) : IBlobContent
+    {
+        public BlobRef Blob { get; } = blob;
+        public long Length { get; } = new FileInfo(path).Length;
+        public string Description => Blob.ToString();
+
+        public Stream OpenRead() => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     private sealed class Writer(FileSystemBlobStore store, string path) : IBlobWriter
@@ -110,7 +157,6 @@ public sealed class FileSystemBlobStore : IBlobStore
         private long _length, _writebackFrom;
         private bool _sealed, _promoted, _disposed;
 
-        public string StagedPath => path;
         public long Length => _length;
 
         public ValueTask WriteAsync(ReadOnlySequence<byte> data, CancellationToken cancellationToken)
@@ -149,11 +195,12 @@ public sealed class FileSystemBlobStore : IBlobStore
             return ValueTask.FromResult(Convert.ToHexStringLower(_sha.GetHashAndReset()));
         }
 
-        public void Promote(string key)
+        public ValueTask PromoteAsync(BlobRef blob, CancellationToken cancellationToken)
         {
             if (!_sealed) throw new InvalidOperationException("seal the blob before promoting it");
-            store.Move(path, key);
+            store.Move(path, blob);
             _promoted = true;
+            return ValueTask.CompletedTask;
         }
 
         public void LeaveForRecovery()

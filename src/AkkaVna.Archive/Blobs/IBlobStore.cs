@@ -1,59 +1,87 @@
 using System.Buffers;
+using AkkaVna.Dicom.Buffers;
 
 namespace AkkaVna.Archive.Blobs;
 
 /// <summary>
-/// Where instance bytes live (the object storage port). A node writes the blobs it receives itself: actor messages carry
-/// only a key and a checksum. Writing is two-phase so that nothing unacknowledged is ever visible and nothing
+/// Where one instance's bytes are: the store that holds them (a name from configuration: the primary store, a cold tier),
+/// the key within it, which representation of the instance they are (the original as received, or a version another
+/// feature derived from it, e.g. a lossless transcoding) and the storage tier. A reference, never the bytes: it travels
+/// in actor messages and the journal.
+/// </summary>
+public sealed record BlobRef(string Store, string Key, string Representation = BlobRef.Original, string Tier = BlobRef.DefaultTier)
+{
+    /// <summary>The instance as it was received.</summary>
+    public const string Original = "original";
+
+    public const string DefaultTier = "default";
+
+    /// <summary>The store every node has: where ingest writes.</summary>
+    public const string PrimaryStore = "primary";
+
+    public override string ToString() => $"{Store}:{Key}";
+}
+
+/// <summary>A blob and its size, as a store lists it.</summary>
+public readonly record struct BlobListing(BlobRef Blob, long Length);
+
+/// <summary>What <see cref="IBlobStore.RecoverStagedAsync"/> did with the blobs a crash left staged.</summary>
+public readonly record struct StagedRecovery(int Promoted, int Discarded, int Kept);
+
+/// <summary>The store holds no blob under that reference.</summary>
+public sealed class BlobNotFoundException(BlobRef blob) : Exception($"no blob {blob}")
+{
+    public BlobRef Blob { get; } = blob;
+}
+
+/// <summary>
+/// Where instance bytes live (the object storage port), shaped for object stores as much as for files: every call is
+/// async, nothing hands out a local path, reads are streamed and ranged (<see cref="IBlobContent"/>), and a reference
+/// names the store, representation and tier. A node writes the blobs it receives itself: actor messages carry only a
+/// reference and a checksum. Writing is two-phase so that nothing unacknowledged is ever visible and nothing
 /// acknowledged is ever lost: a blob is first <em>staged</em> (written, flushed, checksummed) on the receiving node, the
-/// study actor commits the index and journal, and only then is the staged blob <em>promoted</em> to its key. A crash in
-/// between leaves a staged blob that <see cref="RecoverStagedAsync"/> promotes or discards by asking the index.
+/// study actor commits the index and journal, and only then is the staged blob <em>promoted</em> to its reference. A
+/// crash in between leaves a staged blob that <see cref="RecoverStagedAsync"/> promotes or discards by asking the index.
 /// </summary>
 public interface IBlobStore
 {
+    /// <summary>This store's name (<see cref="BlobRef.Store"/>).</summary>
+    string Name { get; }
+
     /// <summary>Where this store keeps its blobs, for logs.</summary>
     string Description { get; }
 
-    /// <summary>The key of an instance. Throws <see cref="ArgumentException"/> unless every UID is well formed.</summary>
-    string KeyFor(string studyInstanceUid, string seriesInstanceUid, string sopInstanceUid);
+    /// <summary>The reference of an instance's blob in this store. Throws <see cref="ArgumentException"/> unless every UID is well formed.</summary>
+    BlobRef RefFor(string studyInstanceUid, string seriesInstanceUid, string sopInstanceUid, string representation = BlobRef.Original);
 
     /// <summary>Begins staging a new blob. Disposing the writer before it is promoted discards it.</summary>
-    IBlobWriter Create();
+    ValueTask<IBlobWriter> CreateAsync(CancellationToken cancellationToken);
 
-    /// <summary>Opens a promoted blob for reading; throws <see cref="FileNotFoundException"/> when there is none.</summary>
-    Stream OpenRead(string key);
+    /// <summary>Opens a promoted blob for reading (streamed or ranged); throws <see cref="BlobNotFoundException"/> when there is none.</summary>
+    ValueTask<IBlobContent> OpenAsync(BlobRef blob, CancellationToken cancellationToken);
 
-    bool Exists(string key);
+    ValueTask<bool> ExistsAsync(BlobRef blob, CancellationToken cancellationToken);
 
-    /// <summary>
-    /// The blob as a local file, for what reads it by path (parsing a header, sending it in a C-STORE sub-operation):
-    /// a file store's own file. Throws <see cref="ArgumentException"/> for a malformed key.
-    /// </summary>
-    string FullPath(string key);
-
-    /// <summary>Deletes a promoted blob (a replaced instance's old key); no error when it is already gone.</summary>
-    void Delete(string key);
+    /// <summary>Deletes a promoted blob (a replaced instance's old one); no error when it is already gone.</summary>
+    ValueTask DeleteAsync(BlobRef blob, CancellationToken cancellationToken);
 
     /// <summary>Blobs staged and not yet promoted or discarded (in flight, or left by a crash until recovery runs).</summary>
-    int StagedCount { get; }
+    ValueTask<int> CountStagedAsync(CancellationToken cancellationToken);
 
     /// <summary>Every promoted blob with its size (for verification; order unspecified).</summary>
-    IEnumerable<(string Key, long Length)> List();
+    IAsyncEnumerable<BlobListing> ListAsync(CancellationToken cancellationToken);
 
     /// <summary>
-    /// Resolves blobs left staged by a crash: <paramref name="resolve"/> gets each one and returns the key to promote it
-    /// to (its commit happened) or null (it was never acknowledged: it is deleted); when it throws, the blob stays staged
-    /// for the next run. Returns the counts of each.
+    /// Resolves blobs left staged (by a crash, or an unanswered commit) longer than <paramref name="olderThan"/>:
+    /// <paramref name="resolve"/> reads each one and returns the reference to promote it to (its commit happened) or null
+    /// (it was never acknowledged: it is deleted); when it throws, the blob stays staged for the next run.
     /// </summary>
-    Task<(int Promoted, int Discarded, int Kept)> RecoverStagedAsync(Func<string, Task<string?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken);
+    Task<StagedRecovery> RecoverStagedAsync(Func<IBlobContent, Task<BlobRef?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken);
 }
 
 /// <summary>One blob being staged.</summary>
 public interface IBlobWriter : IAsyncDisposable
 {
-    /// <summary>The staged file, readable until it is promoted or discarded.</summary>
-    string StagedPath { get; }
-
     long Length { get; }
 
     ValueTask WriteAsync(ReadOnlySequence<byte> data, CancellationToken cancellationToken);
@@ -63,12 +91,21 @@ public interface IBlobWriter : IAsyncDisposable
     /// <summary>Ends writing: the bytes are flushed to stable storage (when <paramref name="flushToDisk"/>) and their SHA-256 returned (hex).</summary>
     ValueTask<string> SealAsync(bool flushToDisk, CancellationToken cancellationToken);
 
-    /// <summary>Makes the sealed blob readable under <paramref name="key"/>, atomically replacing any blob there.</summary>
-    void Promote(string key);
+    /// <summary>Makes the sealed blob readable under <paramref name="blob"/>, atomically replacing any blob there.</summary>
+    ValueTask PromoteAsync(BlobRef blob, CancellationToken cancellationToken);
 
     /// <summary>
     /// Leaves the sealed blob staged when the commit's outcome is unknown (a timeout, a failure after the journal write):
     /// recovery promotes it if the index has it, and discards it otherwise.
     /// </summary>
     void LeaveForRecovery();
+}
+
+/// <summary>
+/// An open blob: its bytes as a random-access source (sequential streams, seeks, ranges — a WADO-RS frame reads only its
+/// bytes). Values of a data set parsed from it stay in it, so it must stay open while they are used.
+/// </summary>
+public interface IBlobContent : IRandomAccessSource, IAsyncDisposable
+{
+    BlobRef Blob { get; }
 }

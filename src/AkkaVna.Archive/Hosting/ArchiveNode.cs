@@ -332,14 +332,14 @@ public sealed class ArchiveNode : IAsyncDisposable
     /// re-projects any commit the index missed), and the index decides — promote to the indexed key when the checksum
     /// matches, delete otherwise.
     /// </summary>
-    private static Task<(int Promoted, int Discarded, int Kept)> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IActorRef studies, TimeSpan olderThan,
+    private static Task<StagedRecovery> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IActorRef studies, TimeSpan olderThan,
         CancellationToken cancellationToken) =>
-        blobs.RecoverStagedAsync(async path =>
+        blobs.RecoverStagedAsync(async staged =>
         {
             InstanceHeader header;
             try
             {
-                header = InstanceHeader.Read(path);
+                header = InstanceHeader.Read(staged);
             }
             catch (Exception e) when (e is InvalidInstanceException or IOException)
             {
@@ -348,8 +348,8 @@ public sealed class ArchiveNode : IAsyncDisposable
             await studies.Ask<StudySummary>(new GetStudySummary(header.StudyInstanceUid), TimeSpan.FromSeconds(60), cancellationToken);
             if (await index.FindInstanceAsync(header.SopInstanceUid, cancellationToken) is not { } row) return null;
             string sha;
-            await using (var fs = File.OpenRead(path)) sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken));
-            return sha == row.Sha256 && row.StudyInstanceUid == header.StudyInstanceUid ? row.BlobKey : null;
+            await using (var fs = staged.OpenRead()) sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken));
+            return sha == row.Sha256 && row.StudyInstanceUid == header.StudyInstanceUid ? row.Blob : null;
         }, olderThan, cancellationToken);
 
     private async Task SweepLoopAsync()

@@ -1,3 +1,4 @@
+using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Ingest;
 using AkkaVna.Archive.Studies;
 
@@ -150,7 +151,7 @@ public sealed record IndexedInstance(
     string SopClassUid,
     string TransferSyntaxUid,
     int? InstanceNumber,
-    string BlobKey,
+    BlobRef Blob,
     long Size,
     string Sha256,
     DateTimeOffset ReceivedAt)

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Studies;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
@@ -39,7 +40,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         // loss only takes the commits since the last sync — which the journal (synchronous, the record a C-STORE success
         // waits for) still holds and the node re-projects at start.
         Execute(_writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;");
-        Execute(_writer, Schema);
+        Migrate(_writer);
         // A new index (no study, no checkpoint) reflects nothing of the journal yet: its checkpoint is the beginning, durably,
         // so a rebuild cut short by a crash starts over. Only an index from before checkpoints has studies and none.
         using (var fresh = Command(_writer, "INSERT INTO node_state (key, value) SELECT $k, $v WHERE NOT EXISTS (SELECT 1 FROM studies) ON CONFLICT (key) DO NOTHING",
@@ -94,6 +95,61 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         """;
 
     private const string CheckpointKey = "projection_checkpoint";
+
+    /// <summary>
+    /// The schema's versions: each step applied once, in order, in one transaction with its version row. An index written
+    /// before versions were recorded has the version 1 tables and no <c>schema_version</c> table.
+    /// </summary>
+    private static readonly (int Version, string Sql)[] Migrations =
+    [
+        (1, Schema),
+        // Blob references name the store, the representation and the tier, not only a key of the one store.
+        (2, """
+            ALTER TABLE instances ADD COLUMN blob_store TEXT NOT NULL DEFAULT 'primary';
+            ALTER TABLE instances ADD COLUMN blob_representation TEXT NOT NULL DEFAULT 'original';
+            ALTER TABLE instances ADD COLUMN blob_tier TEXT NOT NULL DEFAULT 'default';
+            """),
+    ];
+
+    /// <summary>The schema version this build writes.</summary>
+    public static int SchemaVersion => Migrations[^1].Version;
+
+    private static void Migrate(SqliteConnection c)
+    {
+        Execute(c, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at INTEGER NOT NULL)");
+        long current;
+        using (var cmd = Command(c, "SELECT COALESCE(MAX(version), 0) FROM schema_version")) current = (long)cmd.ExecuteScalar()!;
+        if (current == 0)
+        {
+            using var old = Command(c, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'instances'");
+            if ((long)old.ExecuteScalar()! > 0)
+            {
+                Record(c, null, 1); // an index from before versions: it has the version 1 tables
+                current = 1;
+            }
+        }
+        if (current > SchemaVersion)
+            throw new InvalidOperationException($"the index has schema version {current}, newer than this build's {SchemaVersion}: upgrade akka-vna");
+        foreach (var (version, sql) in Migrations.Where(m => m.Version > current))
+        {
+            using var tx = c.BeginTransaction();
+            using (var step = c.CreateCommand())
+            {
+                step.Transaction = tx;
+                step.CommandText = sql;
+                step.ExecuteNonQuery();
+            }
+            Record(c, tx, version);
+            tx.Commit();
+        }
+    }
+
+    private static void Record(SqliteConnection c, SqliteTransaction? tx, int version)
+    {
+        using var record = Command(c, "INSERT INTO schema_version VALUES ($v, $at) ON CONFLICT DO NOTHING", ("$v", version), ("$at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+        record.Transaction = tx;
+        record.ExecuteNonQuery();
+    }
 
     private static void Execute(SqliteConnection c, string sql)
     {
@@ -260,10 +316,13 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             _deleteSeries = Cmd("DELETE FROM series WHERE study_uid = $study AND series_uid = $series");
             _deleteInstance = Cmd("DELETE FROM instances WHERE study_uid = $study AND series_uid = $series AND sop_uid = $sop");
             _upsertInstance = Cmd("""
-                INSERT INTO instances VALUES ($study, $series, $sop, $class, $ts, $num, $frames, $rows, $cols, $key, $size, $sha, $at, $ae)
+                INSERT INTO instances (study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, number_of_frames, rows, columns,
+                    blob_key, size_bytes, sha256, received_at, calling_ae, blob_store, blob_representation, blob_tier)
+                VALUES ($study, $series, $sop, $class, $ts, $num, $frames, $rows, $cols, $key, $size, $sha, $at, $ae, $store, $rep, $tier)
                 ON CONFLICT DO UPDATE SET sop_class_uid = excluded.sop_class_uid, transfer_syntax_uid = excluded.transfer_syntax_uid,
                     instance_number = excluded.instance_number, number_of_frames = excluded.number_of_frames, rows = excluded.rows, columns = excluded.columns,
-                    blob_key = excluded.blob_key, size_bytes = excluded.size_bytes, sha256 = excluded.sha256, received_at = excluded.received_at, calling_ae = excluded.calling_ae
+                    blob_key = excluded.blob_key, blob_store = excluded.blob_store, blob_representation = excluded.blob_representation,
+                    blob_tier = excluded.blob_tier, size_bytes = excluded.size_bytes, sha256 = excluded.sha256, received_at = excluded.received_at, calling_ae = excluded.calling_ae
                 """);
             // A SOP Instance UID belongs to the first study that claims it: another study's claim changes nothing (0 rows).
             _claimLocation = Cmd("""
@@ -339,7 +398,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
                 var ih = i.Header;
                 Run(_upsertInstance, ("$study", ih.StudyInstanceUid), ("$series", ih.SeriesInstanceUid), ("$sop", ih.SopInstanceUid), ("$class", ih.SopClassUid),
                     ("$ts", ih.TransferSyntaxUid), ("$num", ih.InstanceNumber), ("$frames", ih.NumberOfFrames), ("$rows", ih.Rows), ("$cols", ih.Columns),
-                    ("$key", i.BlobKey), ("$size", i.Size), ("$sha", i.Sha256), ("$at", i.ReceivedAt.ToUnixTimeMilliseconds()), ("$ae", i.CallingAE));
+                    ("$key", i.Blob.Key), ("$store", i.Blob.Store), ("$rep", i.Blob.Representation), ("$tier", i.Blob.Tier), ("$size", i.Size), ("$sha", i.Sha256), ("$at", i.ReceivedAt.ToUnixTimeMilliseconds()), ("$ae", i.CallingAE));
             }
             if (!st.Stable && st.StableDue is { } due) Run(_upsertTimer, ("$study", st.StudyInstanceUid), ("$due", Millis(due)));
             else Run(_deleteTimer, ("$study", st.StudyInstanceUid));
@@ -451,10 +510,12 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
     }
 
     private const string InstanceColumns =
-        "study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, blob_key, size_bytes, sha256, received_at, number_of_frames, rows, columns";
+        "study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, blob_key, size_bytes, sha256, received_at, number_of_frames, rows, columns, "
+        + "blob_store, blob_representation, blob_tier";
 
     private static IndexedInstance ReadInstance(SqliteDataReader r) =>
-        new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), Int(r, 5), r.GetString(6), r.GetInt64(7), r.GetString(8),
+        new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), Int(r, 5),
+            new BlobRef(r.GetString(13), r.GetString(6), r.GetString(14), r.GetString(15)), r.GetInt64(7), r.GetString(8),
             DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(9)))
         {
             NumberOfFrames = Int(r, 10), Rows = Int(r, 11), Columns = Int(r, 12),

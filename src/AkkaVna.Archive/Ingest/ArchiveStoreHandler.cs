@@ -46,12 +46,12 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
         _trace = trace;
     }
 
-    public ValueTask<IStoreSink> BeginAsync(StoreRequest request, CancellationToken cancellationToken)
+    public async ValueTask<IStoreSink> BeginAsync(StoreRequest request, CancellationToken cancellationToken)
     {
         if (!DicomUidRegistry.IsWellFormed(request.SopInstanceUid))
             throw Refuse(DimseStatus.StoreCannotUnderstand, InstanceHeader.NotAUid("Affected SOP Instance UID", request.SopInstanceUid));
-        var writer = _blobs.Create();
-        return ValueTask.FromResult<IStoreSink>(new Sink(this, request, writer));
+        var writer = await _blobs.CreateAsync(cancellationToken);
+        return new Sink(this, request, writer);
     }
 
     private static DimseException Refuse(DimseStatus status, string reason)
@@ -146,7 +146,7 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
                 return Refused(DimseStatus.DuplicateSopInstance,
                     $"SOP Instance {header.SopInstanceUid} is already archived in study {elsewhere.StudyInstanceUid}, not {header.StudyInstanceUid}; the archive keeps the first");
             Phase("lookup", ref started);
-            var key = owner._blobs.KeyFor(header.StudyInstanceUid, header.SeriesInstanceUid, header.SopInstanceUid);
+            var key = owner._blobs.RefFor(header.StudyInstanceUid, header.SeriesInstanceUid, header.SopInstanceUid);
             var instance = new StoredInstance(header, key, writer.Length, sha, DateTimeOffset.UtcNow, request.Association.CallingAE)
             {
                 ContentSha256 = inspection.ContentSha256,
@@ -168,9 +168,9 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
             switch (result.Outcome)
             {
                 case StoreOutcome.Stored or StoreOutcome.Replaced:
-                    writer.Promote(key);
+                    await writer.PromoteAsync(key, cancellationToken);
                     Phase("promote", ref started);
-                    if (result.ObsoleteBlobKey is { } obsolete) owner._blobs.Delete(obsolete);
+                    if (result.ObsoleteBlob is { } obsolete) await owner._blobs.DeleteAsync(obsolete, cancellationToken);
                     ArchiveMetrics.Bytes.Inc(writer.Length);
                     ArchiveMetrics.Instances.WithLabels(result.Outcome == StoreOutcome.Stored ? "stored" : "replaced").Inc();
                     if (result.Outcome == StoreOutcome.Replaced)
@@ -181,7 +181,7 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
                     // Same content as archived. Its first copy's blob is normally in place; if it is not (its promotion was
                     // lost), this copy takes its place when its bytes are identical (a copy from another sender or in
                     // another syntax has other bytes than the index records).
-                    if (result.ArchivedSha256 == sha && !owner._blobs.Exists(key)) writer.Promote(key);
+                    if (result.ArchivedSha256 == sha && !await owner._blobs.ExistsAsync(key, cancellationToken)) await writer.PromoteAsync(key, cancellationToken);
                     ArchiveMetrics.Instances.WithLabels("duplicate").Inc();
                     return DimseResult.Success;
                 case StoreOutcome.Rejected:

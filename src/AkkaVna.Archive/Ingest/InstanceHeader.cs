@@ -1,5 +1,6 @@
 using System.Text;
 using AkkaVna.Dicom;
+using AkkaVna.Dicom.Buffers;
 using AkkaVna.Dicom.Dictionary;
 using AkkaVna.Dicom.IO;
 
@@ -58,12 +59,12 @@ public sealed record InstanceHeader
     /// Reads the indexed attributes from the start of a Part 10 file (it stops before group 0029, so pixel data is never
     /// read). Throws <see cref="InvalidInstanceException"/> when the instance cannot be archived.
     /// </summary>
-    public static InstanceHeader Read(string path)
+    public static InstanceHeader Read(IRandomAccessSource source)
     {
         DicomFile file;
         try
         {
-            file = DicomFile.Open(path, new DicomReadOptions { StopBefore = PastIndexedAttributes });
+            file = DicomFile.Open(source, new DicomReadOptions { StopBefore = PastIndexedAttributes });
         }
         catch (DicomParseException e)
         {

@@ -91,7 +91,8 @@ public sealed class ArchiveQueryHandler(QueryEngine engine, IArchiveIndex index,
                 throw new DimseException(DimseStatus.IdentifierDoesNotMatchSopClass,
                     level.Length == 0 ? "the identifier has no Query/Retrieve Level (0008,0052)" : $"'{level}' is not a retrieve level of this information model");
         }
-        return instances.Select(i => new RetrieveItem(i.SopClassUid, i.SopInstanceUid, i.TransferSyntaxUid, blobs.FullPath(i.BlobKey))).ToList();
+        return instances.Select(i => new RetrieveItem(i.SopClassUid, i.SopInstanceUid, i.TransferSyntaxUid,
+            async ct => await blobs.OpenAsync(i.Blob, ct))).ToList();
 
         async Task AddStudyAsync(string study, IReadOnlyCollection<string>? series)
         {

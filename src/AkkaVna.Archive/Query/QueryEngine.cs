@@ -142,13 +142,21 @@ public sealed class QueryEngine(IArchiveIndex index, IBlobStore blobs, QuerySett
                 Attributes.Image(instance, t) ?? Attributes.Series(series, t) ?? Attributes.Study(study, t) ?? Attributes.Common(t, settings);
             // Patient and study keys again: instances found by SOP Instance UID did not go through the study match.
             if (!q.Matches(QueryLevel.Patient, Indexed) || !q.Matches(QueryLevel.Study, Indexed) || !q.MatchesStudyDateTime(study) || !q.Matches(QueryLevel.Series, Indexed)) continue;
-            Func<DicomTag, string?> resolve = Indexed;
-            if (q.NeedsInstanceHeader)
+            if (!q.NeedsInstanceHeader)
             {
-                var header = ReadHeader(instance);
-                resolve = t => Indexed(t) ?? (header is null ? null : Attributes.FromDataset(header, t));
+                if (q.Matches(QueryLevel.Image, Indexed)) yield return q.Respond("IMAGE", Indexed);
+                continue;
             }
-            if (q.Matches(QueryLevel.Image, resolve)) yield return q.Respond("IMAGE", resolve);
+            // Keys the index does not hold come from the instance's header in its blob (never its pixel data), which
+            // stays open until the response is built from it.
+            QueryMatch? response;
+            await using (var content = await OpenQuietlyAsync(instance, ct))
+            {
+                var header = content is null ? null : ReadHeader(content);
+                string? Resolve(DicomTag t) => Indexed(t) ?? (header is null ? null : Attributes.FromDataset(header, t));
+                response = q.Matches(QueryLevel.Image, Resolve) ? q.Respond("IMAGE", Resolve) : null;
+            }
+            if (response is { } match) yield return match;
         }
     }
 
@@ -172,16 +180,28 @@ public sealed class QueryEngine(IArchiveIndex index, IBlobStore blobs, QuerySett
                 if (seriesUids is null || seriesUids.Contains(instance.SeriesInstanceUid)) yield return (study, instance);
     }
 
-    private DicomDataset? ReadHeader(IndexedInstance instance)
+    private async ValueTask<IBlobContent?> OpenQuietlyAsync(IndexedInstance instance, CancellationToken ct)
     {
         try
         {
-            using var file = DicomFile.Open(blobs.FullPath(instance.BlobKey), new DicomReadOptions { StopBefore = t => t.Group >= 0x7FE0, LargeValueThreshold = 64 * 1024 });
+            return await blobs.OpenAsync(instance.Blob, ct);
+        }
+        catch (Exception e) when (e is BlobNotFoundException or IOException or UnauthorizedAccessException)
+        {
+            return null; // a missing blob: `verify` reports it; the query answers from the index
+        }
+    }
+
+    private static DicomDataset? ReadHeader(IBlobContent content)
+    {
+        try
+        {
+            using var file = DicomFile.Open(content, new DicomReadOptions { StopBefore = t => t.Group >= 0x7FE0, LargeValueThreshold = 64 * 1024 });
             return file.Dataset;
         }
         catch (Exception e) when (e is IOException or DicomParseException or UnauthorizedAccessException)
         {
-            return null; // a missing or unreadable blob: `verify` reports it; the query answers from the index
+            return null; // an unreadable blob: `verify` reports it; the query answers from the index
         }
     }
 

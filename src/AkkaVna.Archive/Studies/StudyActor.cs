@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Event;
 using Akka.Persistence;
+using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Index;
 
 namespace AkkaVna.Archive.Studies;
@@ -18,7 +19,7 @@ public sealed record StudySettings(TimeSpan QuietPeriod, ConflictPolicy Conflict
 /// </summary>
 public sealed class StudyActor : UntypedPersistentActor, IWithTimers
 {
-    private sealed record Pending(IActorRef? ReplyTo, string? SopInstanceUid, StoreOutcome Outcome, string? Reason, string? ObsoleteBlobKey, IReadOnlyList<IStudyEvent> Events)
+    private sealed record Pending(IActorRef? ReplyTo, string? SopInstanceUid, StoreOutcome Outcome, string? Reason, BlobRef? ObsoleteBlob, IReadOnlyList<IStudyEvent> Events)
     {
         /// <summary>For a duplicate: the checksum of the archived blob's bytes.</summary>
         public string? ArchivedSha256 { get; init; }
@@ -162,10 +163,10 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private void OnStore(StoreInstance cmd)
     {
         var (outcome, events, reason) = _decided.Decide(cmd.Instance, _settings.ConflictPolicy);
-        string? obsolete = null;
+        BlobRef? obsolete = null;
         foreach (var e in events)
         {
-            if (e is InstanceReplaced r && r.PreviousBlobKey != r.Instance.BlobKey) obsolete = r.PreviousBlobKey;
+            if (e is InstanceReplaced r && r.PreviousBlob != r.Instance.Blob) obsolete = r.PreviousBlob;
             _decided = _decided.Apply(e);
         }
         var sop = cmd.Instance.Header.SopInstanceUid;
@@ -326,7 +327,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             var result = p.Outcome != StoreOutcome.Rejected && _withdrawn.TryGetValue(p.SopInstanceUid, out var withdrawn)
                 ? new StoreInstanceResult(p.SopInstanceUid, StoreOutcome.Rejected, withdrawn)
                 : failure is null || p.Outcome == StoreOutcome.Rejected
-                ? new StoreInstanceResult(p.SopInstanceUid, p.Outcome, p.Reason, p.ObsoleteBlobKey, p.ArchivedSha256)
+                ? new StoreInstanceResult(p.SopInstanceUid, p.Outcome, p.Reason, p.ObsoleteBlob, p.ArchivedSha256)
                 : new StoreInstanceResult(p.SopInstanceUid, StoreOutcome.Failed, failure);
             p.ReplyTo.Tell(result);
         }

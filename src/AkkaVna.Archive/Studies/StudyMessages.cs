@@ -1,3 +1,4 @@
+using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Ingest;
 
 namespace AkkaVna.Archive.Studies;
@@ -18,7 +19,7 @@ public interface IStudyProtocol;
 /// decides whether a resend is the same instance, whoever sends it and in whichever uncompressed syntax; see
 /// <see cref="AkkaVna.Dicom.IO.DatasetInspector"/>). Instances journaled before it existed have none.
 /// </summary>
-public sealed record StoredInstance(InstanceHeader Header, string BlobKey, long Size, string Sha256, DateTimeOffset ReceivedAt, string CallingAE)
+public sealed record StoredInstance(InstanceHeader Header, BlobRef Blob, long Size, string Sha256, DateTimeOffset ReceivedAt, string CallingAE)
 {
     public string? ContentSha256 { get; init; }
 }
@@ -46,12 +47,12 @@ public enum StoreOutcome
 }
 
 /// <summary>
-/// The answer to <see cref="StoreInstance"/>. <paramref name="ObsoleteBlobKey"/>: a replaced instance's blob under another
-/// key, to delete once the new one is promoted. <paramref name="ArchivedSha256"/>: for a duplicate, the checksum of the
+/// The answer to <see cref="StoreInstance"/>. <paramref name="ObsoleteBlob"/>: a replaced instance's blob under another
+/// reference, to delete once the new one is promoted. <paramref name="ArchivedSha256"/>: for a duplicate, the checksum of the
 /// archived blob's bytes (a resend of the same content may differ in its bytes: only an identical copy may stand in for a
 /// lost blob).
 /// </summary>
-public sealed record StoreInstanceResult(string SopInstanceUid, StoreOutcome Outcome, string? Reason = null, string? ObsoleteBlobKey = null,
+public sealed record StoreInstanceResult(string SopInstanceUid, StoreOutcome Outcome, string? Reason = null, BlobRef? ObsoleteBlob = null,
     string? ArchivedSha256 = null) : IStudyProtocol;
 
 /// <summary>From the stability watch: the study's quiet period may be over.</summary>
@@ -82,7 +83,7 @@ public sealed record InstanceStored(StoredInstance Instance) : IStudyEvent
 }
 
 /// <summary>An archived instance was replaced by different content under the same SOP Instance UID (overwrite policy).</summary>
-public sealed record InstanceReplaced(StoredInstance Instance, string PreviousSha256, string PreviousSeriesInstanceUid, string PreviousBlobKey) : IStudyEvent
+public sealed record InstanceReplaced(StoredInstance Instance, string PreviousSha256, string PreviousSeriesInstanceUid, BlobRef PreviousBlob) : IStudyEvent
 {
     public string StudyInstanceUid => Instance.Header.StudyInstanceUid;
 }

@@ -3,6 +3,7 @@ using System.Runtime.Serialization;
 using System.Text;
 using Akka.Actor;
 using Akka.Serialization;
+using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Ingest;
 
 namespace AkkaVna.Archive.Studies;
@@ -21,9 +22,10 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         akka.actor.serializers.akka-vna-study = "AkkaVna.Archive.Studies.StudySerializer, AkkaVna.Archive"
         akka.actor.serialization-bindings { "AkkaVna.Archive.Studies.IStudyProtocol, AkkaVna.Archive" = akka-vna-study }
         """;
-    // Version 1: the first format. Version 2 (written now): a content checksum after each instance and instance entry, the
-    // archived checksum in a store result, and InstanceWithdrawn. Version 1 payloads are still read.
-    private const byte Version1 = 1, Version2 = 2;
+    // Version 1: the first format. Version 2: a content checksum after each instance and instance entry, the archived
+    // checksum in a store result, and InstanceWithdrawn. Version 3 (written now): blob references (store, key,
+    // representation, tier) where versions 1 and 2 held a key of the primary store. Every earlier version is still read.
+    private const byte Version1 = 1, Version2 = 2, Version3 = 3;
 
     public override int Identifier => SerializerId;
 
@@ -54,7 +56,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         using var ms = new MemoryStream(256);
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
         {
-            w.Write(Version2);
+            w.Write(Version3);
             switch (obj)
             {
                 case InstanceStored e: Write(w, e.Instance); break;
@@ -62,7 +64,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                     Write(w, e.Instance);
                     w.Write(e.PreviousSha256);
                     w.Write(e.PreviousSeriesInstanceUid);
-                    w.Write(e.PreviousBlobKey);
+                    Write(w, e.PreviousBlob);
                     break;
                 case StudyStabilized e: w.Write(e.StudyInstanceUid); Write(w, e.At); break;
                 case StudyReopened e: w.Write(e.StudyInstanceUid); Write(w, e.At); break;
@@ -78,7 +80,8 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                     w.Write(r.SopInstanceUid);
                     w.Write((byte)r.Outcome);
                     WriteOpt(w, r.Reason);
-                    WriteOpt(w, r.ObsoleteBlobKey);
+                    w.Write(r.ObsoleteBlob is not null);
+                    if (r.ObsoleteBlob is not null) Write(w, r.ObsoleteBlob);
                     WriteOpt(w, r.ArchivedSha256);
                     break;
                 case CheckStability c: w.Write(c.StudyInstanceUid); break;
@@ -104,19 +107,20 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
     {
         using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
         byte version = r.ReadByte();
-        if (version is not (Version1 or Version2))
+        if (version is not (Version1 or Version2 or Version3))
             throw new SerializationException($"study protocol '{manifest}' has format version {version}, which this build does not know");
-        bool v2 = version >= Version2;
+        var v = new Format(version);
         return manifest switch
         {
-            InstanceStoredManifest => new InstanceStored(ReadInstance(r, v2)),
-            InstanceReplacedManifest => new InstanceReplaced(ReadInstance(r, v2), r.ReadString(), r.ReadString(), r.ReadString()),
+            InstanceStoredManifest => new InstanceStored(ReadInstance(r, v)),
+            InstanceReplacedManifest => new InstanceReplaced(ReadInstance(r, v), r.ReadString(), r.ReadString(), ReadBlob(r, v)),
             StudyStabilizedManifest => new StudyStabilized(r.ReadString(), ReadTime(r)),
             StudyReopenedManifest => new StudyReopened(r.ReadString(), ReadTime(r)),
             InstanceWithdrawnManifest => new InstanceWithdrawn(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
-            StateManifest => ReadState(r, v2),
-            StoreInstanceManifest => new StoreInstance(ReadInstance(r, v2)),
-            StoreResultManifest => new StoreInstanceResult(r.ReadString(), (StoreOutcome)r.ReadByte(), ReadOpt(r), ReadOpt(r), v2 ? ReadOpt(r) : null),
+            StateManifest => ReadState(r, v),
+            StoreInstanceManifest => new StoreInstance(ReadInstance(r, v)),
+            StoreResultManifest => new StoreInstanceResult(r.ReadString(), (StoreOutcome)r.ReadByte(), ReadOpt(r), r.ReadBoolean() ? ReadBlob(r, v) : null,
+                v.HasContentChecksums ? ReadOpt(r) : null),
             CheckStabilityManifest => new CheckStability(r.ReadString()),
             GetSummaryManifest => new GetStudySummary(r.ReadString()),
             SummaryManifest => new StudySummary(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadBoolean(), ReadOptTime(r), ReadOptTime(r), r.ReadInt64()),
@@ -207,7 +211,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
     private static void Write(BinaryWriter w, StoredInstance i)
     {
         Write(w, i.Header);
-        w.Write(i.BlobKey);
+        Write(w, i.Blob);
         w.Write(i.Size);
         w.Write(i.Sha256);
         Write(w, i.ReceivedAt);
@@ -215,8 +219,27 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         WriteOpt(w, i.ContentSha256);
     }
 
-    private static StoredInstance ReadInstance(BinaryReader r, bool v2) =>
-        new(ReadHeader(r), r.ReadString(), r.ReadInt64(), r.ReadString(), ReadTime(r), r.ReadString()) { ContentSha256 = v2 ? ReadOpt(r) : null };
+    private static StoredInstance ReadInstance(BinaryReader r, Format v) =>
+        new(ReadHeader(r), ReadBlob(r, v), r.ReadInt64(), r.ReadString(), ReadTime(r), r.ReadString()) { ContentSha256 = v.HasContentChecksums ? ReadOpt(r) : null };
+
+    /// <summary>What a payload's format version holds.</summary>
+    private readonly record struct Format(byte Version)
+    {
+        public bool HasContentChecksums => Version >= Version2;
+        public bool HasBlobRefs => Version >= Version3;
+    }
+
+    private static void Write(BinaryWriter w, BlobRef b)
+    {
+        w.Write(b.Store);
+        w.Write(b.Key);
+        w.Write(b.Representation);
+        w.Write(b.Tier);
+    }
+
+    /// <summary>A blob reference; formats before 3 held only a key of the primary store.</summary>
+    private static BlobRef ReadBlob(BinaryReader r, Format v) =>
+        v.HasBlobRefs ? new BlobRef(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()) : new BlobRef(BlobRef.PrimaryStore, r.ReadString());
 
     private static void Write(BinaryWriter w, StudyState s)
     {
@@ -237,7 +260,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
             w.Write(e.SeriesInstanceUid);
             w.Write(e.Sha256);
             w.Write(e.Size);
-            w.Write(e.BlobKey);
+            Write(w, e.Blob);
             WriteOpt(w, e.ContentSha256);
         }
         w.Write(s.SizeBytes);
@@ -246,14 +269,14 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         WriteOpt(w, s.StableAt);
     }
 
-    private static StudyState ReadState(BinaryReader r, bool v2)
+    private static StudyState ReadState(BinaryReader r, Format v)
     {
         string study = r.ReadString();
         var latest = r.ReadBoolean() ? ReadHeader(r) : null;
         var series = ImmutableDictionary.CreateBuilder<string, SeriesEntry>();
         for (int n = r.ReadInt32(), i = 0; i < n; i++) series.Add(r.ReadString(), new SeriesEntry(ReadHeader(r), r.ReadInt32()));
         var instances = ImmutableDictionary.CreateBuilder<string, InstanceEntry>();
-        for (int n = r.ReadInt32(), i = 0; i < n; i++) instances.Add(r.ReadString(), new InstanceEntry(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString(), v2 ? ReadOpt(r) : null));
+        for (int n = r.ReadInt32(), i = 0; i < n; i++) instances.Add(r.ReadString(), new InstanceEntry(r.ReadString(), r.ReadString(), r.ReadInt64(), ReadBlob(r, v), v.HasContentChecksums ? ReadOpt(r) : null));
         return new StudyState(study, latest, instances.ToImmutable(), series.ToImmutable(), r.ReadInt64(), ReadOptTime(r), r.ReadBoolean(), ReadOptTime(r));
     }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Ingest;
 
 namespace AkkaVna.Archive.Studies;
@@ -13,7 +14,7 @@ public enum ConflictPolicy
 }
 
 /// <summary>One archived instance as the study actor remembers it (the index holds the rest); <paramref name="ContentSha256"/> is null for instances journaled before content checksums.</summary>
-public sealed record InstanceEntry(string SeriesInstanceUid, string Sha256, long Size, string BlobKey, string? ContentSha256 = null)
+public sealed record InstanceEntry(string SeriesInstanceUid, string Sha256, long Size, BlobRef Blob, string? ContentSha256 = null)
 {
     /// <summary>Whether <paramref name="incoming"/> is this instance again: the same content (by content checksum when both have one, else the same bytes) in the same series.</summary>
     public bool IsSameAs(StoredInstance incoming) =>
@@ -59,7 +60,7 @@ public sealed record StudyState(
                 return (StoreOutcome.Rejected, events,
                     $"SOP Instance {sop} is already archived with different content (content SHA-256 {Short(existing.ContentSha256 ?? existing.Sha256)}, series {existing.SeriesInstanceUid}); the archive keeps the first (conflict policy: reject)");
             if (Stable) events.Add(new StudyReopened(StudyInstanceUid, incoming.ReceivedAt));
-            events.Add(new InstanceReplaced(incoming, existing.Sha256, existing.SeriesInstanceUid, existing.BlobKey));
+            events.Add(new InstanceReplaced(incoming, existing.Sha256, existing.SeriesInstanceUid, existing.Blob));
             return (StoreOutcome.Replaced, events, null);
         }
         if (Stable) events.Add(new StudyReopened(StudyInstanceUid, incoming.ReceivedAt));
@@ -90,7 +91,7 @@ public sealed record StudyState(
         return this with
         {
             Latest = h,
-            Instances = Instances.SetItem(h.SopInstanceUid, new InstanceEntry(h.SeriesInstanceUid, i.Sha256, i.Size, i.BlobKey, i.ContentSha256)),
+            Instances = Instances.SetItem(h.SopInstanceUid, new InstanceEntry(h.SeriesInstanceUid, i.Sha256, i.Size, i.Blob, i.ContentSha256)),
             Series = Series.SetItem(h.SeriesInstanceUid, new SeriesEntry(h, count + 1)),
             SizeBytes = SizeBytes + i.Size,
             LastReceived = LastReceived is { } last && last > i.ReceivedAt ? last : i.ReceivedAt,

@@ -33,56 +33,55 @@ public static class ArchiveVerifier
     public static async Task<VerifyReport> VerifyAsync(IArchiveIndex index, IBlobStore blobs, bool checksums, IProgress<(long Done, long Total)>? progress,
         CancellationToken cancellationToken)
     {
-        var onDisk = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var (key, length) in blobs.List()) onDisk[key] = length;
+        var stored = new Dictionary<BlobRef, long>();
+        await foreach (var listing in blobs.ListAsync(cancellationToken)) stored[listing.Blob] = listing.Length;
         var total = (await index.CountAsync(cancellationToken)).Instances;
         List<string> missing = [], mismatched = [], wrongSize = [], unparseable = [];
-        var indexedKeys = new HashSet<string>(StringComparer.Ordinal);
+        var indexedBlobs = new HashSet<BlobRef>();
         long indexed = 0, verified = 0;
         await foreach (var row in index.ListInstancesAsync(null, cancellationToken))
         {
             indexed++;
-            indexedKeys.Add(row.BlobKey);
-            if (!onDisk.TryGetValue(row.BlobKey, out var length))
+            indexedBlobs.Add(row.Blob);
+            if (indexed % 256 == 0) progress?.Report((indexed, Math.Max(total, indexed)));
+            if (!stored.TryGetValue(row.Blob, out var length))
             {
-                if (!blobs.Exists(row.BlobKey)) missing.Add($"{row.SopInstanceUid} (study {row.StudyInstanceUid}): no blob at {row.BlobKey}");
-                if (indexed % 256 == 0) progress?.Report((indexed, Math.Max(total, indexed)));
+                // Promoted after the listing? Then it is there now.
+                if (!await blobs.ExistsAsync(row.Blob, cancellationToken)) missing.Add($"{row.SopInstanceUid} (study {row.StudyInstanceUid}): no blob {row.Blob}");
                 continue;
             }
-            if (length != row.Size) wrongSize.Add($"{row.SopInstanceUid}: blob {row.BlobKey} has {length} bytes, the index says {row.Size}");
-            if (checksums)
+            if (length != row.Size) wrongSize.Add($"{row.SopInstanceUid}: blob {row.Blob} has {length} bytes, the index says {row.Size}");
+            if (!checksums) continue;
+            // One read for both: the checksum of the bytes and whether they parse as a whole data set.
+            string sha;
+            string? parseError = null;
+            await using (var content = await blobs.OpenAsync(row.Blob, cancellationToken))
+            await using (var stream = new HashingReadStream(content.OpenRead()))
             {
-                // One read for both: the checksum of the bytes and whether they parse as a whole data set.
-                string sha;
-                string? parseError = null;
-                await using (var stream = new HashingReadStream(blobs.OpenRead(row.BlobKey)))
+                try
                 {
-                    try
-                    {
-                        await Task.Run(() => DatasetInspector.InspectFile(stream), cancellationToken);
-                    }
-                    catch (DicomParseException e)
-                    {
-                        parseError = e.Message;
-                    }
-                    sha = stream.FinishHash();
+                    await Task.Run(() => DatasetInspector.InspectFile(stream), cancellationToken);
                 }
-                verified++;
-                if (sha != row.Sha256) mismatched.Add($"{row.SopInstanceUid}: blob {row.BlobKey} has SHA-256 {sha}, the index says {row.Sha256}");
-                if (parseError is not null) unparseable.Add($"{row.SopInstanceUid} (study {row.StudyInstanceUid}): blob {row.BlobKey} is not a whole data set: {parseError}");
+                catch (DicomParseException e)
+                {
+                    parseError = e.Message;
+                }
+                sha = stream.FinishHash();
             }
-            if (indexed % 256 == 0) progress?.Report((indexed, Math.Max(total, indexed)));
+            verified++;
+            if (sha != row.Sha256) mismatched.Add($"{row.SopInstanceUid}: blob {row.Blob} has SHA-256 {sha}, the index says {row.Sha256}");
+            if (parseError is not null) unparseable.Add($"{row.SopInstanceUid} (study {row.StudyInstanceUid}): blob {row.Blob} is not a whole data set: {parseError}");
         }
         progress?.Report((indexed, indexed));
-        List<string> orphans = [];
-        foreach (var key in onDisk.Keys.Where(k => !indexedKeys.Contains(k)))
+        var orphans = stored.Keys.Where(b => !indexedBlobs.Contains(b)).ToList();
+        if (orphans.Count > 0)
         {
-            // Committed after the listing? Its key names the instance: look it up again.
-            var sop = Path.GetFileNameWithoutExtension(key);
-            if (await index.FindInstanceAsync(sop, cancellationToken) is { } row && row.BlobKey == key) continue;
-            orphans.Add($"{key}: not in the index");
+            // Committed while the index was read? Read it once more: what is indexed now is no orphan.
+            await foreach (var row in index.ListInstancesAsync(null, cancellationToken)) indexedBlobs.Add(row.Blob);
+            orphans.RemoveAll(indexedBlobs.Contains);
         }
-        return new VerifyReport(indexed, onDisk.Count, verified, missing, orphans, mismatched, wrongSize, blobs.StagedCount) { Unparseable = unparseable };
+        return new VerifyReport(indexed, stored.Count, verified, missing, orphans.Select(b => $"{b}: not in the index").ToList(), mismatched, wrongSize,
+            await blobs.CountStagedAsync(cancellationToken)) { Unparseable = unparseable };
     }
 
     /// <summary>

@@ -266,7 +266,8 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         c.Response.ContentType = writer.ContentType;
         foreach (var i in instances)
         {
-            await using var blob = blobs.OpenRead(i.BlobKey);
+            await using var content = await blobs.OpenAsync(i.Blob, c.RequestAborted);
+            await using var blob = content.OpenRead();
             await writer.WritePartAsync($"application/dicom; transfer-syntax={i.TransferSyntaxUid}", blob, null, c.RequestAborted);
         }
         await writer.CompleteAsync(c.RequestAborted);
@@ -284,7 +285,8 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         foreach (var i in instances)
         {
             // Large values stay in the blob: the JSON names them by bulk data URI.
-            using var file = DicomFile.Open(blobs.FullPath(i.BlobKey), new DicomReadOptions { TempDirectory = spoolFolder });
+            await using var content = await blobs.OpenAsync(i.Blob, c.RequestAborted);
+            using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
             string instanceUrl = $"{baseUrl}/studies/{i.StudyInstanceUid}/series/{i.SeriesInstanceUid}/instances/{i.SopInstanceUid}";
             var options = new DicomJsonOptions
             {
@@ -317,7 +319,8 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         string? syntax = choice.TransferSyntax;
         if (syntax is not null && syntax != "*" && syntax != instance.TransferSyntaxUid)
             throw new WebException(406, $"the frames are stored in {instance.TransferSyntaxUid}; this archive serves them as stored (transfer-syntax=*)");
-        using var file = DicomFile.Open(blobs.FullPath(instance.BlobKey), new DicomReadOptions { TempDirectory = spoolFolder });
+        await using var content = await blobs.OpenAsync(instance.Blob, c.RequestAborted);
+        using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
         PixelDataFrames frames;
         try
         {
@@ -353,7 +356,8 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         string path = Route(c, "tag");
         if (path.Length != 8 || !uint.TryParse(path, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint tagValue))
             throw new WebException(404, $"'{path}': bulk data is served for top-level attributes (8 hex digits)");
-        using var file = DicomFile.Open(blobs.FullPath(instance.BlobKey), new DicomReadOptions { TempDirectory = spoolFolder });
+        await using var content = await blobs.OpenAsync(instance.Blob, c.RequestAborted);
+        using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
         var element = file.Dataset[new DicomTag(tagValue)] as DicomElement
             ?? throw new WebException(404, $"instance {instance.SopInstanceUid} has no value for {path} (encapsulated pixel data: ask for its frames)");
         // A value copies itself in chunks, synchronously (from its file, byte-swapped or not): allowed for this response.
@@ -392,8 +396,9 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         if (instance is null || instance.StudyInstanceUid != study || instance.SeriesInstanceUid != series)
             throw new WebException(404, $"instance {sop} of series {series} of study {study} is not in the archive");
         c.Response.ContentType = "application/dicom";
-        await using var blob = blobs.OpenRead(instance.BlobKey);
-        c.Response.ContentLength = blob.Length;
+        await using var content = await blobs.OpenAsync(instance.Blob, c.RequestAborted);
+        await using var blob = content.OpenRead();
+        c.Response.ContentLength = content.Length;
         await blob.CopyToAsync(c.Response.Body, c.RequestAborted);
     });
 

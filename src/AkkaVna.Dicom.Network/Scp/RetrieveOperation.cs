@@ -197,17 +197,40 @@ internal sealed class RetrieveOperation
     /// <summary>Sends one sub-operation; false when the receiver stopped answering (the association was aborted).</summary>
     private async Task<bool> StoreAsync(DicomAssociation target, RetrieveItem item, (string AE, ushort MessageId)? originator, CancellationToken cancellationToken)
     {
+        Buffers.IRandomAccessSource content;
         StoreFile file;
         try
         {
-            file = StoreFile.Read(item.Path);
+            content = await item.OpenAsync(cancellationToken);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DicomParseException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
         {
-            _log.LogError(e, "{Association}: cannot read archived instance {SopInstance} at {Path}", _requestor.Info, item.SopInstanceUid, item.Path);
+            _log.LogError(e, "{Association}: cannot open archived instance {SopInstance}", _requestor.Info, item.SopInstanceUid);
             await CountAsync(item, DimseStatus.UnableToProcess, "cannot read the archived instance: " + e.Message, cancellationToken);
             return true;
         }
+        try
+        {
+            try
+            {
+                file = StoreFile.Read(content);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or DicomParseException)
+            {
+                _log.LogError(e, "{Association}: cannot read archived instance {SopInstance} ({Source})", _requestor.Info, item.SopInstanceUid, content.Description);
+                await CountAsync(item, DimseStatus.UnableToProcess, "cannot read the archived instance: " + e.Message, cancellationToken);
+                return true;
+            }
+            return await StoreAsync(target, item, file, originator, cancellationToken);
+        }
+        finally
+        {
+            if (content is IAsyncDisposable disposable) await disposable.DisposeAsync();
+        }
+    }
+
+    private async Task<bool> StoreAsync(DicomAssociation target, RetrieveItem item, StoreFile file, (string AE, ushort MessageId)? originator, CancellationToken cancellationToken)
+    {
         var (context, convert) = ChooseContext(target, file);
         if (context is null)
         {
@@ -278,7 +301,7 @@ internal sealed class RetrieveOperation
     /// <summary>Writes the data set in <paramref name="syntax"/> to <paramref name="path"/>; large values are copied from the file, not loaded.</summary>
     private long Convert(StoreFile file, DicomTransferSyntax syntax, string path)
     {
-        using var source = DicomFile.Open(file.Path, new DicomReadOptions { TempDirectory = _options.TempDirectory });
+        using var source = DicomFile.Open(file.Source, new DicomReadOptions { TempDirectory = _options.TempDirectory });
         using var output = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024);
         DicomWriter.WriteDataset(output, source.Dataset, syntax);
         return output.Length;

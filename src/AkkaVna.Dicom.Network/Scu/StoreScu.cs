@@ -1,3 +1,4 @@
+using AkkaVna.Dicom.Buffers;
 using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Network.Dimse;
 using AkkaVna.Dicom.Network.Pdus;
@@ -12,9 +13,15 @@ namespace AkkaVna.Dicom.Network.Scu;
 public sealed record StoreFile(string Path, string SopClassUid, string SopInstanceUid, DicomTransferSyntax TransferSyntax, long DataSetOffset, long DataSetLength)
 {
     /// <summary>Reads what sending needs: the File Meta, and the data set's first elements when the meta lacks the UIDs.</summary>
-    public static StoreFile Read(string path)
+    /// <summary>Where the bytes are read from when sent: the file at <see cref="Path"/> unless the file was read from another source (a blob).</summary>
+    public IRandomAccessSource Source { get; init; } = new FileSource(Path);
+
+    public static StoreFile Read(string path) => Read(new FileSource(path));
+
+    /// <summary>Reads what a C-STORE needs from the start of a Part 10 file held by any random-access source (a file, a blob).</summary>
+    public static StoreFile Read(IRandomAccessSource source)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096);
+        using var fs = source.OpenRead();
         var options = new DicomReadOptions { StopBefore = t => t.Group > 0x0008 || (t.Group == 0x0008 && t.Element > 0x0018) };
         var layout = DicomFileReader.ReadLayout(fs, options);
         string? sopClass = layout.FileMetaInfo.GetString(DicomTags.MediaStorageSOPClassUID);
@@ -27,7 +34,11 @@ public sealed record StoreFile(string Path, string SopClassUid, string SopInstan
         if (string.IsNullOrEmpty(sopInstance)) throw new DicomParseException(0, "no SOP Instance UID in the File Meta or the data set");
         // The meta may name a syntax the data set is not in (the parser sniffs it); send what is really there.
         var ts = layout.TransferSyntax.IsDeflated ? layout.TransferSyntax : result.EffectiveSyntax;
-        return new StoreFile(path, sopClass, sopInstance, ts, layout.DatasetOffset, fs.Length - layout.DatasetOffset);
+        long length = source.Length;
+        return new StoreFile(source is FileSource file ? file.Path : source.Description, sopClass, sopInstance, ts, layout.DatasetOffset, length - layout.DatasetOffset)
+        {
+            Source = source,
+        };
     }
 
     /// <summary>
@@ -37,7 +48,8 @@ public sealed record StoreFile(string Path, string SopClassUid, string SopInstan
     /// </summary>
     public (Stream Source, long Length) OpenDataSet()
     {
-        var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, 256 * 1024, FileOptions.SequentialScan) { Position = DataSetOffset };
+        var fs = Source.OpenRead(); // unbuffered: each PDV's bytes are read straight into the send buffer
+        fs.Position = DataSetOffset;
         return TransferSyntax.IsDeflated && DataSetLength % 2 == 1 ? (new PaddedStream(fs, DataSetLength), DataSetLength + 1) : (fs, DataSetLength);
     }
 }

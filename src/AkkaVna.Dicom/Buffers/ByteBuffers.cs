@@ -30,12 +30,37 @@ public sealed class MemoryByteBuffer(ReadOnlyMemory<byte> data) : IByteBuffer
     public void CopyTo(Stream destination) => destination.Write(data.Span);
 }
 
-/// <summary>A value that stays in its source file: (path, offset, length). Nothing is read until asked.</summary>
-public sealed class FileByteBuffer(string path, long offset, long length) : IByteBuffer
+/// <summary>
+/// Bytes that can be read from any offset without holding them: a file, an object in a blob store (ranged reads). Values
+/// of a data set read from one stay in it (<see cref="SourceByteBuffer"/>), so a 2 GB pixel data element costs no memory.
+/// </summary>
+public interface IRandomAccessSource
+{
+    long Length { get; }
+
+    /// <summary>A new seekable stream over the bytes, positioned at the start; each reader opens its own.</summary>
+    Stream OpenRead();
+
+    /// <summary>Where the bytes are, for messages (a path, a blob key).</summary>
+    string Description { get; }
+}
+
+/// <summary>A file as a random-access source.</summary>
+public sealed class FileSource(string path) : IRandomAccessSource
+{
+    public string Path { get; } = path;
+    public long Length => new FileInfo(Path).Length;
+    public string Description => Path;
+
+    public Stream OpenRead() => new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+}
+
+/// <summary>A value that stays in its source: (source, offset, length). Nothing is read until asked.</summary>
+public class SourceByteBuffer(IRandomAccessSource source, long offset, long length) : IByteBuffer
 {
     public const int MaxInMemory = 256 * 1024 * 1024;
 
-    public string Path { get; } = path;
+    public IRandomAccessSource Source { get; } = source;
     public long Offset { get; } = offset;
     public long Length { get; } = length;
     public bool IsMemory => false;
@@ -46,25 +71,25 @@ public sealed class FileByteBuffer(string path, long offset, long length) : IByt
         {
             if (Length > MaxInMemory) throw new InvalidOperationException($"Value of {Length} bytes is too large to load into memory; stream it with CopyTo.");
             var bytes = new byte[Length];
-            using var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
-            fs.Position = Offset;
-            fs.ReadExactly(bytes);
+            using var stream = Source.OpenRead();
+            stream.Position = Offset;
+            stream.ReadExactly(bytes);
             return bytes;
         }
     }
 
     public void CopyTo(Stream destination)
     {
-        using var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-        fs.Position = Offset;
+        using var stream = Source.OpenRead();
+        stream.Position = Offset;
         byte[] chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(81920);
         try
         {
             long left = Length;
             while (left > 0)
             {
-                int n = fs.Read(chunk, 0, (int)Math.Min(chunk.Length, left));
-                if (n == 0) throw new EndOfStreamException($"{Path} ends before offset {Offset + Length}.");
+                int n = stream.Read(chunk, 0, (int)Math.Min(chunk.Length, left));
+                if (n == 0) throw new EndOfStreamException($"{Source.Description} ends before offset {Offset + Length}.");
                 destination.Write(chunk, 0, n);
                 left -= n;
             }
@@ -74,6 +99,12 @@ public sealed class FileByteBuffer(string path, long offset, long length) : IByt
             System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
         }
     }
+}
+
+/// <summary>A value that stays in its source file: (path, offset, length). Nothing is read until asked.</summary>
+public sealed class FileByteBuffer(string path, long offset, long length) : SourceByteBuffer(new FileSource(path), offset, length)
+{
+    public string Path { get; } = path;
 }
 
 /// <summary>A big endian source value presented little endian: swaps each unit of 2, 4 or 8 bytes as it is read.</summary>

@@ -128,10 +128,17 @@ public sealed class DicomDatasetBuilder(DicomDataset root, ILargeValueStore larg
     }
 }
 
-/// <summary>Large values of a seekable, non-deflated file stay in the file; nothing is copied.</summary>
-public sealed class InPlaceLargeValues(string path, ILargeValueStore fallback) : ILargeValueStore
+/// <summary>Large values of a seekable, non-deflated source stay in the source (a file, a blob); nothing is copied.</summary>
+public sealed class InPlaceLargeValues(IRandomAccessSource source, ILargeValueStore fallback) : ILargeValueStore
 {
-    public IByteBuffer? Locate(in DicomElementHeader header) => new FileByteBuffer(path, header.ValueOffset, header.Length);
+    public InPlaceLargeValues(string path, ILargeValueStore fallback) : this(new FileSource(path), fallback)
+    {
+    }
+
+    public IByteBuffer? Locate(in DicomElementHeader header) => source is FileSource file
+        ? new FileByteBuffer(file.Path, header.ValueOffset, header.Length)
+        : new SourceByteBuffer(source, header.ValueOffset, header.Length);
+
     public ILargeValueWriter Begin(in DicomElementHeader header) => fallback.Begin(header);
 }
 

@@ -46,14 +46,20 @@ public sealed class DicomFile : IDisposable
     /// <summary>Offset where the reader stopped (the tag of the element it did not read), or the end.</summary>
     public long EndOffset { get; init; }
 
-    public static DicomFile Open(string path, DicomReadOptions? options = null)
+    public static DicomFile Open(string path, DicomReadOptions? options = null) => Open(new FileSource(path), options);
+
+    /// <summary>
+    /// Reads a Part 10 file from any random-access source (a file, a blob): small values are loaded, large ones stay in
+    /// the source (which must stay readable while they are used) or, deflated, are spooled to temporary files.
+    /// </summary>
+    public static DicomFile Open(IRandomAccessSource source, DicomReadOptions? options = null)
     {
         options ??= new DicomReadOptions();
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        using var fs = source.OpenRead();
         var layout = DicomFileReader.ReadLayout(fs, options);
         var dataset = new DicomDataset();
         var temp = new TempFileLargeValues(options.TempDirectory);
-        ILargeValueStore store = layout.TransferSyntax.IsDeflated ? temp : new InPlaceLargeValues(path, temp);
+        ILargeValueStore store = layout.TransferSyntax.IsDeflated ? temp : new InPlaceLargeValues(source, temp);
         var builder = new DicomDatasetBuilder(dataset, store);
         try
         {

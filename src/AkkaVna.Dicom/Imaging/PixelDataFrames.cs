@@ -288,7 +288,7 @@ public sealed class PixelDataFrames
     {
         if (value.Length > MaxInMemoryBytes)
             throw new PixelDataException($"the {what} holds {value.Length} bytes, more than the {MaxInMemoryBytes} bytes an offset table may take");
-        if (value.IsMemory || value is FileByteBuffer) return value.Memory;
+        if (value.IsMemory || value is SourceByteBuffer) return value.Memory;
         using var ms = new MemoryStream((int)value.Length);
         value.CopyTo(ms);
         return ms.ToArray();
@@ -497,12 +497,12 @@ internal readonly record struct ValueRange(IByteBuffer Buffer, long Offset, long
             throw new PixelDataException($"bytes {range.Offset}..{range.Offset + range.Length} lie outside a value of {range.Buffer.Length} bytes");
         switch (range.Buffer)
         {
-            case FileByteBuffer file:
-                var fs = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            case SourceByteBuffer file:
+                var fs = file.Source.OpenRead();
                 try
                 {
                     fs.Position = file.Offset + range.Offset;
-                    return new BoundedStream(fs, range.Length, $"{file.Path} ends before offset {file.Offset + range.Offset + range.Length}");
+                    return new BoundedStream(fs, range.Length, $"{file.Source.Description} ends before offset {file.Offset + range.Offset + range.Length}");
                 }
                 catch
                 {

@@ -19,13 +19,14 @@ public sealed class ArchiveServer : IDisposable
     private readonly ServerProcess _process;
 
     /// <param name="network">Run the node inside this network namespace (to reach storescp or Orthanc as move destinations).</param>
+    /// <param name="dicomPort">A fixed DICOM port (for peers in a network namespace that are configured with it); otherwise the
+    /// node takes free ports itself (0) and names them in its ready line — no port picked here can be taken by anything
+    /// else (Akka remoting's own ephemeral port, once) before the node binds it.</param>
     public ArchiveServer(string dataFolder, string? config = null, int? dicomPort = null, NetworkNamespace? network = null)
     {
         DataFolder = dataFolder;
-        DicomPort = dicomPort ?? Ports.Free();
-        HttpPort = Ports.Free();
-        var args = new List<string> { AkkaVnaCli.Dll, "serve", "--data", dataFolder, "--dicom-port", DicomPort.ToString(CultureInfo.InvariantCulture),
-            "--http-port", HttpPort.ToString(CultureInfo.InvariantCulture) };
+        var args = new List<string> { AkkaVnaCli.Dll, "serve", "--data", dataFolder, "--dicom-port", (dicomPort ?? 0).ToString(CultureInfo.InvariantCulture),
+            "--http-port", "0" };
         if (config is not null)
         {
             string path = Path.Combine(Path.GetDirectoryName(dataFolder)!, "akka-vna-" + Guid.NewGuid().ToString("N")[..8] + ".conf");
@@ -35,6 +36,9 @@ public sealed class ArchiveServer : IDisposable
         _process = network is null
             ? new ServerProcess("dotnet", args, "akka-vna serve: ready", TimeSpan.FromSeconds(90))
             : network.Start("dotnet", args, "akka-vna serve: ready", TimeSpan.FromSeconds(90));
+        // "akka-vna serve: ready; DICOM AKKAVNA@127.0.0.1:40435, HTTP port 43663, data ..."
+        DicomPort = _process.ReadyPort("127.0.0.1:");
+        HttpPort = _process.ReadyPort("HTTP port ");
     }
 
     public string Output => _process.Output;
@@ -64,6 +68,17 @@ public sealed class ArchiveServer : IDisposable
     }
 
     public static FileSystemBlobStore OpenBlobs(string dataFolder) => new(ArchiveNode.BlobsPath(dataFolder));
+
+    /// <summary>How many promoted blobs the node's store holds.</summary>
+    public static async Task<int> CountBlobsAsync(string dataFolder)
+    {
+        int n = 0;
+        await foreach (var _ in OpenBlobs(dataFolder).ListAsync(CancellationToken.None)) n++;
+        return n;
+    }
+
+    /// <summary>Where the filesystem store of a node on <paramref name="dataFolder"/> keeps a blob (tests compare files with dcmtk and the toolkit).</summary>
+    public static string BlobPath(string dataFolder, BlobRef blob) => Path.Combine(ArchiveNode.BlobsPath(dataFolder), blob.Key);
 
     public static async Task<List<IndexedInstance>> ListAsync(IArchiveIndex index)
     {

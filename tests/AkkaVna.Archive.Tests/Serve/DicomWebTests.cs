@@ -146,7 +146,7 @@ public sealed class DicomWebTests : IAsyncLifetime
                 await File.WriteAllBytesAsync(received, body);
                 var sop = StoreFile.Read(received).SopInstanceUid;
                 var row = await index.FindInstanceAsync(sop, CancellationToken.None);
-                Assert.Equal(await File.ReadAllBytesAsync(blobs.FullPath(row!.BlobKey)), body);
+                Assert.Equal(await File.ReadAllBytesAsync(ArchiveServer.BlobPath(_server.DataFolder, row!.Blob)), body);
                 Storescu.AssertSameDataSet(_files.Single(f => f.SopInstanceUid == sop).Path, received);
             }
         }

@@ -44,8 +44,9 @@ public sealed class IngestTests(ITestOutputHelper output)
         foreach (var f in sent)
         {
             Assert.True(bySop.TryGetValue(f.SopInstanceUid, out var row), $"{f.Path} is not indexed");
-            Storescu.AssertSameDataSet(f.Path, blobs.FullPath(row.BlobKey));
-            await using var stream = blobs.OpenRead(row.BlobKey);
+            Storescu.AssertSameDataSet(f.Path, ArchiveServer.BlobPath(data, row.Blob));
+            await using var content = await blobs.OpenAsync(row.Blob, CancellationToken.None);
+            await using var stream = content.OpenRead();
             Assert.Equal(row.Sha256, Convert.ToHexStringLower(await SHA256.HashDataAsync(stream)));
         }
         await using var index = await ArchiveServer.OpenIndexAsync(data);
@@ -201,7 +202,7 @@ public sealed class IngestTests(ITestOutputHelper output)
         await using var index = await ArchiveServer.OpenIndexAsync(data);
         var rows = await ArchiveServer.ListAsync(index);
         var row = Assert.Single(rows);
-        Storescu.AssertSameDataSet(policy == "reject" ? original.Path : changed, ArchiveServer.OpenBlobs(data).FullPath(row.BlobKey));
+        Storescu.AssertSameDataSet(policy == "reject" ? original.Path : changed, ArchiveServer.BlobPath(data, row.Blob));
         Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);
     }
 
@@ -245,7 +246,7 @@ public sealed class IngestTests(ITestOutputHelper output)
         Assert.True(ok.Stored);
         await using var index = await ArchiveServer.OpenIndexAsync(data);
         Assert.Single(await ArchiveServer.ListAsync(index));
-        Assert.Equal(0, ArchiveServer.OpenBlobs(data).StagedCount);
+        Assert.Equal(0, await ArchiveServer.OpenBlobs(data).CountStagedAsync(CancellationToken.None));
         Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);
     }
 }

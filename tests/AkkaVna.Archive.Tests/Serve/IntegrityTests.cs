@@ -61,12 +61,12 @@ public sealed class IntegrityTests(ITestOutputHelper output)
             {
                 var row = Assert.Single(rows, r => r.SopInstanceUid == sop);
                 Assert.Equal(study, row.StudyInstanceUid); // the acknowledged one is the archived one
-                Storescu.AssertSameDataSet(path, blobs.FullPath(row.BlobKey));
+                Storescu.AssertSameDataSet(path, ArchiveServer.BlobPath(data, row.Blob));
                 Assert.Equal(study, (await index.FindInstanceAsync(sop, CancellationToken.None))!.StudyInstanceUid);
             }
             // The losers' studies hold nothing: no study row, no blob left.
             Assert.Equal(Tries, (await index.CountAsync(CancellationToken.None)).Studies);
-            Assert.Equal(Tries, ArchiveServer.OpenBlobs(data).List().Count());
+            Assert.Equal(Tries, await ArchiveServer.CountBlobsAsync(data));
         }
         var verify = ArchiveServer.Verify(data);
         Assert.True(verify.ExitCode == 0, verify.StdOut);
@@ -143,8 +143,8 @@ public sealed class IntegrityTests(ITestOutputHelper output)
         Assert.Empty(await ArchiveServer.ListAsync(index));
         Assert.Equal(0, (await index.CountAsync(CancellationToken.None)).Studies);
         var blobs = ArchiveServer.OpenBlobs(data);
-        Assert.Empty(blobs.List());
-        Assert.Equal(0, blobs.StagedCount);
+        Assert.Equal(0, await ArchiveServer.CountBlobsAsync(data));
+        Assert.Equal(0, await blobs.CountStagedAsync(CancellationToken.None));
         Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);
     }
 
@@ -153,9 +153,8 @@ public sealed class IntegrityTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         string folder = dir.File("received");
-        int port = Ports.Free();
-        using var receive = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "receive", "--port", port.ToString(CultureInfo.InvariantCulture), "--out", folder,
-            "--bind", "127.0.0.1"], "listening on");
+        using var receive = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "receive", "--port", "0", "--out", folder, "--bind", "127.0.0.1"], "listening on");
+        int port = receive.ReadyPort("127.0.0.1:");
         // (0008,0016) declares 26 bytes and 21 arrive: the data set ends inside its value.
         var ds = new DicomDataset();
         ds.AddString(DicomTags.SOPClassUID, DicomVR.UI, DicomUids.CTImageStorage);
@@ -201,8 +200,8 @@ public sealed class IntegrityTests(ITestOutputHelper output)
         await using var index = await ArchiveServer.OpenIndexAsync(data);
         var row = Assert.Single(await ArchiveServer.ListAsync(index));
         Assert.Equal(files[0].TransferSyntax.Uid, row.TransferSyntaxUid); // the first copy is the one kept
-        Storescu.AssertSameDataSet(explicitLe, ArchiveServer.OpenBlobs(data).FullPath(row.BlobKey));
-        Assert.Single(ArchiveServer.OpenBlobs(data).List());
+        Storescu.AssertSameDataSet(explicitLe, ArchiveServer.BlobPath(data, row.Blob));
+        Assert.Equal(1, await ArchiveServer.CountBlobsAsync(data));
         // Different content under that SOP Instance UID is still refused.
         string other = Instances.WriteInstance(dir.File("other.dcm"), study, series, sop, 16 * 1024, seed: 4);
         var refused = Storescu.Send(config, server.DicomPort, [StoreFile.Read(other)], 1, ToolTimeout, "-aet", "XXX").Single();
@@ -225,14 +224,14 @@ public sealed class IntegrityTests(ITestOutputHelper output)
         await using (var index = await ArchiveServer.OpenIndexAsync(data))
         {
             var victim = (await ArchiveServer.ListAsync(index)).First();
-            string path = ArchiveServer.OpenBlobs(data).FullPath(victim.BlobKey);
+            string path = ArchiveServer.BlobPath(data, victim.Blob);
             var bytes = File.ReadAllBytes(path);
             File.WriteAllBytes(path, bytes[..^1000]);
             var verify = ArchiveServer.Verify(data);
             output.WriteLine(verify.StdOut);
             Assert.Equal(1, verify.ExitCode);
             Assert.Contains("not whole data sets: 1", verify.StdOut, StringComparison.Ordinal);
-            Assert.Contains($"{victim.SopInstanceUid} (study {victim.StudyInstanceUid}): blob {victim.BlobKey} is not a whole data set", verify.StdOut, StringComparison.Ordinal);
+            Assert.Contains($"{victim.SopInstanceUid} (study {victim.StudyInstanceUid}): blob {victim.Blob} is not a whole data set", verify.StdOut, StringComparison.Ordinal);
             Assert.Contains("data ends inside (7FE0,0010) OW: 7192 of 8192 bytes", verify.StdOut, StringComparison.Ordinal);
         }
     }
@@ -311,7 +310,7 @@ public sealed class IntegrityTests(ITestOutputHelper output)
             await using var index = await ArchiveServer.OpenIndexAsync(data);
             var row = Assert.Single(await ArchiveServer.ListAsync(index));
             Assert.Equal(file.SopInstanceUid, row.SopInstanceUid);
-            Storescu.AssertSameDataSet(path, ArchiveServer.OpenBlobs(data).FullPath(row.BlobKey));
+            Storescu.AssertSameDataSet(path, ArchiveServer.BlobPath(data, row.Blob));
             Assert.Equal(0, again.Stop());
         }
         Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);

@@ -98,7 +98,7 @@ public sealed class MemoryTests(ITestOutputHelper output)
         await using var index = await ArchiveServer.OpenIndexAsync(data);
         var row = (await index.FindInstanceAsync(huge.SopInstanceUid, CancellationToken.None))!;
         Assert.NotNull(row);
-        string blob = ArchiveServer.OpenBlobs(data).FullPath(row.BlobKey);
+        string blob = ArchiveServer.BlobPath(data, row.Blob);
         Assert.Equal(await DataSetSha256Async(huge.Path, huge.DataSetOffset), await DataSetSha256Async(blob, StoreFile.Read(blob).DataSetOffset));
         Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);
     }

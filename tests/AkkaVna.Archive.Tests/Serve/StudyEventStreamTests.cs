@@ -41,7 +41,7 @@ public sealed class StudyEventStreamTests
             var lifecycle = events.Where(e => e is not InstanceStored).Select(e => e.GetType().Name).ToList();
             Assert.Equal(Enumerable.Range(0, lifecycle.Count).Select(i => i % 2 == 0 ? nameof(StudyStabilized) : nameof(StudyReopened)), lifecycle);
             Assert.Equal(files.Select(f => f.SopInstanceUid).Order(), stored.Select(s => s.Instance.Header.SopInstanceUid).Order());
-            Assert.All(stored, s => Assert.EndsWith(s.Instance.Header.SopInstanceUid + ".dcm", s.Instance.BlobKey, StringComparison.Ordinal));
+            Assert.All(stored, s => Assert.EndsWith(s.Instance.Header.SopInstanceUid + ".dcm", s.Instance.Blob.Key, StringComparison.Ordinal));
             Assert.IsType<StudyStabilized>(events[^1]);
             Assert.Equal(envelopes.Select(e => e.Offset).Order(), envelopes.Select(e => e.Offset));
             Assert.All(envelopes, e => Assert.StartsWith("study-", e.PersistenceId, StringComparison.Ordinal));

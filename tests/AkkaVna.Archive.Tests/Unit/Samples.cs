@@ -1,3 +1,4 @@
+using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Ingest;
 using AkkaVna.Archive.Studies;
 
@@ -16,5 +17,5 @@ internal static class Samples
 
     public static StoredInstance Instance(string sop, string sha = "aa", string series = "1.2.3.4.1", DateTimeOffset? at = null, string study = Study,
         string patientId = "P1", string? studyDate = "20260115") =>
-        new(Header(sop, series, study, patientId, studyDate), $"abc/{study}/{series}/{sop}.dcm", 1000, sha + new string('0', 62), at ?? new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero), "GATEWAY1");
+        new(Header(sop, series, study, patientId, studyDate), new BlobRef(BlobRef.PrimaryStore, $"abc/{study}/{series}/{sop}.dcm"), 1000, sha + new string('0', 62), at ?? new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero), "GATEWAY1");
 }

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Studies;
 using static AkkaVna.Archive.Tests.Unit.Samples;
 
@@ -23,12 +24,13 @@ public sealed class StudySerializerTests : IDisposable
             { new InstanceStored(Instance("1.1")), "IS" },
             { new InstanceStored(Instance("1.1") with { ContentSha256 = "cc" + new string('1', 62) }), "IS" },
             { new InstanceWithdrawn(Study, "1.2.3.4.1", "1.1", "archived in study 9.9"), "IW" },
-            { new InstanceReplaced(Instance("1.1", sha: "bb"), "aa", "1.2.3.4.1", "abc/1.2.3.4/1.2.3.4.1/1.1.dcm"), "IR" },
+            { new InstanceReplaced(Instance("1.1", sha: "bb"), "aa", "1.2.3.4.1", new BlobRef("cold", "abc/1.2.3.4/1.2.3.4.1/1.1.dcm", BlobRef.Original, "archive")), "IR" },
             { new StudyStabilized(Study, at), "SS" },
             { new StudyReopened(Study, at), "SR" },
             { new StoreInstance(Instance("1.1") with { Header = Header("1.1") with { PatientName = null, Modality = null, SeriesNumber = null } }), "CS" },
             { new StoreInstanceResult("1.1", StoreOutcome.Rejected, "why", null), "RS" },
             { new StoreInstanceResult("1.1", StoreOutcome.Duplicate, null, null, "ab12"), "RS" },
+            { new StoreInstanceResult("1.1", StoreOutcome.Replaced, null, new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm", "htj2k")), "RS" },
             { new CheckStability(Study), "CK" },
             { new GetStudySummary(Study), "GS" },
             { new StudySummary(Study, 2, 3, 4000, true, null, at, 7), "SU" },
@@ -69,6 +71,7 @@ public sealed class StudySerializerTests : IDisposable
         Assert.Null(stored.Instance.ContentSha256);
         var state = Assert.IsType<StudyState>(Serializer.FromBinary(golden["ST"], "ST"));
         Assert.Equal("aa", state.Instances["1.2.3.4.5"].Sha256);
+        Assert.Equal(new BlobRef(BlobRef.PrimaryStore, "abc/1.2.3/1.2.3.4/1.2.3.4.5.dcm"), state.Instances["1.2.3.4.5"].Blob);
         Assert.Null(state.Instances["1.2.3.4.5"].ContentSha256);
         var result = Assert.IsType<StoreInstanceResult>(Serializer.FromBinary(golden["RS"], "RS"));
         Assert.Equal(new StoreInstanceResult("1.2.3.4.5", StoreOutcome.Duplicate), result);

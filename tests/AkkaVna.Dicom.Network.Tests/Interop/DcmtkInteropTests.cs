@@ -28,15 +28,19 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
     private static bool StorescpRefuses(StoreFile f) =>
         StorescpSyntaxRefusals.Contains(f.TransferSyntax.Uid) || f.SopClassUid == "1.2.840.10008.1.3.10" || Dictionary.DicomUidRegistry.Lookup(f.SopClassUid) is null;
 
-    private static ServerProcess StartReceive(string folder, int port, params string[] options) =>
-        new("dotnet", [AkkaVnaCli.Dll, "receive", "--port", port.ToString(CultureInfo.InvariantCulture), "--out", folder, "--bind", "127.0.0.1", "--timeout", "20", .. options], "listening on");
+    /// <summary>Starts <c>akka-vna receive</c> on a port it picks itself (0), read back from its ready line.</summary>
+    private static ServerProcess StartReceive(string folder, out int port, params string[] options)
+    {
+        var server = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "receive", "--port", "0", "--out", folder, "--bind", "127.0.0.1", "--timeout", "20", .. options], "listening on");
+        port = server.ReadyPort("127.0.0.1:");
+        return server;
+    }
 
     [Fact]
     public void Echoscu_verifies_akka_vna_receive()
     {
         using var dir = new TempDir();
-        int port = Ports.Free();
-        using var server = StartReceive(dir.Path, port);
+        using var server = StartReceive(dir.Path, out int port);
         var r = Tool.Run(Tool.Dcmtk("echoscu"), ["-v", "-aec", "AKKAVNA", "127.0.0.1", port.ToString(CultureInfo.InvariantCulture)]);
         Assert.True(r.ExitCode == 0, r.StdErr + r.StdOut);
         Assert.Contains("Received Echo Response (Success)", r.StdErr + r.StdOut);
@@ -46,8 +50,7 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
     public void Echoscu_with_an_unknown_called_AE_is_rejected_with_called_AE_not_recognized()
     {
         using var dir = new TempDir();
-        int port = Ports.Free();
-        using var server = StartReceive(dir.Path, port);
+        using var server = StartReceive(dir.Path, out int port);
         var r = Tool.Run(Tool.Dcmtk("echoscu"), ["-v", "-aec", "NOT-ME", "127.0.0.1", port.ToString(CultureInfo.InvariantCulture)]);
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("Called AE Title Not Recognized", r.StdErr + r.StdOut);
@@ -57,8 +60,7 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
     public void A_calling_AE_outside_the_allowed_list_is_rejected_with_calling_AE_not_recognized()
     {
         using var dir = new TempDir();
-        int port = Ports.Free();
-        using var server = StartReceive(dir.Path, port, "--allow-calling-ae", "GATEWAY1", "--allow-calling-ae", "GATEWAY2");
+        using var server = StartReceive(dir.Path, out int port, "--allow-calling-ae", "GATEWAY1", "--allow-calling-ae", "GATEWAY2");
         var refused = Tool.Run(Tool.Dcmtk("echoscu"), ["-v", "-aet", "INTRUDER", "-aec", "AKKAVNA", "127.0.0.1", port.ToString(CultureInfo.InvariantCulture)]);
         Assert.NotEqual(0, refused.ExitCode);
         Assert.Contains("Calling AE Title Not Recognized", refused.StdErr + refused.StdOut);
@@ -86,9 +88,8 @@ public sealed class DcmtkInteropTests(ITestOutputHelper output)
         using var dir = new TempDir();
         var files = Storescu.SendableCorpus.Value;
         string config = Storescu.WriteConfig(dir, files);
-        int port = Ports.Free();
         string received = Path.Combine(dir.Path, "received");
-        using var server = StartReceive(received, port);
+        using var server = StartReceive(received, out int port);
 
         var cannotSend = new List<string>();
         int compared = 0;

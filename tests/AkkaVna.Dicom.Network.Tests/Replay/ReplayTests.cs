@@ -126,9 +126,9 @@ public sealed class ReplayTests
     public void The_cli_holds_a_modest_rate_within_five_percent_over_thirty_seconds_and_writes_its_reports()
     {
         using var dir = new TempDir();
-        int port = Ports.Free();
-        using var receiver = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "receive", "-p", port.ToString(CultureInfo.InvariantCulture), "-o", dir.File("out"),
-            "--bind", "127.0.0.1"], readyMarker: null, TimeSpan.FromSeconds(60), readyPort: port);
+        using var receiver = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "receive", "-p", "0", "-o", dir.File("out"), "--bind", "127.0.0.1"], "listening on",
+            TimeSpan.FromSeconds(60));
+        int port = receiver.ReadyPort("127.0.0.1:");
         Directory.CreateDirectory(dir.File("out"));
         var r = AkkaVnaCli.Run(TimeSpan.FromMinutes(3), "replay", "127.0.0.1", port.ToString(CultureInfo.InvariantCulture), "generate:6,100,CT,64x64",
             "-n", "3", "-aec", "AKKAVNA", "--rate", "20", "--report", dir.File("report"));
