@@ -20,8 +20,11 @@ public sealed class FileSystemBlobStore : IBlobStore
     private readonly string _tier;
 
     /// <param name="name">The store's name in blob references (<see cref="BlobRef.PrimaryStore"/> for the one ingest writes to).</param>
-    public FileSystemBlobStore(string root, string name = BlobRef.PrimaryStore, string tier = BlobRef.DefaultTier)
+    private readonly TimeProvider _time;
+
+    public FileSystemBlobStore(string root, string name = BlobRef.PrimaryStore, string tier = BlobRef.DefaultTier, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         _root = Directory.CreateDirectory(root).FullName;
         _staging = Directory.CreateDirectory(Path.Combine(_root, StagingFolder)).FullName;
         Name = name;
@@ -91,7 +94,7 @@ public sealed class FileSystemBlobStore : IBlobStore
     public async Task<StagedRecovery> RecoverStagedAsync(Func<IBlobContent, Task<BlobRef?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken)
     {
         int promoted = 0, discarded = 0, kept = 0;
-        var cutoff = DateTime.UtcNow - olderThan;
+        var cutoff = _time.GetUtcNow().UtcDateTime - olderThan;
         foreach (var file in Directory.EnumerateFiles(_staging, "*.part"))
         {
             cancellationToken.ThrowIfCancellationRequested();

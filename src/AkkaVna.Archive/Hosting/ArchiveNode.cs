@@ -74,18 +74,19 @@ public sealed class ArchiveNode : IAsyncDisposable
         var loggerFactory = LoggerFactory.Create(logging);
         var log = loggerFactory.CreateLogger("akka-vna");
         Directory.CreateDirectory(options.DataFolder);
-        var blobs = new FileSystemBlobStore(BlobsPath(options.DataFolder));
-        var index = new SqliteArchiveIndex(IndexPath(options.DataFolder), loggerFactory.CreateLogger("index"));
+        var blobs = new FileSystemBlobStore(BlobsPath(options.DataFolder), time: options.Time);
+        var time = options.Time;
+        var index = new SqliteArchiveIndex(IndexPath(options.DataFolder), loggerFactory.CreateLogger("index"), time);
         await index.InitializeAsync(cancellationToken);
         PrepareJournal(JournalPath(options.DataFolder));
         if (await index.GetProjectionCheckpointAsync(cancellationToken) is not { } checkpoint)
         {
             // An index written before projection checkpoints existed committed every transaction synchronously: it is whole
             // as it stands, and re-projecting the whole journal (every study of the archive) would only cost time.
-            checkpoint = DateTimeOffset.UtcNow;
+            checkpoint = time.GetUtcNow();
             log.LogInformation("the index has no projection checkpoint yet (written by an earlier version, every commit synchronous): taken as up to date");
         }
-        var tracker = new ProjectionTracker();
+        var tracker = new ProjectionTracker(time);
         tracker.StartedFrom(checkpoint);
 
         AkkaLogBridge.Factory = loggerFactory;
@@ -101,15 +102,19 @@ public sealed class ArchiveNode : IAsyncDisposable
 
             var sharding = ClusterSharding.Get(system);
             var shardingSettings = ClusterShardingSettings.Create(system).WithPassivateIdleAfter(options.PassivateAfter);
-            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, options.Studies, index, tracker), shardingSettings,
+            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, options.Studies, index, tracker, time), shardingSettings,
                 new StudyMessageExtractor(options.Shards), sharding.DefaultShardAllocationStrategy(shardingSettings), StopStudy.Instance);
-            system.ActorOf(ClusterSingletonManager.Props(StabilityWatch.Props(index, studies, options.StabilityPoll), PoisonPill.Instance,
+            system.ActorOf(ClusterSingletonManager.Props(StabilityWatch.Props(index, studies, options.StabilityPoll, time), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system)), "stability-watch");
             log.LogInformation("cluster member {Address} is up; study shard region started ({Shards} shards)", cluster.SelfAddress, options.Shards);
 
             // The index is brought up to the journal, and blobs a crash left staged are settled, before any association is taken.
+            var caughtUpTo = time.GetUtcNow();
             await IndexCatchUp.RunAsync(JournalPath(options.DataFolder), checkpoint, studies, log, cancellationToken);
-            await index.MakeDurableAsync(tracker.Checkpoint(), cancellationToken);
+            await index.MakeDurableAsync(options.NodeName, tracker.Checkpoint(), cancellationToken);
+            // Checkpoints of nodes silent for a long while (crashed, not back) are covered by this catch-up: dropped.
+            var silent = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMinutes(1).Ticks, options.IndexSyncInterval.Ticks * 30));
+            await index.RecordCatchUpAsync(caughtUpTo, caughtUpTo - silent, cancellationToken);
             var (promoted, discarded, kept) = await RecoverStagedAsync(blobs, index, studies, TimeSpan.Zero, cancellationToken);
             if (promoted + discarded + kept > 0)
                 log.LogInformation("recovery: {Promoted} staged blob(s) promoted (committed before a crash), {Discarded} discarded (never acknowledged), {Kept} left for the next sweep",
@@ -122,7 +127,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             var queries = new ArchiveQueryHandler(engine, index, blobs, options.MoveDestinations, loggerFactory.CreateLogger("query"));
             var trace = options.TraceFile is { } traceFile ? new StoreTraceWriter(traceFile) : null;
             if (trace is not null) log.LogInformation("recording an ingest trace to {TraceFile}", options.TraceFile);
-            var handler = new ArchiveStoreHandler(blobs, index, studies, options.Ingest, loggerFactory.CreateLogger("ingest"), trace);
+            var handler = new ArchiveStoreHandler(blobs, index, studies, options.Ingest, loggerFactory.CreateLogger("ingest"), time, trace);
             var services = new DicomServices
             {
                 Policy = new AssociationPolicy
@@ -386,7 +391,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 await Task.Delay(Options.IndexSyncInterval, _stopping.Token);
                 try
                 {
-                    await Index.MakeDurableAsync(_tracker.Checkpoint(), _stopping.Token);
+                    await Index.MakeDurableAsync(Options.NodeName, _tracker.Checkpoint(), _stopping.Token);
                     ArchiveMetrics.StudiesBehindIndex.Set(_tracker.Behind);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
@@ -414,7 +419,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         try
         {
             // The study actors have stopped: whatever they projected is made durable with a checkpoint as late as it can be.
-            await Index.MakeDurableAsync(_tracker.Checkpoint(), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+            await Index.MakeDurableAsync(Options.NodeName, _tracker.Checkpoint(), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -9,6 +9,10 @@ namespace AkkaVna.Archive.Hosting;
 public sealed record ArchiveOptions
 {
     public required string DataFolder { get; init; }
+    /// <summary>This node's name where nodes share state (its projection checkpoint): stable across its restarts, unique in the cluster.</summary>
+    public required string NodeName { get; init; }
+    /// <summary>The clock wherever time decides something (stability, timers, checkpoints); tests give a fake one.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
     public required string AETitle { get; init; }
     public required IPAddress DicomBind { get; init; }
     public required int DicomPort { get; init; }
@@ -102,6 +106,7 @@ public sealed record ArchiveOptions
     public static readonly IReadOnlyDictionary<string, string> EnvironmentVariables = new Dictionary<string, string>
     {
         ["AKKAVNA_DATA"] = "data",
+        ["AKKAVNA_NODE_NAME"] = "node-name",
         ["AKKAVNA_AE_TITLE"] = "dicom.ae-title",
         ["AKKAVNA_DICOM_PORT"] = "dicom.port",
         ["AKKAVNA_DICOM_BIND"] = "dicom.bind",
@@ -148,6 +153,9 @@ public sealed record ArchiveOptions
         return new ArchiveOptions
         {
             DataFolder = data,
+            // The default names the machine and the data folder: stable across restarts, distinct for two nodes on one machine.
+            NodeName = c.GetString("node-name") is { Length: > 0 } name ? name
+                : $"{Environment.MachineName}:{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(data)))[..8]}",
             MaxQueryMatches = Int("query.max-matches", 1, 10_000_000),
             CaseInsensitiveNames = c.GetBoolean("query.case-insensitive-names"),
             MoveDestinations = destinations,

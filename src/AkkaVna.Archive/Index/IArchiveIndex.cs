@@ -32,20 +32,29 @@ public interface IArchiveIndex : IAsyncDisposable
     Task<IndexCommitResult> CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Makes every commit so far durable and records <paramref name="checkpoint"/>: every journal write stamped before it
-    /// is reflected by the index on disk. An adapter whose commits are durable one by one only records it.
+    /// Makes every commit so far durable and records <paramref name="node"/>'s projection checkpoint: every journal write
+    /// that node's study actors made before <paramref name="checkpoint"/> is reflected by the index on disk. Each node
+    /// keeps its own (it only knows its own writes), and a checkpoint never moves back. An adapter whose commits are
+    /// durable one by one only records it.
     /// </summary>
-    Task MakeDurableAsync(DateTimeOffset checkpoint, CancellationToken cancellationToken);
+    Task MakeDurableAsync(string node, DateTimeOffset checkpoint, CancellationToken cancellationToken);
 
     /// <summary>
-    /// The last checkpoint <see cref="MakeDurableAsync"/> recorded: the beginning of time for a new index (the node then
-    /// re-projects the whole journal, and again after a crash until a later checkpoint is recorded); null for an index
-    /// written before checkpoints existed.
+    /// Where a starting node catches up from: the earliest checkpoint of any node (another node's unprojected writes
+    /// included); the beginning of time for a new index (the whole journal is re-projected, and again after a crash until
+    /// the catch-up is recorded); null for an index written before checkpoints existed.
     /// </summary>
     Task<DateTimeOffset?> GetProjectionCheckpointAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Records a finished catch-up: everything journaled before <paramref name="caughtUpTo"/> is in the index, durably.
+    /// The checkpoints below it that no running node keeps any more — a new index's beginning, and those of nodes not
+    /// heard from since <paramref name="silentSince"/> (crashed and not back) — are dropped, so they hold no later start back.
+    /// </summary>
+    Task RecordCatchUpAsync(DateTimeOffset caughtUpTo, DateTimeOffset silentSince, CancellationToken cancellationToken);
+
     /// <summary>The journal sequence number the study's rows reflect (0 when the study is not indexed).</summary>
-    long GetWatermark(string studyInstanceUid);
+    Task<long> GetWatermarkAsync(string studyInstanceUid, CancellationToken cancellationToken);
 
     Task<StudyRecord?> GetStudyAsync(string studyInstanceUid, CancellationToken cancellationToken);
 

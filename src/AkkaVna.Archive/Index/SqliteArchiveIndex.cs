@@ -21,15 +21,18 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
     private readonly ILogger _log;
     private readonly Channel<QueuedWrite> _queue = Channel.CreateUnbounded<QueuedWrite>(new UnboundedChannelOptions { SingleReader = true });
 
-    /// <summary>One study's update, or (Update null) a durable sync recording a projection checkpoint.</summary>
-    private sealed record QueuedWrite(StudyIndexUpdate? Update, DateTimeOffset Checkpoint, TaskCompletionSource<IndexCommitResult> Done);
+    /// <summary>One study's update, or (Update null) a durable sync recording a node's projection checkpoint.</summary>
+    private sealed record QueuedWrite(StudyIndexUpdate? Update, string? Node, DateTimeOffset Checkpoint, TaskCompletionSource<IndexCommitResult> Done);
     private SqliteConnection? _writer;
     private Task? _writerLoop;
 
-    public SqliteArchiveIndex(string path, ILogger log)
+    private readonly TimeProvider _time;
+
+    public SqliteArchiveIndex(string path, ILogger log, TimeProvider? time = null)
     {
         _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
         _log = log;
+        _time = time ?? TimeProvider.System;
     }
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
@@ -43,8 +46,11 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         Migrate(_writer);
         // A new index (no study, no checkpoint) reflects nothing of the journal yet: its checkpoint is the beginning, durably,
         // so a rebuild cut short by a crash starts over. Only an index from before checkpoints has studies and none.
-        using (var fresh = Command(_writer, "INSERT INTO node_state (key, value) SELECT $k, $v WHERE NOT EXISTS (SELECT 1 FROM studies) ON CONFLICT (key) DO NOTHING",
-            ("$k", CheckpointKey), ("$v", DateTimeOffset.UnixEpoch.UtcTicks)))
+        using (var fresh = Command(_writer, """
+            INSERT INTO node_state (key, value) SELECT $k, $v
+            WHERE NOT EXISTS (SELECT 1 FROM studies) AND NOT EXISTS (SELECT 1 FROM node_state WHERE key LIKE 'checkpoint:%')
+            ON CONFLICT (key) DO NOTHING
+            """, ("$k", CheckpointPrefix + "(new index)"), ("$v", DateTimeOffset.UnixEpoch.UtcTicks)))
             fresh.ExecuteNonQuery();
         Execute(_writer, "PRAGMA synchronous=NORMAL;");
         _writerLoop = Task.Run(WriteLoopAsync, CancellationToken.None);
@@ -94,7 +100,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         ) WITHOUT ROWID;
         """;
 
-    private const string CheckpointKey = "projection_checkpoint";
+    /// <summary>node_state keys of the projection checkpoints: one per node, and one for a new index until its first catch-up.</summary>
+    private const string CheckpointPrefix = "checkpoint:";
 
     /// <summary>
     /// The schema's versions: each step applied once, in order, in one transaction with its version row. An index written
@@ -108,6 +115,11 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             ALTER TABLE instances ADD COLUMN blob_store TEXT NOT NULL DEFAULT 'primary';
             ALTER TABLE instances ADD COLUMN blob_representation TEXT NOT NULL DEFAULT 'original';
             ALTER TABLE instances ADD COLUMN blob_tier TEXT NOT NULL DEFAULT 'default';
+            """),
+        // Projection checkpoints per node (the one checkpoint of a single node becomes a node's of its own).
+        (3, """
+            UPDATE node_state SET key = 'checkpoint:(before per-node checkpoints)' WHERE key = 'projection_checkpoint';
+            ALTER TABLE node_state ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
             """),
     ];
 
@@ -124,7 +136,9 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             using var old = Command(c, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'instances'");
             if ((long)old.ExecuteScalar()! > 0)
             {
-                Record(c, null, 1); // an index from before versions: it has the version 1 tables
+                // An index from before versions has the version 1 tables (creating any missing is harmless: IF NOT EXISTS).
+                Execute(c, Schema);
+                Record(c, null, 1);
                 current = 1;
             }
         }
@@ -158,21 +172,37 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         cmd.ExecuteNonQuery();
     }
 
-    public Task<IndexCommitResult> CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken) => Enqueue(update, default, cancellationToken);
+    public Task<IndexCommitResult> CommitAsync(StudyIndexUpdate update, CancellationToken cancellationToken) => Enqueue(update, null, default, cancellationToken);
 
-    public Task MakeDurableAsync(DateTimeOffset checkpoint, CancellationToken cancellationToken) => Enqueue(null, checkpoint, cancellationToken);
+    public Task MakeDurableAsync(string node, DateTimeOffset checkpoint, CancellationToken cancellationToken) => Enqueue(null, node, checkpoint, cancellationToken);
 
     public async Task<DateTimeOffset?> GetProjectionCheckpointAsync(CancellationToken cancellationToken)
     {
         await using var c = Open();
-        await using var cmd = Command(c, "SELECT value FROM node_state WHERE key = $k", ("$k", CheckpointKey));
+        // The earliest node checkpoint; with none left (every node's dropped after a catch-up), the last catch-up.
+        await using var cmd = Command(c, """
+            SELECT COALESCE((SELECT MIN(value) FROM node_state WHERE key LIKE 'checkpoint:%'), (SELECT value FROM node_state WHERE key = 'caught_up'))
+            """);
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
     }
 
-    private Task<IndexCommitResult> Enqueue(StudyIndexUpdate? update, DateTimeOffset checkpoint, CancellationToken cancellationToken)
+    public async Task RecordCatchUpAsync(DateTimeOffset caughtUpTo, DateTimeOffset silentSince, CancellationToken cancellationToken)
+    {
+        // The catch-up's index commits are made durable first; then the checkpoints it covered for nodes that are gone.
+        await Enqueue(null, null, caughtUpTo, cancellationToken).ConfigureAwait(false);
+        await using var c = Open();
+        await using var cmd = Command(c, """
+            INSERT INTO node_state (key, value) VALUES ('caught_up', $v) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value);
+            DELETE FROM node_state WHERE key LIKE 'checkpoint:%' AND value < $v
+                AND (key IN ('checkpoint:(new index)', 'checkpoint:(before per-node checkpoints)') OR updated_at < $silent);
+            """, ("$v", caughtUpTo.UtcTicks), ("$silent", silentSince.UtcTicks));
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private Task<IndexCommitResult> Enqueue(StudyIndexUpdate? update, string? node, DateTimeOffset checkpoint, CancellationToken cancellationToken)
     {
         var done = new TaskCompletionSource<IndexCommitResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_queue.Writer.TryWrite(new QueuedWrite(update, checkpoint, done))) done.SetException(new ObjectDisposedException(nameof(SqliteArchiveIndex)));
+        if (!_queue.Writer.TryWrite(new QueuedWrite(update, node, checkpoint, done))) done.SetException(new ObjectDisposedException(nameof(SqliteArchiveIndex)));
         return done.Task.WaitAsync(cancellationToken);
     }
 
@@ -192,7 +222,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         }
     }
 
-    /// <summary>Commits with an fsync of the WAL (every earlier commit included) and records the latest checkpoint asked for.</summary>
+    /// <summary>Commits with an fsync of the WAL (every earlier commit included) and records the latest checkpoint asked for, per node.</summary>
     private void Sync(List<QueuedWrite> syncs)
     {
         try
@@ -200,9 +230,24 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             Execute(_writer!, "PRAGMA synchronous=FULL;");
             try
             {
-                using var cmd = Command(_writer!, "INSERT INTO node_state (key, value) VALUES ($k, $v) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-                    ("$k", CheckpointKey), ("$v", syncs.Max(w => w.Checkpoint).UtcTicks));
-                cmd.ExecuteNonQuery();
+                // One committing transaction under synchronous=FULL syncs the WAL, and with it every commit before it.
+                using var tx = _writer!.BeginTransaction();
+                foreach (var node in syncs.Where(w => w.Node is not null).GroupBy(w => w.Node!))
+                {
+                    using var cmd = Command(_writer!, """
+                        INSERT INTO node_state (key, value, updated_at) VALUES ($k, $v, $now)
+                        ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value), updated_at = excluded.updated_at
+                        """, ("$k", CheckpointPrefix + node.Key), ("$v", node.Max(w => w.Checkpoint).UtcTicks), ("$now", _time.GetUtcNow().UtcTicks));
+                    cmd.Transaction = tx;
+                    cmd.ExecuteNonQuery();
+                }
+                using (var touch = Command(_writer!, "INSERT INTO node_state (key, value) VALUES ('last_sync', $now) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                           ("$now", _time.GetUtcNow().UtcTicks)))
+                {
+                    touch.Transaction = tx; // a write, so the commit syncs even when no checkpoint is recorded
+                    touch.ExecuteNonQuery();
+                }
+                tx.Commit();
             }
             finally
             {
@@ -423,11 +468,11 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         return cmd;
     }
 
-    public long GetWatermark(string studyInstanceUid)
+    public async Task<long> GetWatermarkAsync(string studyInstanceUid, CancellationToken cancellationToken)
     {
-        using var c = Open();
-        using var cmd = Command(c, "SELECT journal_seq FROM studies WHERE study_uid = $s", ("$s", studyInstanceUid));
-        return cmd.ExecuteScalar() is long seq ? seq : 0;
+        await using var c = Open();
+        await using var cmd = Command(c, "SELECT journal_seq FROM studies WHERE study_uid = $s", ("$s", studyInstanceUid));
+        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long seq ? seq : 0;
     }
 
     private const string StudyColumns = """

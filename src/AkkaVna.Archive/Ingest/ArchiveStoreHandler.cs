@@ -34,10 +34,12 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
     private readonly IngestSettings _settings;
     private readonly ILogger _log;
     private readonly StoreTraceWriter? _trace;
+    private readonly TimeProvider _time;
 
     /// <param name="trace">Where to record each C-STORE (time, AE titles, study, size, latency to commit, status) for replay; null: off.</param>
-    public ArchiveStoreHandler(IBlobStore blobs, IArchiveIndex index, IActorRef studies, IngestSettings settings, ILogger log, StoreTraceWriter? trace = null)
+    public ArchiveStoreHandler(IBlobStore blobs, IArchiveIndex index, IActorRef studies, IngestSettings settings, ILogger log, TimeProvider time, StoreTraceWriter? trace = null)
     {
+        _time = time;
         _blobs = blobs;
         _index = index;
         _studies = studies;
@@ -147,7 +149,7 @@ public sealed class ArchiveStoreHandler : ICStoreHandler
                     $"SOP Instance {header.SopInstanceUid} is already archived in study {elsewhere.StudyInstanceUid}, not {header.StudyInstanceUid}; the archive keeps the first");
             Phase("lookup", ref started);
             var key = owner._blobs.RefFor(header.StudyInstanceUid, header.SeriesInstanceUid, header.SopInstanceUid);
-            var instance = new StoredInstance(header, key, writer.Length, sha, DateTimeOffset.UtcNow, request.Association.CallingAE)
+            var instance = new StoredInstance(header, key, writer.Length, sha, owner._time.GetUtcNow(), request.Association.CallingAE)
             {
                 ContentSha256 = inspection.ContentSha256,
             };

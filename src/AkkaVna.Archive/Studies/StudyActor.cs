@@ -2,13 +2,20 @@ using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Event;
 using Akka.Persistence;
+using Akka.Persistence.Query;
+using Akka.Streams;
+using Akka.Streams.Dsl;
 using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Index;
 
 namespace AkkaVna.Archive.Studies;
 
 /// <summary>How study actors behave (from the <c>akka-vna.archive.studies</c> configuration).</summary>
-public sealed record StudySettings(TimeSpan QuietPeriod, ConflictPolicy ConflictPolicy, int SnapshotEvery, int MaxBatch);
+public sealed record StudySettings(TimeSpan QuietPeriod, ConflictPolicy ConflictPolicy, int SnapshotEvery, int MaxBatch)
+{
+    /// <summary>The read journal that gives a recovering actor the events between the index's watermark and a later snapshot.</summary>
+    public string ReadJournalPluginId { get; init; } = "akka.persistence.query.journal.sql";
+}
 
 /// <summary>
 /// One study, sharded by Study Instance UID. It <em>coalesces</em>: instances that arrive while a commit is in flight are
@@ -30,13 +37,21 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private sealed record Indexed(IReadOnlyList<Pending> Batch, int EventCount, long SequenceNr, IReadOnlyList<LocationConflict> Conflicts);
     private sealed record IndexFailed(IReadOnlyList<Pending> Batch, Exception Cause);
     private sealed class RetryIndex { public static readonly RetryIndex Instance = new(); }
+    private sealed record WatermarkLoaded(long SequenceNr);
+    private sealed record WatermarkFailed(Exception Cause);
+    private sealed class RetryWatermark { public static readonly RetryWatermark Instance = new(); }
+    private sealed record MissedEventsLoaded(IReadOnlyList<IStudyEvent> Events);
 
     private readonly string _studyUid;
     private readonly StudySettings _settings;
     private readonly IArchiveIndex _index;
     private readonly ProjectionTracker _tracker;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly long _watermarkAtStart;
+    private readonly TimeProvider _time;
+    /// <summary>Events replayed after the snapshot, with their sequence numbers: those past the index's watermark are re-projected.</summary>
+    private readonly List<(long SequenceNr, IStudyEvent Event)> _replayed = [];
+    private long _watermark;
+    private bool _ready;
     private StudyState _committed, _decided;
     private readonly List<IStudyEvent> _unindexed = [];
     /// <summary>Instances withdrawn since the last answered batch (their SOP Instance UID is archived in another study), with why.</summary>
@@ -47,25 +62,32 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private long _lastSnapshotSeq;
     private TimeSpan _retryDelay = TimeSpan.FromMilliseconds(500);
 
-    public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker)
+    public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time)
     {
         _studyUid = studyInstanceUid;
         _settings = settings;
         _index = index;
         _tracker = tracker;
+        _time = time;
         _committed = _decided = StudyState.Empty(studyInstanceUid);
-        _watermarkAtStart = index.GetWatermark(studyInstanceUid);
     }
 
-    public static Props Props(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker) =>
-        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index, tracker));
+    public static Props Props(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time) =>
+        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index, tracker, time));
 
     public static string PersistenceIdFor(string studyInstanceUid) => "study-" + studyInstanceUid;
 
     public override string PersistenceId => PersistenceIdFor(_studyUid);
 
-    /// <summary>Only snapshots the index already reflects: every event after one is replayed and re-projected if needed.</summary>
-    public override Recovery Recovery => new(new SnapshotSelectionCriteria(_watermarkAtStart));
+    protected override void PreStart()
+    {
+        // The index's watermark is read while the journal replays: neither waits for the other, and no database call blocks the actor.
+        LoadWatermark();
+        base.PreStart();
+    }
+
+    private void LoadWatermark() =>
+        _index.GetWatermarkAsync(_studyUid, CancellationToken.None).PipeTo(Self, success: w => new WatermarkLoaded(w), failure: e => new WatermarkFailed(e));
 
     protected override void OnRecover(object message)
     {
@@ -77,30 +99,82 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 break;
             case IStudyEvent e:
                 _committed = _committed.Apply(e);
-                if (LastSequenceNr > _watermarkAtStart) _unindexed.Add(e);
+                _replayed.Add((LastSequenceNr, e));
                 break;
             case RecoveryCompleted:
                 _decided = _committed;
-                if (_unindexed.Count > 0)
-                {
-                    _log.Info("study {0}: re-projecting {1} event(s) the index missed (index at {2}, journal at {3})", _studyUid, _unindexed.Count, _watermarkAtStart, LastSequenceNr);
-                    _tracker.Recovered(_studyUid);
-                    _forceIndex = true;
-                    Flush();
-                }
                 break;
         }
     }
 
+    /// <summary>
+    /// Recovered, and the index's watermark known: what the journal holds past it is re-projected. A snapshot later than
+    /// the watermark (the index lost commits, or was deleted) did not replay the events between them: those are read
+    /// from the read journal first. Commands wait (stashed) until then.
+    /// </summary>
+    private void OnWatermark(long watermark)
+    {
+        _watermark = watermark;
+        if (_lastSnapshotSeq > watermark)
+        {
+            var query = PersistenceQuery.Get(Context.System).ReadJournalFor<ICurrentEventsByPersistenceIdQuery>(_settings.ReadJournalPluginId);
+            query.CurrentEventsByPersistenceId(PersistenceId, watermark + 1, _lastSnapshotSeq)
+                .Select(envelope => (IStudyEvent)envelope.Event)
+                .RunWith(Sink.Seq<IStudyEvent>(), Context.Materializer())
+                .PipeTo(Self, success: events => new MissedEventsLoaded(events), failure: e => new WatermarkFailed(e));
+            return;
+        }
+        Ready(_replayed.Where(r => r.SequenceNr > watermark).Select(r => r.Event));
+    }
+
+    private void Ready(IEnumerable<IStudyEvent> unindexed)
+    {
+        _unindexed.AddRange(unindexed);
+        _replayed.Clear();
+        _ready = true;
+        if (_unindexed.Count > 0)
+        {
+            _log.Info("study {0}: re-projecting {1} event(s) the index missed (index at {2}, journal at {3})", _studyUid, _unindexed.Count, _watermark, LastSequenceNr);
+            _tracker.Recovered(_studyUid);
+            _forceIndex = true;
+            Flush();
+        }
+        Stash.UnstashAll();
+    }
+
     protected override void OnCommand(object message)
     {
+        if (!_ready)
+        {
+            switch (message)
+            {
+                case WatermarkLoaded loaded:
+                    OnWatermark(loaded.SequenceNr);
+                    break;
+                case MissedEventsLoaded missed:
+                    Ready(missed.Events.Concat(_replayed.Select(r => r.Event)));
+                    break;
+                case WatermarkFailed failed:
+                    _log.Warning("study {0}: cannot read the index's watermark or the journal ({1}); trying again in {2}", _studyUid, failed.Cause.Message, _retryDelay);
+                    Timers.StartSingleTimer(RetryWatermark.Instance, RetryWatermark.Instance, _retryDelay);
+                    _retryDelay = TimeSpan.FromTicks(Math.Min(_retryDelay.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                    break;
+                case RetryWatermark:
+                    LoadWatermark();
+                    break;
+                default:
+                    Stash.Stash();
+                    break;
+            }
+            return;
+        }
         switch (message)
         {
             case StoreInstance cmd:
                 OnStore(cmd);
                 break;
             case CheckStability:
-                if (_decided.DecideStability(DateTimeOffset.UtcNow, _settings.QuietPeriod) is { } stable)
+                if (_decided.DecideStability(_time.GetUtcNow(), _settings.QuietPeriod) is { } stable)
                 {
                     _decided = _decided.Apply(stable);
                     _pending.Add(new Pending(null, null, StoreOutcome.Stored, null, null, [stable]));

@@ -45,7 +45,7 @@ public sealed class StabilityWatch : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public StabilityWatch(IArchiveIndex index, IActorRef studies, TimeSpan pollInterval)
+    public StabilityWatch(IArchiveIndex index, IActorRef studies, TimeSpan pollInterval, TimeProvider time)
     {
         var askAgainAfter = TimeSpan.FromSeconds(30);
         bool polling = false;
@@ -53,13 +53,13 @@ public sealed class StabilityWatch : ReceiveActor, IWithTimers
         {
             if (polling) return;
             polling = true;
-            index.DueForStabilityAsync(DateTimeOffset.UtcNow, 512, CancellationToken.None).PipeTo(Self,
+            index.DueForStabilityAsync(time.GetUtcNow(), 512, CancellationToken.None).PipeTo(Self,
                 success: list => new Due(list), failure: e => new Status.Failure(e));
         });
         Receive<Due>(due =>
         {
             polling = false;
-            var now = DateTimeOffset.UtcNow;
+            var now = time.GetUtcNow();
             foreach (var uid in due.Studies)
             {
                 if (_asked.TryGetValue(uid, out var at) && now - at < askAgainAfter) continue;
@@ -77,6 +77,6 @@ public sealed class StabilityWatch : ReceiveActor, IWithTimers
         Timers.StartPeriodicTimer(Tick.Instance, Tick.Instance, pollInterval);
     }
 
-    public static Props Props(IArchiveIndex index, IActorRef studies, TimeSpan pollInterval) =>
-        Akka.Actor.Props.Create(() => new StabilityWatch(index, studies, pollInterval));
+    public static Props Props(IArchiveIndex index, IActorRef studies, TimeSpan pollInterval, TimeProvider time) =>
+        Akka.Actor.Props.Create(() => new StabilityWatch(index, studies, pollInterval, time));
 }

@@ -142,7 +142,7 @@ public sealed class DurabilityTests(ITestOutputHelper output)
                 DELETE FROM patient_studies WHERE study_uid = $s; DELETE FROM date_studies WHERE study_uid = $s; DELETE FROM series WHERE study_uid = $s;
                 DELETE FROM instances WHERE study_uid = $s; DELETE FROM instance_locations WHERE study_uid = $s; DELETE FROM stability_timers WHERE study_uid = $s;
                 DELETE FROM studies WHERE study_uid = $s;
-                UPDATE node_state SET value = $t WHERE key = 'projection_checkpoint';
+                UPDATE node_state SET value = $t WHERE key LIKE 'checkpoint:%';
                 """;
             cmd.Parameters.AddWithValue("$s", secondStudy);
             cmd.Parameters.AddWithValue("$t", beforeSecond.UtcTicks);

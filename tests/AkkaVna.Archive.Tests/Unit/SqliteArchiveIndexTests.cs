@@ -44,8 +44,11 @@ public sealed class SqliteArchiveIndexTests : IAsyncLifetime
         await _index.InitializeAsync(CancellationToken.None); // a restart before any sync (a rebuild cut short): still the beginning
         Assert.Equal(DateTimeOffset.UnixEpoch, await _index.GetProjectionCheckpointAsync(CancellationToken.None));
         var later = new DateTimeOffset(2026, 11, 22, 12, 0, 0, TimeSpan.Zero);
-        await _index.MakeDurableAsync(later, CancellationToken.None);
-        await _index.MakeDurableAsync(later.AddHours(-1), CancellationToken.None); // never moves back
+        await _index.MakeDurableAsync("node-a", later, CancellationToken.None);
+        await _index.MakeDurableAsync("node-a", later.AddHours(-1), CancellationToken.None); // never moves back
+        // The new index's beginning holds until a catch-up is recorded.
+        Assert.Equal(DateTimeOffset.UnixEpoch, await _index.GetProjectionCheckpointAsync(CancellationToken.None));
+        await _index.RecordCatchUpAsync(later, later.AddMinutes(-1), CancellationToken.None);
         Assert.Equal(later, await _index.GetProjectionCheckpointAsync(CancellationToken.None));
     }
 
@@ -55,8 +58,8 @@ public sealed class SqliteArchiveIndexTests : IAsyncLifetime
         await _index.CommitAsync(UpdateFor(Study, 2, false, Instance("1.1"), Instance("1.2", series: "1.2.3.4.2")), CancellationToken.None);
         var study = await _index.GetStudyAsync(Study, CancellationToken.None);
         Assert.Equal((2, 2, "P1", "HOSP-A", 2L, false), (study!.SeriesCount, study.InstanceCount, study.PatientId, study.IssuerOfPatientId, study.JournalSequenceNr, study.Stable));
-        Assert.Equal(2, _index.GetWatermark(Study));
-        Assert.Equal(0, _index.GetWatermark("9.9"));
+        Assert.Equal(2, await _index.GetWatermarkAsync(Study, CancellationToken.None));
+        Assert.Equal(0, await _index.GetWatermarkAsync("9.9", CancellationToken.None));
         Assert.Equal([Study], await _index.StudiesOfPatientAsync("P1", "HOSP-A", CancellationToken.None));
         Assert.Empty(await _index.StudiesOfPatientAsync("P1", "", CancellationToken.None)); // the issuer qualifies the patient
         Assert.Equal([Study], await _index.StudiesInMonthAsync("202601", CancellationToken.None));
@@ -105,7 +108,7 @@ public sealed class SqliteArchiveIndexTests : IAsyncLifetime
         Assert.Empty(await _index.StudiesInMonthAsync("202601", CancellationToken.None));
         Assert.Equal([Study], await _index.StudiesInMonthAsync("none", CancellationToken.None));
         await _index.CommitAsync(UpdateFor(Study, 2, false, Instance("1.1", patientId: "P9")), CancellationToken.None);
-        Assert.Equal(("P2", 3L), ((await _index.GetStudyAsync(Study, CancellationToken.None))!.PatientId, _index.GetWatermark(Study)));
+        Assert.Equal(("P2", 3L), ((await _index.GetStudyAsync(Study, CancellationToken.None))!.PatientId, await _index.GetWatermarkAsync(Study, CancellationToken.None)));
     }
 
     [Fact]
@@ -145,5 +148,68 @@ public sealed class SqliteArchiveIndexTests : IAsyncLifetime
         Assert.Equal(owner, loser.Conflicts[0].StudyInstanceUid);
         Assert.All(await Task.WhenAll(others), r => Assert.Empty(r.Conflicts));
         Assert.Equal(new IndexCounts(21, 21, 21, 21_000), await _index.CountAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Each_node_keeps_its_own_checkpoint_and_a_start_catches_up_from_the_earliest()
+    {
+        var t0 = new DateTimeOffset(2026, 12, 1, 8, 0, 0, TimeSpan.Zero);
+        await _index.RecordCatchUpAsync(t0, t0, CancellationToken.None); // the new index's first catch-up
+        await _index.MakeDurableAsync("node-a", t0.AddMinutes(10), CancellationToken.None);
+        await _index.MakeDurableAsync("node-b", t0.AddMinutes(3), CancellationToken.None); // b has older unprojected writes
+        Assert.Equal(t0.AddMinutes(3), await _index.GetProjectionCheckpointAsync(CancellationToken.None));
+        // a's checkpoint moving on never passes b's writes.
+        await _index.MakeDurableAsync("node-a", t0.AddMinutes(20), CancellationToken.None);
+        Assert.Equal(t0.AddMinutes(3), await _index.GetProjectionCheckpointAsync(CancellationToken.None));
+        // A catch-up covers b's writes, but b was heard from just now: its checkpoint stays (b moves it itself).
+        await _index.RecordCatchUpAsync(t0.AddMinutes(30), DateTimeOffset.UnixEpoch, CancellationToken.None);
+        Assert.Equal(t0.AddMinutes(3), await _index.GetProjectionCheckpointAsync(CancellationToken.None));
+        // A node silent since before the cut-off is gone: a catch-up that covers its checkpoint drops it.
+        await _index.RecordCatchUpAsync(t0.AddMinutes(30), DateTimeOffset.UtcNow.AddMinutes(1), CancellationToken.None);
+        // (a's was dropped too: with no node's checkpoint left, the last catch-up is where a start begins.)
+        Assert.Equal(t0.AddMinutes(30), await _index.GetProjectionCheckpointAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task An_index_of_the_first_schema_is_migrated_in_place_and_keeps_its_rows_and_checkpoint()
+    {
+        await _index.DisposeAsync();
+        string path = Path.Combine(_dir.Path, "old.db");
+        // The schema and rows as the first version wrote them (no schema_version table, one checkpoint row).
+        await using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path}"))
+        {
+            await c.OpenAsync();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = """
+                CREATE TABLE instances (study_uid TEXT NOT NULL, series_uid TEXT NOT NULL, sop_uid TEXT NOT NULL, sop_class_uid TEXT NOT NULL,
+                    transfer_syntax_uid TEXT NOT NULL, instance_number INTEGER, number_of_frames INTEGER, rows INTEGER, columns INTEGER,
+                    blob_key TEXT NOT NULL, size_bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, received_at INTEGER NOT NULL, calling_ae TEXT NOT NULL,
+                    PRIMARY KEY (study_uid, series_uid, sop_uid)) WITHOUT ROWID;
+                CREATE TABLE node_state (key TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                INSERT INTO instances VALUES ('1.2', '1.2.1', '1.2.1.1', '1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.1.2.1', 1, NULL, NULL, NULL,
+                    'abc/1.2/1.2.1/1.2.1.1.dcm', 10, 'aa', 0, 'GW');
+                INSERT INTO node_state VALUES ('projection_checkpoint', 638000000000000000);
+                """;
+            await cmd.ExecuteNonQueryAsync();
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _index = new SqliteArchiveIndex(path, NullLogger.Instance);
+        await _index.InitializeAsync(CancellationToken.None);
+        var row = await _index.FindInstanceAsync("1.2.1.1", CancellationToken.None);
+        Assert.Null(row); // not located: the old instance_locations table held nothing for it
+        var all = new List<IndexedInstance>();
+        await foreach (var i in _index.ListInstancesAsync(null, CancellationToken.None)) all.Add(i);
+        Assert.Equal(new Blobs.BlobRef(Blobs.BlobRef.PrimaryStore, "abc/1.2/1.2.1/1.2.1.1.dcm"), Assert.Single(all).Blob);
+        Assert.Equal(new DateTimeOffset(638000000000000000, TimeSpan.Zero), await _index.GetProjectionCheckpointAsync(CancellationToken.None));
+        Assert.Equal(SqliteArchiveIndex.SchemaVersion, await SchemaVersionAsync(path));
+    }
+
+    private static async Task<long> SchemaVersionAsync(string path)
+    {
+        await using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path}");
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT MAX(version) FROM schema_version";
+        return (long)(await cmd.ExecuteScalarAsync())!;
     }
 }
