@@ -1,19 +1,26 @@
 using Akka.Actor;
+using Akka.Actor.Setup;
 using Akka.Dispatch;
 using Akka.Event;
 using Microsoft.Extensions.Logging;
 
 namespace AkkaVna.Archive.Hosting;
 
+/// <summary>The node's logger factory, handed to its actor system at creation (no static state: each node logs through its own).</summary>
+public sealed class LoggingSetup(ILoggerFactory factory) : Setup
+{
+    public ILoggerFactory Factory { get; } = factory;
+}
+
 /// <summary>Akka's logger, writing to Microsoft.Extensions.Logging so the actor system logs like the rest of the node.</summary>
 public sealed class AkkaLogBridge : ReceiveActor, IRequiresMessageQueue<ILoggerMessageQueueSemantics>
 {
-    /// <summary>Set by the node before its actor system starts (Akka creates loggers by type, without arguments).</summary>
-    internal static ILoggerFactory? Factory { get; set; }
-
     public AkkaLogBridge()
     {
-        var log = (Factory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("akka");
+        // Akka creates loggers by type, without arguments: the factory comes with the actor system's setup.
+        var setup = Context.System.Settings.Setup.Get<LoggingSetup>();
+        var factory = setup.HasValue ? setup.Value.Factory : Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
+        var log = factory.CreateLogger("akka");
         Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
         Receive<LogEvent>(e =>
         {

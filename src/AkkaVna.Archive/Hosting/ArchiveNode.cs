@@ -1,6 +1,8 @@
 using System.Net;
 using System.Security.Cryptography;
 using Akka.Actor;
+using Akka.Actor.Setup;
+using AkkaVna.Archive.Ports;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Cluster.Tools.Singleton;
@@ -33,7 +35,9 @@ public sealed class ArchiveNode : IAsyncDisposable
 {
     public ArchiveOptions Options { get; }
     public ActorSystem System { get; }
-    public IActorRef Studies { get; }
+    /// <summary>The study actors (the shard region), behind the gateway the use cases use.</summary>
+    public IStudyGateway Studies { get; }
+    public ArchiveMetrics Metrics { get; }
     public IArchiveIndex Index { get; }
     public IBlobStore Blobs { get; }
     public IPEndPoint DicomEndPoint => (IPEndPoint)_dicom.LocalEndPoint!;
@@ -45,13 +49,17 @@ public sealed class ArchiveNode : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _sweeper, _indexSync;
     private readonly ProjectionTracker _tracker;
+    private readonly ArchiveMetrics _metrics;
+    private readonly ILoggerFactory _loggerFactory;
     private int _stopped;
     private StoreTraceWriter? _trace;
 
-    private ArchiveNode(ArchiveOptions options, ActorSystem system, IActorRef studies, IArchiveIndex index, IBlobStore blobs, DicomServer dicom,
-        WebApplication http, ILogger log, ProjectionTracker tracker)
+    private ArchiveNode(ArchiveOptions options, ActorSystem system, IStudyGateway studies, IArchiveIndex index, IBlobStore blobs, DicomServer dicom,
+        WebApplication http, ILogger log, ProjectionTracker tracker, ArchiveMetrics metrics, ILoggerFactory loggerFactory)
     {
         _tracker = tracker;
+        Metrics = _metrics = metrics;
+        _loggerFactory = loggerFactory;
         Options = options;
         System = system;
         Studies = studies;
@@ -89,8 +97,8 @@ public sealed class ArchiveNode : IAsyncDisposable
         var tracker = new ProjectionTracker(time);
         tracker.StartedFrom(checkpoint);
 
-        AkkaLogBridge.Factory = loggerFactory;
-        var system = ActorSystem.Create("akka-vna", AkkaConfig(options));
+        var metrics = new ArchiveMetrics();
+        var system = ActorSystem.Create("akka-vna", ActorSystemSetup.Create(BootstrapSetup.Create().WithConfig(AkkaConfig(options)), new LoggingSetup(loggerFactory)));
         try
         {
             var cluster = Cluster.Get(system);
@@ -102,20 +110,21 @@ public sealed class ArchiveNode : IAsyncDisposable
 
             var sharding = ClusterSharding.Get(system);
             var shardingSettings = ClusterShardingSettings.Create(system).WithPassivateIdleAfter(options.PassivateAfter);
-            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, options.Studies, index, tracker, time), shardingSettings,
+            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, options.Studies, index, tracker, time, metrics), shardingSettings,
                 new StudyMessageExtractor(options.Shards), sharding.DefaultShardAllocationStrategy(shardingSettings), StopStudy.Instance);
             system.ActorOf(ClusterSingletonManager.Props(StabilityWatch.Props(index, studies, options.StabilityPoll, time), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system)), "stability-watch");
             log.LogInformation("cluster member {Address} is up; study shard region started ({Shards} shards)", cluster.SelfAddress, options.Shards);
+            var gateway = new ShardStudyGateway(studies);
 
             // The index is brought up to the journal, and blobs a crash left staged are settled, before any association is taken.
             var caughtUpTo = time.GetUtcNow();
-            await IndexCatchUp.RunAsync(JournalPath(options.DataFolder), checkpoint, studies, log, cancellationToken);
+            await IndexCatchUp.RunAsync(JournalPath(options.DataFolder), checkpoint, gateway, log, cancellationToken);
             await index.MakeDurableAsync(options.NodeName, tracker.Checkpoint(), cancellationToken);
             // Checkpoints of nodes silent for a long while (crashed, not back) are covered by this catch-up: dropped.
             var silent = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMinutes(1).Ticks, options.IndexSyncInterval.Ticks * 30));
             await index.RecordCatchUpAsync(caughtUpTo, caughtUpTo - silent, cancellationToken);
-            var (promoted, discarded, kept) = await RecoverStagedAsync(blobs, index, studies, TimeSpan.Zero, cancellationToken);
+            var (promoted, discarded, kept) = await RecoverStagedAsync(blobs, index, gateway, TimeSpan.Zero, cancellationToken);
             if (promoted + discarded + kept > 0)
                 log.LogInformation("recovery: {Promoted} staged blob(s) promoted (committed before a crash), {Discarded} discarded (never acknowledged), {Kept} left for the next sweep",
                     promoted, discarded, kept);
@@ -127,7 +136,8 @@ public sealed class ArchiveNode : IAsyncDisposable
             var queries = new ArchiveQueryHandler(engine, index, blobs, options.MoveDestinations, loggerFactory.CreateLogger("query"));
             var trace = options.TraceFile is { } traceFile ? new StoreTraceWriter(traceFile) : null;
             if (trace is not null) log.LogInformation("recording an ingest trace to {TraceFile}", options.TraceFile);
-            var handler = new ArchiveStoreHandler(blobs, index, studies, options.Ingest, loggerFactory.CreateLogger("ingest"), time, trace);
+            var ingest = new IngestService(blobs, index, gateway, options.Ingest, metrics, loggerFactory.CreateLogger("ingest"), time);
+            var handler = new ArchiveStoreHandler(ingest, trace);
             var services = new DicomServices
             {
                 Policy = new AssociationPolicy
@@ -160,13 +170,13 @@ public sealed class ArchiveNode : IAsyncDisposable
                 },
             }, services, loggerFactory);
 
-            Metrics.DefaultRegistry.AddBeforeCollectCallback(() => ArchiveMetrics.Associations.Set(dicom.ActiveAssociations));
-            var web = new DicomWebEndpoints(engine, index, blobs, handler, options.SpoolFolder,
+            metrics.Registry.AddBeforeCollectCallback(() => metrics.Associations.Set(dicom.ActiveAssociations));
+            var web = new DicomWebEndpoints(engine, index, blobs, ingest, options.SpoolFolder,
                 new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"));
-            var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, studies, web);
+            var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, gateway, web, metrics);
             await http.StartAsync(cancellationToken);
             dicom.Start();
-            var node = new ArchiveNode(options, system, studies, index, blobs, dicom, http, log, tracker) { _trace = trace };
+            var node = new ArchiveNode(options, system, gateway, index, blobs, dicom, http, log, tracker, metrics, loggerFactory) { _trace = trace };
             log.LogInformation("listening for DICOM on {DicomEndPoint} as {AETitle}; HTTP on {HttpUrl}; data in {Data}", node.DicomEndPoint, options.AETitle,
                 http.Urls.First(), options.DataFolder);
             return node;
@@ -259,8 +269,8 @@ public sealed class ArchiveNode : IAsyncDisposable
             .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
     }
 
-    private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IActorRef studies,
-        DicomWebEndpoints web)
+    private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IStudyGateway studies,
+        DicomWebEndpoints web, ArchiveMetrics metrics)
     {
         // No appsettings.json and no file watching: the node is configured by its HOCON file, and a watcher on the working
         // folder (the default content root) would wake for every blob written under a data folder inside it.
@@ -309,14 +319,14 @@ public sealed class ArchiveNode : IAsyncDisposable
             }
             return problems.Count == 0 ? Results.Text("ready\n") : Results.Text(string.Join('\n', problems) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
         });
-        app.MapMetrics("/metrics");
+        app.MapMetrics("/metrics", metrics.Registry);
         // For operators: a study as its actor (not the index) sees it — journal sequence number, stable state.
         app.MapGet("/admin/studies/{uid}", async (string uid, CancellationToken ct) =>
         {
             if (!Dicom.Dictionary.DicomUidRegistry.IsWellFormed(uid)) return Results.BadRequest(new { error = $"'{uid}' is not a valid UID" });
             try
             {
-                var s = await studies.Ask<StudySummary>(new GetStudySummary(uid), TimeSpan.FromSeconds(30), ct);
+                var s = await studies.GetSummaryAsync(uid, TimeSpan.FromSeconds(30), ct);
                 if (s.SequenceNr == 0) return Results.NotFound(new { error = $"no study {uid}" });
                 return Results.Ok(new
                 {
@@ -324,7 +334,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                     stable = s.Stable, stableDue = s.StableDue, stableAt = s.StableAt, journalSequenceNr = s.SequenceNr,
                 });
             }
-            catch (AskTimeoutException)
+            catch (TimeoutException)
             {
                 return Results.Json(new { error = "the study actor did not answer within 30 s" }, statusCode: StatusCodes.Status503ServiceUnavailable);
             }
@@ -337,7 +347,7 @@ public sealed class ArchiveNode : IAsyncDisposable
     /// re-projects any commit the index missed), and the index decides — promote to the indexed key when the checksum
     /// matches, delete otherwise.
     /// </summary>
-    private static Task<StagedRecovery> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IActorRef studies, TimeSpan olderThan,
+    private static Task<StagedRecovery> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IStudyGateway studies, TimeSpan olderThan,
         CancellationToken cancellationToken) =>
         blobs.RecoverStagedAsync(async staged =>
         {
@@ -350,7 +360,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             {
                 return null; // cut short or unreadable: it was never acknowledged
             }
-            await studies.Ask<StudySummary>(new GetStudySummary(header.StudyInstanceUid), TimeSpan.FromSeconds(60), cancellationToken);
+            await studies.GetSummaryAsync(header.StudyInstanceUid, TimeSpan.FromSeconds(60), cancellationToken);
             if (await index.FindInstanceAsync(header.SopInstanceUid, cancellationToken) is not { } row) return null;
             string sha;
             await using (var fs = staged.OpenRead()) sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken));
@@ -392,7 +402,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 try
                 {
                     await Index.MakeDurableAsync(Options.NodeName, _tracker.Checkpoint(), _stopping.Token);
-                    ArchiveMetrics.StudiesBehindIndex.Set(_tracker.Behind);
+                    _metrics.StudiesBehindIndex.Set(_tracker.Behind);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -429,6 +439,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         using (var httpStop = new CancellationTokenSource(TimeSpan.FromSeconds(5))) await _http.StopAsync(httpStop.Token);
         await _http.DisposeAsync();
         _log.LogInformation("stopped");
+        _loggerFactory.Dispose();
     }
 
     public async ValueTask DisposeAsync() => await StopAsync(TimeSpan.FromSeconds(10));

@@ -18,7 +18,7 @@ internal static class IndexCatchUp
 {
     private const int Parallelism = 8;
 
-    public static async Task RunAsync(string journalPath, DateTimeOffset checkpoint, IActorRef studies, ILogger log, CancellationToken cancellationToken)
+    public static async Task RunAsync(string journalPath, DateTimeOffset checkpoint, Ports.IStudyGateway studies, ILogger log, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         int woken = 0;
@@ -26,7 +26,7 @@ internal static class IndexCatchUp
             new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken },
             async (uid, ct) =>
             {
-                await studies.Ask<StudySummary>(new GetStudySummary(uid), TimeSpan.FromSeconds(60), ct);
+                await studies.GetSummaryAsync(uid, TimeSpan.FromSeconds(60), ct);
                 Interlocked.Increment(ref woken);
             });
         if (woken > 0)

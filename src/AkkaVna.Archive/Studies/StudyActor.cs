@@ -7,6 +7,7 @@ using Akka.Streams;
 using Akka.Streams.Dsl;
 using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Index;
+using AkkaVna.Archive.Ports;
 
 namespace AkkaVna.Archive.Studies;
 
@@ -62,8 +63,11 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private long _lastSnapshotSeq;
     private TimeSpan _retryDelay = TimeSpan.FromMilliseconds(500);
 
-    public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time)
+    private readonly IArchiveMetrics _metrics;
+
+    public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time, IArchiveMetrics metrics)
     {
+        _metrics = metrics;
         _studyUid = studyInstanceUid;
         _settings = settings;
         _index = index;
@@ -72,8 +76,9 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         _committed = _decided = StudyState.Empty(studyInstanceUid);
     }
 
-    public static Props Props(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time) =>
-        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index, tracker, time));
+    public static Props Props(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time,
+        IArchiveMetrics metrics) =>
+        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index, tracker, time, metrics));
 
     public static string PersistenceIdFor(string studyInstanceUid) => "study-" + studyInstanceUid;
 
@@ -303,7 +308,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         }
         int remaining = events.Count;
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
-        Hosting.ArchiveMetrics.BatchSize.Observe(batch.Count(p => p.SopInstanceUid is not null));
+        _metrics.StudyBatch(batch.Count(p => p.SopInstanceUid is not null));
         _tracker.Writing(_studyUid);
         PersistAllAsync(events, e =>
         {
@@ -311,7 +316,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             _unindexed.Add(e);
             if (--remaining == 0)
             {
-                Hosting.ArchiveMetrics.CommitPhaseSeconds.WithLabels("journal").Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+                _metrics.StudyCommitPhase("journal", System.Diagnostics.Stopwatch.GetElapsedTime(started));
                 Persisted(batch);
             }
         });
@@ -338,7 +343,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         _index.CommitAsync(update, CancellationToken.None).ContinueWith(t =>
         {
-            Hosting.ArchiveMetrics.CommitPhaseSeconds.WithLabels("index").Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+            _metrics.StudyCommitPhase("index", System.Diagnostics.Stopwatch.GetElapsedTime(started));
             return t;
         }, TaskScheduler.Default).Unwrap().PipeTo(Self,
             success: result => new Indexed(batch, count, seq, result.Conflicts),

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using AkkaVna.Archive.Blobs;
 using AkkaVna.Archive.Index;
+using AkkaVna.Archive.Ingest;
 using AkkaVna.Archive.Query;
 using AkkaVna.Dicom;
 using AkkaVna.Dicom.Dictionary;
@@ -24,7 +25,7 @@ namespace AkkaVna.Archive.Web;
 /// data URIs, frames, bulk data), STOW-RS into the same ingest path as C-STORE (the study actors commit, a success is
 /// durable), and WADO-URI at <c>/wado</c>. Errors are HTTP 4xx with the reason as the body.
 /// </summary>
-public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, IBlobStore blobs, ICStoreHandler store, string spoolFolder, MultipartLimits limits, ILogger log)
+public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, IBlobStore blobs, IngestService ingest, string spoolFolder, MultipartLimits limits, ILogger log)
 {
     public const string Prefix = "/dicom-web";
 
@@ -453,11 +454,10 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
             var referenced = new DicomSequence(DicomTags.ReferencedSOPSequence);
             var failed = new DicomSequence(DicomTags.FailedSOPSequence);
             string baseUrl = BaseUrl(c);
-            var association = new AssociationInfo("DICOMWEB", "DICOMWEB", c.Connection.RemoteIpAddress is { } ip ? new System.Net.IPEndPoint(ip, c.Connection.RemotePort) : null,
-                null, c.Request.Headers.UserAgent.ToString());
+            string client = $"{c.Connection.RemoteIpAddress}:{c.Connection.RemotePort} ({c.Request.Headers.UserAgent})";
             foreach (var path in spooled)
             {
-                var (item, stored) = await StoreOneAsync(path, study, association, baseUrl, c.RequestAborted);
+                var (item, stored) = await StoreOneAsync(path, study, "DICOMWEB", client, baseUrl, c.RequestAborted);
                 (stored ? referenced : failed).Items.Add(item);
             }
             var response = new DicomDataset();
@@ -477,44 +477,46 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         }
     });
 
-    /// <summary>One spooled instance through the C-STORE path: a Referenced SOP item, or a Failed SOP item with the reason.</summary>
-    private async Task<(DicomDataset Item, bool Stored)> StoreOneAsync(string path, string? study, AssociationInfo association, string baseUrl, CancellationToken ct)
+    /// <summary>
+    /// One spooled instance through the ingest use case (the same as C-STORE's): a Referenced SOP item, or a Failed SOP
+    /// item with the reason code (PS3.18 10.5.3: the DIMSE status codes of the same refusals).
+    /// </summary>
+    private async Task<(DicomDataset Item, bool Stored)> StoreOneAsync(string path, string? study, string source, string client, string baseUrl, CancellationToken ct)
     {
         var item = new DicomDataset();
-        (DicomDataset, bool) Failed(DimseStatus status, string reason)
+        (DicomDataset, bool) Failed(ushort code, string reason)
         {
-            item.AddUInt16(DicomTags.FailureReason, status.Code);
-            log.LogInformation("STOW-RS: {Path} refused with {Status}: {Reason}", Path.GetFileName(path), status, reason);
+            item.AddUInt16(DicomTags.FailureReason, code);
+            log.LogInformation("STOW-RS from {Client}: {Path} refused with {Code:X4}H: {Reason}", client, Path.GetFileName(path), code, reason);
             return (item, false);
         }
         StoreFile file;
-        string? fileStudy, fileSeries;
+        string? fileStudy;
         try
         {
             file = StoreFile.Read(path);
             using var header = DicomFile.Open(path, new DicomReadOptions { StopBefore = t => t.Group > 0x0020 });
             fileStudy = header.Dataset.GetString(DicomTags.StudyInstanceUID);
-            fileSeries = header.Dataset.GetString(DicomTags.SeriesInstanceUID);
         }
         catch (DicomParseException e)
         {
-            return Failed(DimseStatus.StoreCannotUnderstand, "not a DICOM Part 10 instance: " + e.Reason);
+            return Failed(StowFailure.CannotUnderstand, "not a DICOM Part 10 instance: " + e.Reason);
         }
         item.AddString(DicomTags.ReferencedSOPClassUID, DicomVR.UI, file.SopClassUid);
         item.AddString(DicomTags.ReferencedSOPInstanceUID, DicomVR.UI, file.SopInstanceUid);
-        if (study is not null && fileStudy != study) return Failed(DimseStatus.IdentifierDoesNotMatchSopClass, $"the instance belongs to study {fileStudy}, not {study}");
-        var request = new StoreRequest(association, DimseCommand.StoreRequest(0, file.SopClassUid, file.SopInstanceUid), file.SopClassUid, file.SopInstanceUid, file.TransferSyntax);
-        DimseResult result;
+        if (study is not null && fileStudy != study) return Failed(StowFailure.DataSetDoesNotMatch, $"the instance belongs to study {fileStudy}, not {study}");
+        IngestResult result;
         try
         {
-            await using var sink = await store.BeginAsync(request, ct);
-            await using (var source = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan) { Position = file.DataSetOffset })
+            await using var sink = await ingest.BeginAsync(new IngestRequest(file.SopClassUid, file.SopInstanceUid, file.TransferSyntax, source, $"STOW-RS from {client}"), ct);
+            var (data, _) = file.OpenDataSet();
+            await using (data)
             {
                 var buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
                 try
                 {
                     int n;
-                    while ((n = await source.ReadAsync(buffer, ct)) > 0) await sink.WriteAsync(new ReadOnlySequence<byte>(buffer, 0, n), ct);
+                    while ((n = await data.ReadAsync(buffer, ct)) > 0) await sink.WriteAsync(new ReadOnlySequence<byte>(buffer, 0, n), ct);
                 }
                 finally
                 {
@@ -523,13 +525,26 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
             }
             result = await sink.CompleteAsync(ct);
         }
-        catch (DimseException e)
+        catch (IngestRefusedException e)
         {
-            return Failed(e.Status, e.Message);
+            return Failed(StowFailure.Of(e.Refusal), e.Message);
         }
-        if (!result.Status.IsStored) return Failed(result.Status, result.Comment ?? result.Status.ToString());
-        if (result.Status.Category == DimseStatusCategory.Warning) item.AddUInt16(DicomTags.WarningReason, result.Status.Code);
-        item.AddString(DicomTags.RetrieveURL, DicomVR.UR, $"{baseUrl}/studies/{fileStudy}/series/{fileSeries}/instances/{file.SopInstanceUid}");
+        if (!result.IsArchived) return Failed(StowFailure.Of(result.Refusal!.Value), result.Reason ?? result.Refusal.ToString()!);
+        item.AddString(DicomTags.RetrieveURL, DicomVR.UR, $"{baseUrl}/studies/{result.StudyInstanceUid}/series/{result.SeriesInstanceUid}/instances/{file.SopInstanceUid}");
         return (item, true);
     }
+}
+
+/// <summary>STOW-RS Failure Reason values (PS3.18 10.5.3), the DIMSE status codes of the same refusals.</summary>
+public static class StowFailure
+{
+    public const ushort OutOfResources = 0xA700, DataSetDoesNotMatch = 0xA900, CannotUnderstand = 0xC000, Duplicate = 0x0111;
+
+    public static ushort Of(IngestRefusal refusal) => refusal switch
+    {
+        IngestRefusal.CannotUnderstand => CannotUnderstand,
+        IngestRefusal.SopClassMismatch => DataSetDoesNotMatch,
+        IngestRefusal.Conflict => Duplicate,
+        _ => OutOfResources,
+    };
 }

@@ -18,7 +18,7 @@ public sealed class IngestTests(ITestOutputHelper output)
             .Select(StoreFile.Read).ToList();
 
     private static string RefusalLines(ArchiveServer server) =>
-        string.Join('\n', server.Output.Split('\n').Where(l => l.Contains("refused with", StringComparison.Ordinal)));
+        string.Join('\n', server.Output.Split('\n').Where(l => l.Contains(" refused (", StringComparison.Ordinal)));
 
     /// <summary>dcmdump's reading: the file has a Study and a Series Instance UID, both well formed.</summary>
     private static bool HasArchivableUids(string path)

@@ -137,7 +137,7 @@ public sealed class IntegrityTests(ITestOutputHelper output)
             Assert.Equal(0xC000, failed.GetProperty("00081197").GetProperty("Value")[0].GetInt32());
             Assert.False(json.RootElement.TryGetProperty("00081199", out _), $"{name}: a Referenced SOP item for a cut data set");
         }
-        Assert.Contains("refused with C000H: data ends", server.Output);
+        Assert.Contains("refused (CannotUnderstand): data ends", server.Output);
 
         await using var index = await ArchiveServer.OpenIndexAsync(data);
         Assert.Empty(await ArchiveServer.ListAsync(index));
