@@ -1,3 +1,4 @@
+using AkkaVna.Dicom.IO;
 using System.Globalization;
 using AkkaVna.Dicom.Network.Replay;
 using AkkaVna.Testing;
@@ -64,7 +65,7 @@ public static class CompareBenchmark
         return 0;
     }
 
-    private static ReplayReport Replay(ITarget target, List<Dicom.Network.Scu.StoreFile> files, int associations, double rate)
+    private static ReplayReport Replay(ITarget target, List<Dicom.IO.StoreFile> files, int associations, double rate)
     {
         var items = ReplaySources.Schedule(files, new ScheduleOptions(associations, "GW", target.AETitle, rate > 0 ? rate : null));
         var options = new ReplayOptions { OpenLoop = rate > 0, Timeout = TimeSpan.FromSeconds(60) };

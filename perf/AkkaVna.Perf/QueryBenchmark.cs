@@ -1,9 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using AkkaVna.Archive.Hosting;
-using AkkaVna.Archive.Index;
-using AkkaVna.Archive.Ingest;
-using AkkaVna.Archive.Studies;
 using AkkaVna.Dicom;
 using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Network;
@@ -11,6 +7,15 @@ using AkkaVna.Dicom.Network.Dimse;
 using AkkaVna.Dicom.Network.Pdus;
 using AkkaVna.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
+using AkkaVna.Actors.Logging;
+using AkkaVna.Actors.Studies;
+using AkkaVna.Core.Ingest;
+using AkkaVna.Core.Model;
+using AkkaVna.Core.Ports;
+using AkkaVna.Core.Studies;
+using AkkaVna.Dimse.Store;
+using AkkaVna.Host;
+using AkkaVna.Index.Sqlite;
 
 namespace AkkaVna.Perf;
 
@@ -79,7 +84,7 @@ internal static class QueryBenchmark
     private static List<string> GenerateIndex(string data, int instances)
     {
         Directory.CreateDirectory(data);
-        var index = new SqliteArchiveIndex(ArchiveNode.IndexPath(data), NullLogger.Instance);
+        var index = Adapters.CreateIndex(ArchiveOptions.Load(null, $"akka-vna.data = {ArchiveOptions.Quote(data)}"), NullLoggerFactory.Instance);
         index.InitializeAsync(CancellationToken.None).GetAwaiter().GetResult();
         var patients = new List<string>();
         var sw = Stopwatch.StartNew();
@@ -97,7 +102,7 @@ internal static class QueryBenchmark
                 AccessionNumber = "A" + s.ToString(CultureInfo.InvariantCulture), Modality = "CT", SeriesNumber = 1, SopClassUid = DicomUids.CTImageStorage,
                 SopInstanceUid = Instances.NewUid(), TransferSyntaxUid = DicomUids.ExplicitVRLittleEndian, InstanceNumber = i + 1, Rows = 512, Columns = 512,
             };
-            var stored = Enumerable.Range(0, 100).Select(i => new StoredInstance(Header(i), new Archive.Blobs.BlobRef(Archive.Blobs.BlobRef.PrimaryStore, $"000/{study}/{series}/{i}.dcm"), 524_288, new string('0', 64), now, "GEN")).ToList();
+            var stored = Enumerable.Range(0, 100).Select(i => new StoredInstance(Header(i), new BlobRef(BlobRef.PrimaryStore, $"000/{study}/{series}/{i}.dcm"), 524_288, new string('0', 64), now, "GEN")).ToList();
             var row = new StudyRow(study, stored[^1].Header, "CT", 1, 100, 100L * 524_288, true, now, null, now);
             pending.Add(index.CommitAsync(new StudyIndexUpdate(row, [new SeriesRow(series, stored[^1].Header, 100)], stored, [], 1), CancellationToken.None));
             if (pending.Count == 256)

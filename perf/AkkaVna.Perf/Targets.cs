@@ -1,11 +1,14 @@
+using AkkaVna.Core.Model;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
-using AkkaVna.Archive.Hosting;
-using AkkaVna.Archive.Index;
 using AkkaVna.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
+using AkkaVna.Actors.Logging;
+using AkkaVna.Core.Ports;
+using AkkaVna.Host;
+using AkkaVna.Index.Sqlite;
 
 namespace AkkaVna.Perf;
 
@@ -54,7 +57,7 @@ internal sealed class AkkaVnaTarget : ITarget
 
     public long CountInstances()
     {
-        var index = new SqliteArchiveIndex(ArchiveNode.IndexPath(_data), NullLogger.Instance);
+        var index = Adapters.CreateIndex(ArchiveOptions.Load(null, $"akka-vna.data = {ArchiveOptions.Quote(_data)}"), NullLoggerFactory.Instance);
         try
         {
             index.InitializeAsync(CancellationToken.None).GetAwaiter().GetResult();

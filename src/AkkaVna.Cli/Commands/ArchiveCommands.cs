@@ -1,11 +1,10 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
-using AkkaVna.Archive.Blobs;
-using AkkaVna.Archive.Hosting;
-using AkkaVna.Archive.Index;
-using AkkaVna.Archive.Verification;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using AkkaVna.Core.Ports;
+using AkkaVna.Core.Verification;
+using AkkaVna.Host;
 
 namespace AkkaVna.Cli.Commands;
 
@@ -83,7 +82,7 @@ public static class ArchiveCommands
             node = await ArchiveNode.StartAsync(options, Logging, ct);
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException or TimeoutException
-                                      or Microsoft.Data.Sqlite.SqliteException)
+                                      or System.Data.Common.DbException or ArchiveConfigException)
         {
             Console.Error.WriteLine($"error: the node cannot start: {e.Message}");
             return 1;
@@ -98,27 +97,37 @@ public static class ArchiveCommands
     public static Command Verify()
     {
         var data = new Option<DirectoryInfo>("--data", "-d") { Description = "Data folder of the archive to check.", Required = true };
+        var config = new Option<FileInfo?>("--config", "-c") { Description = "The node's configuration file (HOCON), for the adapters it names (index, blobs)." };
         var noChecksums = new Option<bool>("--no-checksums") { Description = "Check presence and sizes only; do not read every blob to compare its SHA-256." };
         var cmd = new Command("verify", "Check an archive's index against its blobs: a blob (of the indexed size and SHA-256, and that parses as a whole "
             + "data set) for every indexed instance and an index row for every blob. Prints the counts and each problem; exits 0 only when the archive is clean.")
         {
-            data, noChecksums,
+            data, config, noChecksums,
         };
-        cmd.SetAction((r, ct) => RunVerify(r.GetValue(data)!, !r.GetValue(noChecksums), ct));
+        cmd.SetAction((r, ct) => RunVerify(r.GetValue(data)!, r.GetValue(config), !r.GetValue(noChecksums), ct));
         return cmd;
     }
 
-    private static async Task<int> RunVerify(DirectoryInfo data, bool checksums, CancellationToken ct)
+    private static async Task<int> RunVerify(DirectoryInfo data, FileInfo? configFile, bool checksums, CancellationToken ct)
     {
-        var indexPath = ArchiveNode.IndexPath(data.FullName);
-        if (!File.Exists(indexPath))
+        ArchiveOptions options;
+        try
+        {
+            options = ArchiveOptions.Load(configFile?.FullName, $"akka-vna.data = {ArchiveOptions.Quote(data.FullName)}");
+        }
+        catch (ArchiveConfigException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        if (options.IndexProvider == "sqlite" && !File.Exists(Adapters.SqliteIndexPath(options.DataFolder)))
         {
             Console.Error.WriteLine($"error: {data.FullName} is not an archive data folder (no index.db)");
             return 2;
         }
-        await using var index = new SqliteArchiveIndex(indexPath, NullLogger.Instance);
+        await using var index = Adapters.CreateIndex(options, NullLoggerFactory.Instance);
         await index.InitializeAsync(ct);
-        var blobs = new FileSystemBlobStore(ArchiveNode.BlobsPath(data.FullName));
+        var blobs = Adapters.CreateBlobStore(options);
         var counts = await index.CountAsync(ct);
         using var bar = Progress.Start((int)Math.Min(counts.Instances, int.MaxValue));
         var report = await ArchiveVerifier.VerifyAsync(index, blobs, checksums, new Progress<(long Done, long Total)>(p => bar.Report((int)p.Done)), ct);

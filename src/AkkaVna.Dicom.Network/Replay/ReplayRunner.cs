@@ -1,3 +1,4 @@
+using AkkaVna.Dicom.IO;
 using System.Diagnostics;
 using AkkaVna.Dicom.Network.Dimse;
 using AkkaVna.Dicom.Network.Pdus;

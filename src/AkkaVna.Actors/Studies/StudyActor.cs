@@ -1,0 +1,438 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Akka.Persistence;
+using Akka.Persistence.Query;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using AkkaVna.Core.Model;
+using AkkaVna.Core.Ports;
+using AkkaVna.Core.Studies;
+
+namespace AkkaVna.Actors.Studies;
+
+/// <summary>How study actors behave (from the <c>akka-vna.archive.studies</c> configuration).</summary>
+public sealed record StudySettings(TimeSpan QuietPeriod, ConflictPolicy ConflictPolicy, int SnapshotEvery, int MaxBatch)
+{
+    /// <summary>The read journal that gives a recovering actor the events between the index's watermark and a later snapshot.</summary>
+    public string ReadJournalPluginId { get; init; } = "akka.persistence.query.journal.sql";
+}
+
+/// <summary>
+/// One study, sharded by Study Instance UID. It <em>coalesces</em>: instances that arrive while a commit is in flight are
+/// decided at once and committed together as the next batch — one journal write (PersistAllAsync) and one index
+/// update — and only then answered, so a C-STORE success always means "in the journal and in the index". The index is a
+/// projection of this actor's journal; the study row carries the sequence number it reflects, and a recovering actor
+/// re-projects whatever the index missed (a crash between journal and index commit).
+/// </summary>
+public sealed class StudyActor : UntypedPersistentActor, IWithTimers
+{
+    private sealed record Pending(IActorRef? ReplyTo, string? SopInstanceUid, StoreOutcome Outcome, string? Reason, BlobRef? ObsoleteBlob, IReadOnlyList<IStudyEvent> Events)
+    {
+        /// <summary>For a duplicate: the checksum of the archived blob's bytes.</summary>
+        public string? ArchivedSha256 { get; init; }
+
+        /// <summary>A <see cref="GetStudySummary"/>: answered once everything before it is committed to the journal and the index.</summary>
+        public bool Summary { get; init; }
+    }
+    private sealed record Indexed(IReadOnlyList<Pending> Batch, int EventCount, long SequenceNr, IReadOnlyList<LocationConflict> Conflicts);
+    private sealed record IndexFailed(IReadOnlyList<Pending> Batch, Exception Cause);
+    private sealed class RetryIndex { public static readonly RetryIndex Instance = new(); }
+    private sealed record WatermarkLoaded(long SequenceNr);
+    private sealed record WatermarkFailed(Exception Cause);
+    private sealed class RetryWatermark { public static readonly RetryWatermark Instance = new(); }
+    private sealed record MissedEventsLoaded(IReadOnlyList<IStudyEvent> Events);
+
+    private readonly string _studyUid;
+    private readonly StudySettings _settings;
+    private readonly IArchiveIndex _index;
+    private readonly ProjectionTracker _tracker;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly TimeProvider _time;
+    /// <summary>Events replayed after the snapshot, with their sequence numbers: those past the index's watermark are re-projected.</summary>
+    private readonly List<(long SequenceNr, IStudyEvent Event)> _replayed = [];
+    private long _watermark;
+    private bool _ready;
+    private StudyState _committed, _decided;
+    private readonly List<IStudyEvent> _unindexed = [];
+    /// <summary>Instances withdrawn since the last answered batch (their SOP Instance UID is archived in another study), with why.</summary>
+    private readonly Dictionary<string, string> _withdrawn = new(StringComparer.Ordinal);
+    private List<Pending> _pending = [];
+    private IReadOnlyList<Pending> _inFlight = [];
+    private bool _busy, _forceIndex, _stopRequested;
+    private long _lastSnapshotSeq;
+    private TimeSpan _retryDelay = TimeSpan.FromMilliseconds(500);
+
+    private readonly IArchiveMetrics _metrics;
+
+    public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time, IArchiveMetrics metrics)
+    {
+        _metrics = metrics;
+        _studyUid = studyInstanceUid;
+        _settings = settings;
+        _index = index;
+        _tracker = tracker;
+        _time = time;
+        _committed = _decided = StudyState.Empty(studyInstanceUid);
+    }
+
+    public static Props Props(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time,
+        IArchiveMetrics metrics) =>
+        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index, tracker, time, metrics));
+
+    public static string PersistenceIdFor(string studyInstanceUid) => StudyJournal.PersistenceIdFor(studyInstanceUid);
+
+    public override string PersistenceId => PersistenceIdFor(_studyUid);
+
+    protected override void PreStart()
+    {
+        // The index's watermark is read while the journal replays: neither waits for the other, and no database call blocks the actor.
+        LoadWatermark();
+        base.PreStart();
+    }
+
+    private void LoadWatermark() =>
+        _index.GetWatermarkAsync(_studyUid, CancellationToken.None).PipeTo(Self, success: w => new WatermarkLoaded(w), failure: e => new WatermarkFailed(e));
+
+    protected override void OnRecover(object message)
+    {
+        switch (message)
+        {
+            case SnapshotOffer { Snapshot: StudyState s } offer:
+                _committed = s;
+                _lastSnapshotSeq = offer.Metadata.SequenceNr;
+                break;
+            case IStudyEvent e:
+                _committed = _committed.Apply(e);
+                _replayed.Add((LastSequenceNr, e));
+                break;
+            case RecoveryCompleted:
+                _decided = _committed;
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Recovered, and the index's watermark known: what the journal holds past it is re-projected. A snapshot later than
+    /// the watermark (the index lost commits, or was deleted) did not replay the events between them: those are read
+    /// from the read journal first. Commands wait (stashed) until then.
+    /// </summary>
+    private void OnWatermark(long watermark)
+    {
+        _watermark = watermark;
+        if (_lastSnapshotSeq > watermark)
+        {
+            var query = PersistenceQuery.Get(Context.System).ReadJournalFor<ICurrentEventsByPersistenceIdQuery>(_settings.ReadJournalPluginId);
+            query.CurrentEventsByPersistenceId(PersistenceId, watermark + 1, _lastSnapshotSeq)
+                .Select(envelope => (IStudyEvent)envelope.Event)
+                .RunWith(Sink.Seq<IStudyEvent>(), Context.Materializer())
+                .PipeTo(Self, success: events => new MissedEventsLoaded(events), failure: e => new WatermarkFailed(e));
+            return;
+        }
+        Ready(_replayed.Where(r => r.SequenceNr > watermark).Select(r => r.Event));
+    }
+
+    private void Ready(IEnumerable<IStudyEvent> unindexed)
+    {
+        _unindexed.AddRange(unindexed);
+        _replayed.Clear();
+        _ready = true;
+        if (_unindexed.Count > 0)
+        {
+            _log.Info("study {0}: re-projecting {1} event(s) the index missed (index at {2}, journal at {3})", _studyUid, _unindexed.Count, _watermark, LastSequenceNr);
+            _tracker.Recovered(_studyUid);
+            _forceIndex = true;
+            Flush();
+        }
+        Stash.UnstashAll();
+    }
+
+    protected override void OnCommand(object message)
+    {
+        if (!_ready)
+        {
+            switch (message)
+            {
+                case WatermarkLoaded loaded:
+                    OnWatermark(loaded.SequenceNr);
+                    break;
+                case MissedEventsLoaded missed:
+                    Ready(missed.Events.Concat(_replayed.Select(r => r.Event)));
+                    break;
+                case WatermarkFailed failed:
+                    _log.Warning("study {0}: cannot read the index's watermark or the journal ({1}); trying again in {2}", _studyUid, failed.Cause.Message, _retryDelay);
+                    Timers.StartSingleTimer(RetryWatermark.Instance, RetryWatermark.Instance, _retryDelay);
+                    _retryDelay = TimeSpan.FromTicks(Math.Min(_retryDelay.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                    break;
+                case RetryWatermark:
+                    LoadWatermark();
+                    break;
+                default:
+                    Stash.Stash();
+                    break;
+            }
+            return;
+        }
+        switch (message)
+        {
+            case StoreInstance cmd:
+                OnStore(cmd);
+                break;
+            case CheckStability:
+                if (_decided.DecideStability(_time.GetUtcNow(), _settings.QuietPeriod) is { } stable)
+                {
+                    _decided = _decided.Apply(stable);
+                    _pending.Add(new Pending(null, null, StoreOutcome.Stored, null, null, [stable]));
+                }
+                else _forceIndex = true; // the watch saw a stale timer: rewrite this study's row
+                Flush();
+                break;
+            case GetStudySummary:
+                // Answered in turn, after what is in flight (a re-projection too): staged-blob recovery relies on it.
+                _pending.Add(new Pending(Sender, null, StoreOutcome.Stored, null, null, []) { Summary = true });
+                Flush();
+                break;
+            case Indexed { Conflicts.Count: > 0 } refused:
+                Withdraw(refused.Batch, refused.Conflicts);
+                break;
+            case Indexed done:
+                _unindexed.RemoveRange(0, done.EventCount);
+                if (_unindexed.Count == 0) _tracker.Projected(_studyUid);
+                _forceIndex = false;
+                _retryDelay = TimeSpan.FromMilliseconds(500);
+                Reply(done.Batch, null);
+                _withdrawn.Clear();
+                if (_unindexed.Count == 0 && done.SequenceNr - _lastSnapshotSeq >= _settings.SnapshotEvery)
+                {
+                    SaveSnapshot(_committed);
+                    _lastSnapshotSeq = done.SequenceNr;
+                }
+                _busy = false;
+                Flush();
+                break;
+            case IndexFailed failed:
+                _log.Warning("study {0}: index update failed ({1}); {2} instance(s) not acknowledged, retrying in {3}", _studyUid, failed.Cause.Message,
+                    failed.Batch.Count(p => p.SopInstanceUid is not null), _retryDelay);
+                Reply(failed.Batch, $"the index update failed: {failed.Cause.Message}");
+                _busy = false;
+                Timers.StartSingleTimer(RetryIndex.Instance, RetryIndex.Instance, _retryDelay);
+                _retryDelay = TimeSpan.FromTicks(Math.Min(_retryDelay.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                break;
+            case RetryIndex:
+                if (_unindexed.Count > 0) _forceIndex = true;
+                Flush();
+                break;
+            case SaveSnapshotSuccess success:
+                DeleteSnapshots(new SnapshotSelectionCriteria(success.Metadata.SequenceNr - 1));
+                break;
+            case SaveSnapshotFailure or DeleteSnapshotsSuccess or DeleteSnapshotsFailure:
+                break;
+            case StopStudy:
+                _stopRequested = true;
+                if (!_busy && _pending.Count == 0) Context.Stop(Self);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private void OnStore(StoreInstance cmd)
+    {
+        var (outcome, events, reason) = _decided.Decide(cmd.Instance, _settings.ConflictPolicy);
+        BlobRef? obsolete = null;
+        foreach (var e in events)
+        {
+            if (e is InstanceReplaced r && r.PreviousBlob != r.Instance.Blob) obsolete = r.PreviousBlob;
+            _decided = _decided.Apply(e);
+        }
+        var sop = cmd.Instance.Header.SopInstanceUid;
+        string? archivedSha = outcome == StoreOutcome.Duplicate ? _decided.Instances[sop].Sha256 : null;
+        _pending.Add(new Pending(Sender, sop, outcome, reason, obsolete, events) { ArchivedSha256 = archivedSha });
+        Flush();
+    }
+
+    /// <summary>
+    /// The index refused instances of the batch: their SOP Instance UIDs are archived in other studies, which committed
+    /// first. They leave this study (an <see cref="InstanceWithdrawn"/> each, journaled), their senders are answered
+    /// 0111H, and the rest of the study is projected again without them.
+    /// </summary>
+    private void Withdraw(IReadOnlyList<Pending> batch, IReadOnlyList<LocationConflict> conflicts)
+    {
+        var events = new List<IStudyEvent>(conflicts.Count);
+        foreach (var c in conflicts)
+        {
+            var series = _committed.Instances.TryGetValue(c.SopInstanceUid, out var entry) ? entry.SeriesInstanceUid : "";
+            string reason = $"SOP Instance {c.SopInstanceUid} is already archived in study {c.StudyInstanceUid}, not {_studyUid}; the archive keeps the first";
+            _withdrawn[c.SopInstanceUid] = reason;
+            events.Add(new InstanceWithdrawn(_studyUid, series, c.SopInstanceUid, reason));
+        }
+        _log.Warning("study {0}: {1} instance(s) withdrawn, their SOP Instance UIDs being archived in other studies: {2}", _studyUid, conflicts.Count,
+            string.Join(", ", conflicts.Select(c => $"{c.SopInstanceUid} (in {c.StudyInstanceUid})")));
+        int remaining = events.Count;
+        PersistAll(events, e =>
+        {
+            _committed = _committed.Apply(e);
+            _unindexed.Add(e);
+            if (--remaining > 0) return;
+            // Commands decided meanwhile against the withdrawn instances: a resend taken for a duplicate is refused too,
+            // and what is still to be committed is decided again from what the journal now holds.
+            for (int i = 0; i < _pending.Count; i++)
+                if (_pending[i] is { SopInstanceUid: { } sop, Outcome: StoreOutcome.Duplicate } p && _withdrawn.TryGetValue(sop, out var why))
+                    _pending[i] = p with { Outcome = StoreOutcome.Rejected, Reason = why, ArchivedSha256 = null };
+            _decided = _pending.SelectMany(p => p.Events).Aggregate(_committed, (state, ev) => state.Apply(ev));
+            Persisted(batch);
+        });
+    }
+
+    /// <summary>Commits what is pending as one batch, unless a batch is in flight (then it goes next).</summary>
+    private void Flush()
+    {
+        if (_busy) return;
+        if (_pending.Count == 0 && !_forceIndex)
+        {
+            if (_stopRequested) Context.Stop(Self);
+            return;
+        }
+        _busy = true;
+        var batch = _pending.Count <= _settings.MaxBatch ? _pending : _pending.GetRange(0, _settings.MaxBatch);
+        _pending = _pending.Count <= _settings.MaxBatch ? [] : _pending.GetRange(_settings.MaxBatch, _pending.Count - _settings.MaxBatch);
+        _inFlight = batch;
+        var events = batch.SelectMany(p => p.Events).ToList();
+        if (events.Count == 0)
+        {
+            Persisted(batch);
+            return;
+        }
+        int remaining = events.Count;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        _metrics.StudyBatch(batch.Count(p => p.SopInstanceUid is not null));
+        _tracker.Writing(_studyUid);
+        PersistAllAsync(events, e =>
+        {
+            _committed = _committed.Apply(e);
+            _unindexed.Add(e);
+            if (--remaining == 0)
+            {
+                _metrics.StudyCommitPhase("journal", System.Diagnostics.Stopwatch.GetElapsedTime(started));
+                Persisted(batch);
+            }
+        });
+    }
+
+    /// <summary>The batch is in the journal: project it (and anything the index missed) into the index, then answer.</summary>
+    private void Persisted(IReadOnlyList<Pending> batch)
+    {
+        if ((_unindexed.Count == 0 && !_forceIndex) || _committed.Latest is null || _committed.Instances.IsEmpty)
+        {
+            // Nothing the index needs: no instance yet, nothing new, or every instance withdrawn (never indexed).
+            if (_committed.Instances.IsEmpty) _unindexed.Clear();
+            _forceIndex = false;
+            _tracker.Projected(_studyUid);
+            Reply(batch, null);
+            _withdrawn.Clear();
+            _busy = false;
+            Flush();
+            return;
+        }
+        var update = BuildUpdate();
+        int count = _unindexed.Count;
+        long seq = LastSequenceNr;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        _index.CommitAsync(update, CancellationToken.None).ContinueWith(t =>
+        {
+            _metrics.StudyCommitPhase("index", System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            return t;
+        }, TaskScheduler.Default).Unwrap().PipeTo(Self,
+            success: result => new Indexed(batch, count, seq, result.Conflicts),
+            failure: e => new IndexFailed(batch, e));
+    }
+
+    private StudyIndexUpdate BuildUpdate()
+    {
+        var instances = new Dictionary<string, StoredInstance>(StringComparer.Ordinal);
+        var removed = new List<(string, string)>();
+        var touchedSeries = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in _unindexed)
+        {
+            switch (e)
+            {
+                case InstanceStored stored:
+                    instances[stored.Instance.Header.SopInstanceUid] = stored.Instance;
+                    touchedSeries.Add(stored.Instance.Header.SeriesInstanceUid);
+                    break;
+                case InstanceWithdrawn w:
+                    // Never indexed in this study (its claim failed); deleting its row is a no-op kept for indexes that an
+                    // earlier version left with two owners of one SOP Instance UID.
+                    instances.Remove(w.SopInstanceUid);
+                    removed.Add((w.SeriesInstanceUid, w.SopInstanceUid));
+                    touchedSeries.Add(w.SeriesInstanceUid);
+                    break;
+                case InstanceReplaced r:
+                    instances[r.Instance.Header.SopInstanceUid] = r.Instance;
+                    touchedSeries.Add(r.Instance.Header.SeriesInstanceUid);
+                    if (r.PreviousSeriesInstanceUid != r.Instance.Header.SeriesInstanceUid)
+                    {
+                        removed.Add((r.PreviousSeriesInstanceUid, r.Instance.Header.SopInstanceUid));
+                        touchedSeries.Add(r.PreviousSeriesInstanceUid);
+                    }
+                    break;
+            }
+        }
+        var s = _committed;
+        var series = touchedSeries.Select(uid => s.Series.TryGetValue(uid, out var entry)
+            ? new SeriesRow(uid, entry.Latest, entry.InstanceCount) : new SeriesRow(uid, null, 0)).ToList();
+        var study = new StudyRow(_studyUid, s.Latest!, string.Join('\\', s.Modalities), s.Series.Count, s.Instances.Count, s.SizeBytes, s.Stable,
+            s.LastReceived, s.StableDue(_settings.QuietPeriod), s.StableAt);
+        return new StudyIndexUpdate(study, series, instances.Values.ToList(), removed, LastSequenceNr);
+    }
+
+    private void Reply(IReadOnlyList<Pending> batch, string? failure)
+    {
+        foreach (var p in batch)
+        {
+            if (p.Summary)
+            {
+                p.ReplyTo!.Tell(failure is null
+                    ? new StudySummary(_studyUid, _committed.Series.Count, _committed.Instances.Count, _committed.SizeBytes, _committed.Stable,
+                        _committed.StableDue(_settings.QuietPeriod), _committed.StableAt, LastSequenceNr)
+                    : new Status.Failure(new InvalidOperationException(failure)));
+                continue;
+            }
+            if (p.ReplyTo is null || p.SopInstanceUid is null) continue;
+            // A rejection stands whatever happened to the rest of the batch; everything else is acknowledged only by a commit.
+            var result = p.Outcome != StoreOutcome.Rejected && _withdrawn.TryGetValue(p.SopInstanceUid, out var withdrawn)
+                ? new StoreInstanceResult(p.SopInstanceUid, StoreOutcome.Rejected, withdrawn)
+                : failure is null || p.Outcome == StoreOutcome.Rejected
+                ? new StoreInstanceResult(p.SopInstanceUid, p.Outcome, p.Reason, p.ObsoleteBlob, p.ArchivedSha256)
+                : new StoreInstanceResult(p.SopInstanceUid, StoreOutcome.Failed, failure);
+            p.ReplyTo.Tell(result);
+        }
+    }
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        // The journal write failed or timed out: whether it landed is unknown. Nothing is acknowledged; the actor stops
+        // (the base class does) and the next message recovers it from what the journal really holds.
+        Reply(_inFlight, $"the journal write failed: {cause.Message}");
+        Reply(_pending, $"the journal write failed: {cause.Message}");
+        _pending.Clear();
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        Reply(_inFlight, $"the journal rejected the batch: {cause.Message}");
+        Reply(_pending, $"the journal rejected the batch: {cause.Message}");
+        _pending.Clear();
+        Context.Stop(Self);
+    }
+
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _log.Error(reason, "study {0}: recovery failed", _studyUid);
+        base.OnRecoveryFailure(reason, message);
+    }
+}

@@ -1,0 +1,92 @@
+using AkkaVna.Core;
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Akka.Persistence.Journal;
+using AkkaVna.Core.Ports;
+using AkkaVna.Core.Studies;
+
+namespace AkkaVna.Actors.Studies;
+
+/// <summary>The one message extractor: a study's entity id is its Study Instance UID, hashed onto a fixed number of shards.</summary>
+public sealed class StudyMessageExtractor(int maxShards) : HashCodeMessageExtractor(maxShards)
+{
+    public override string? EntityId(object message) => message switch
+    {
+        IWithStudyInstanceUid m => m.StudyInstanceUid,
+        _ => null,
+    };
+
+    // Shard assignment must not change between processes or .NET versions.
+    public override string ShardId(string entityId, object? messageHint = null) =>
+        (StableHash.Fnv1a(entityId) % (uint)MaxNumberOfShards).ToString(System.Globalization.CultureInfo.InvariantCulture);
+}
+
+/// <summary>Tags every study event "study", so later features (compression, lifecycle) read them as one ordered stream.</summary>
+public sealed class StudyEventTagger : IWriteEventAdapter
+{
+    public const string Tag = "study";
+
+    /// <summary>The HOCON that binds this tagger to the study events in the journal plugin at <paramref name="journalPluginId"/>.</summary>
+    public static string Binding(string journalPluginId) => $$"""
+        {{journalPluginId}} {
+          event-adapters { study-tagger = "AkkaVna.Actors.Studies.StudyEventTagger, AkkaVna.Actors" }
+          event-adapter-bindings { "AkkaVna.Core.Studies.IStudyEvent, AkkaVna.Core" = study-tagger }
+        }
+        """;
+
+    public string Manifest(object evt) => string.Empty;
+
+    public object ToJournal(object evt) => evt is IStudyEvent ? new Tagged(evt, [Tag]) : evt;
+}
+
+/// <summary>
+/// The durable half of the stable timer: a cluster singleton that asks the index every few seconds which open studies
+/// have been quiet past their due time and wakes their actors (wherever sharding put them — after a restart or a
+/// rebalance too). The actor decides and persists <see cref="StudyStabilized"/> exactly once.
+/// </summary>
+public sealed class StabilityWatch : ReceiveActor, IWithTimers
+{
+    private sealed class Tick { public static readonly Tick Instance = new(); }
+    private sealed record Due(IReadOnlyList<string> Studies);
+
+    private readonly Dictionary<string, DateTimeOffset> _asked = new(StringComparer.Ordinal);
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public StabilityWatch(IArchiveIndex index, IActorRef studies, TimeSpan pollInterval, TimeProvider time)
+    {
+        var askAgainAfter = TimeSpan.FromSeconds(30);
+        bool polling = false;
+        Receive<Tick>(_ =>
+        {
+            if (polling) return;
+            polling = true;
+            index.DueForStabilityAsync(time.GetUtcNow(), 512, CancellationToken.None).PipeTo(Self,
+                success: list => new Due(list), failure: e => new Status.Failure(e));
+        });
+        Receive<Due>(due =>
+        {
+            polling = false;
+            var now = time.GetUtcNow();
+            foreach (var uid in due.Studies)
+            {
+                if (_asked.TryGetValue(uid, out var at) && now - at < askAgainAfter) continue;
+                _asked[uid] = now;
+                studies.Tell(new CheckStability(uid));
+            }
+            if (_asked.Count > 10_000)
+                foreach (var old in _asked.Where(kv => now - kv.Value >= askAgainAfter).Select(kv => kv.Key).ToList()) _asked.Remove(old);
+        });
+        Receive<Status.Failure>(f =>
+        {
+            polling = false;
+            _log.Warning("stability watch: the index query failed: {0}", f.Cause.Message);
+        });
+        Timers.StartPeriodicTimer(Tick.Instance, Tick.Instance, pollInterval);
+    }
+
+    public static Props Props(IArchiveIndex index, IActorRef studies, TimeSpan pollInterval, TimeProvider time) =>
+        Akka.Actor.Props.Create(() => new StabilityWatch(index, studies, pollInterval, time));
+}

@@ -1,0 +1,50 @@
+using AkkaVna.Blobs.FileSystem;
+using AkkaVna.Core.Ports;
+using AkkaVna.Index.Sqlite;
+using AkkaVna.Journal.Sqlite;
+using Microsoft.Extensions.Logging;
+
+namespace AkkaVna.Host;
+
+/// <summary>
+/// The adapters a configuration names — <c>akka-vna.index.provider</c>, <c>akka-vna.blobs.provider</c>,
+/// <c>akka-vna.journal.provider</c> — built in one place: the node, <c>verify</c>, the tests and the benchmarks all get
+/// their stores here. The names are checked when the options load (<see cref="ArchiveOptions"/>), so an unknown one is
+/// a start-up error that names the setting, not a failure later.
+/// </summary>
+public static class Adapters
+{
+    public static readonly IReadOnlyList<string> IndexProviders = ["sqlite"];
+    public static readonly IReadOnlyList<string> BlobProviders = ["filesystem"];
+    public static readonly IReadOnlyList<string> JournalProviders = ["sqlite"];
+
+    /// <summary>The embedded index file in a data folder.</summary>
+    public static string SqliteIndexPath(string dataFolder) => Path.Combine(dataFolder, "index.db");
+
+    /// <summary>The embedded journal file in a data folder.</summary>
+    public static string SqliteJournalPath(string dataFolder) => Path.Combine(dataFolder, "journal.db");
+
+    /// <summary>The index the options name, not yet initialized (call <see cref="IArchiveIndex.InitializeAsync"/>).</summary>
+    public static IArchiveIndex CreateIndex(ArchiveOptions options, ILoggerFactory loggers) => options.IndexProvider switch
+    {
+        "sqlite" => new SqliteArchiveIndex(SqliteIndexPath(options.DataFolder), loggers.CreateLogger("index"), options.Time),
+        var other => throw new ArchiveConfigException(Unknown("index", other, IndexProviders)),
+    };
+
+    /// <summary>The primary blob store the options name (ingest writes there).</summary>
+    public static IBlobStore CreateBlobStore(ArchiveOptions options) => options.BlobProvider switch
+    {
+        "filesystem" => new FileSystemBlobStore(options.BlobsFolder, time: options.Time),
+        var other => throw new ArchiveConfigException(Unknown("blobs", other, BlobProviders)),
+    };
+
+    /// <summary>The journal the options name.</summary>
+    public static IJournalStore CreateJournal(ArchiveOptions options) => options.JournalProvider switch
+    {
+        "sqlite" => new SqliteJournalStore(SqliteJournalPath(options.DataFolder)),
+        var other => throw new ArchiveConfigException(Unknown("journal", other, JournalProviders)),
+    };
+
+    internal static string Unknown(string section, string value, IReadOnlyList<string> known) =>
+        $"akka-vna.{section}.provider is '{value}', which this build does not have; it has: {string.Join(", ", known)}";
+}

@@ -1,0 +1,53 @@
+using Prometheus;
+using AkkaVna.Core.Ports;
+
+namespace AkkaVna.Host;
+
+/// <summary>
+/// One node's Prometheus metrics (served at its /metrics) in a registry of its own, with the process's own statistics:
+/// no static state, so two nodes in one process count apart.
+/// </summary>
+public sealed class ArchiveMetrics : IArchiveMetrics
+{
+    public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
+
+    private readonly Counter _instances, _bytes;
+    private readonly Histogram _commit, _phase, _studyCommit, _batch;
+
+    /// <summary>Studies whose journal events the index does not reflect yet (set at each index sync).</summary>
+    public Gauge StudiesBehindIndex { get; }
+
+    /// <summary>DICOM associations open on this node.</summary>
+    public Gauge Associations { get; }
+
+    public ArchiveMetrics()
+    {
+        DotNetStats.Register(Registry);
+        var f = Metrics.WithCustomRegistry(Registry);
+        _instances = f.CreateCounter("akkavna_ingest_instances_total",
+            "Instances answered by the archive (C-STORE and STOW-RS), by outcome (stored, duplicate, replaced, rejected, refused, failed).",
+            new CounterConfiguration { LabelNames = ["outcome"] });
+        _bytes = f.CreateCounter("akkavna_ingest_bytes_total", "Bytes of instances archived (Part 10 files, stored or replaced).");
+        _commit = f.CreateHistogram("akkavna_ingest_commit_seconds", "From the end of the data set to the answer of the study actor (blob flush, journal, index).",
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
+        _phase = f.CreateHistogram("akkavna_ingest_phase_seconds",
+            "Where an instance's time goes after its data set arrived: seal (blob flush and checksum), header (the indexed attributes, read while the data "
+            + "set streamed), lookup (SOP Instance UID across studies), commit (the study actor: journal and index), promote (the blob to its reference).",
+            new HistogramConfiguration { LabelNames = ["phase"], Buckets = Histogram.ExponentialBuckets(0.00005, 2, 18) });
+        _studyCommit = f.CreateHistogram("akkavna_study_commit_seconds",
+            "A study actor's batch commit, by phase: journal (PersistAllAsync) and index (the index transaction).",
+            new HistogramConfiguration { LabelNames = ["phase"], Buckets = Histogram.ExponentialBuckets(0.00005, 2, 18) });
+        _batch = f.CreateHistogram("akkavna_study_batch_instances", "Instances committed per study actor batch (coalescing at work).",
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(1, 2, 11) });
+        StudiesBehindIndex = f.CreateGauge("akkavna_index_studies_behind",
+            "Studies whose journal events the index does not reflect yet (at the last index sync); stuck above zero means index writes fail.");
+        Associations = f.CreateGauge("akkavna_dicom_associations", "DICOM associations open on this node.");
+    }
+
+    public void InstanceAnswered(string outcome) => _instances.WithLabels(outcome).Inc();
+    public void BytesArchived(long bytes) => _bytes.Inc(bytes);
+    public void IngestCommitted(TimeSpan elapsed) => _commit.Observe(elapsed.TotalSeconds);
+    public void IngestPhase(string phase, TimeSpan elapsed) => _phase.WithLabels(phase).Observe(elapsed.TotalSeconds);
+    public void StudyBatch(int instances) => _batch.Observe(instances);
+    public void StudyCommitPhase(string phase, TimeSpan elapsed) => _studyCommit.WithLabels(phase).Observe(elapsed.TotalSeconds);
+}

@@ -1,0 +1,407 @@
+using System.Net;
+using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Actor.Setup;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Akka.Cluster.Tools.Singleton;
+using Akka.Configuration;
+using AkkaVna.Dicom.Network;
+using AkkaVna.Dicom.Network.Trace;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Prometheus;
+using AkkaVna.Actors.Logging;
+using AkkaVna.Actors.Studies;
+using AkkaVna.Core.Ingest;
+using AkkaVna.Core.Model;
+using AkkaVna.Core.Ports;
+using AkkaVna.Core.Query;
+using AkkaVna.Core.Studies;
+using AkkaVna.DicomWeb;
+using AkkaVna.Dimse.QueryRetrieve;
+using AkkaVna.Dimse.Store;
+
+namespace AkkaVna.Host;
+
+/// <summary>
+/// One archive node: the actor system (a cluster member with the study shard region and the stability watch), the
+/// blob store and index, the DICOM server whose C-STOREs feed the study actors, and the HTTP endpoint for health and
+/// metrics. <see cref="StartAsync"/> brings it up in dependency order and <see cref="StopAsync"/> takes it down in
+/// reverse, finishing what is in flight.
+/// </summary>
+public sealed class ArchiveNode : IAsyncDisposable
+{
+    public ArchiveOptions Options { get; }
+    public ActorSystem System { get; }
+    /// <summary>The study actors (the shard region), behind the gateway the use cases use.</summary>
+    public IStudyGateway Studies { get; }
+    public ArchiveMetrics Metrics { get; }
+    public IArchiveIndex Index { get; }
+    public IBlobStore Blobs { get; }
+    public IPEndPoint DicomEndPoint => (IPEndPoint)_dicom.LocalEndPoint!;
+    public int HttpPort { get; }
+
+    private readonly DicomServer _dicom;
+    private readonly WebApplication _http;
+    private readonly ILogger _log;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _sweeper, _indexSync;
+    private readonly ProjectionTracker _tracker;
+    private readonly ArchiveMetrics _metrics;
+    private readonly ILoggerFactory _loggerFactory;
+    private int _stopped;
+    private StoreTraceWriter? _trace;
+
+    private ArchiveNode(ArchiveOptions options, ActorSystem system, IStudyGateway studies, IArchiveIndex index, IBlobStore blobs, DicomServer dicom,
+        WebApplication http, ILogger log, ProjectionTracker tracker, ArchiveMetrics metrics, ILoggerFactory loggerFactory)
+    {
+        _tracker = tracker;
+        Metrics = _metrics = metrics;
+        _loggerFactory = loggerFactory;
+        Options = options;
+        System = system;
+        Studies = studies;
+        Index = index;
+        Blobs = blobs;
+        _dicom = dicom;
+        _http = http;
+        _log = log;
+        HttpPort = new Uri(http.Urls.First()).Port;
+        _sweeper = Task.Run(SweepLoopAsync);
+        _indexSync = Task.Run(IndexSyncLoopAsync);
+    }
+
+    public static async Task<ArchiveNode> StartAsync(ArchiveOptions options, Action<ILoggingBuilder> logging, CancellationToken cancellationToken)
+    {
+        var loggerFactory = LoggerFactory.Create(logging);
+        var log = loggerFactory.CreateLogger("akka-vna");
+        Directory.CreateDirectory(options.DataFolder);
+        var time = options.Time;
+        // The adapters the configuration names (the one place they are chosen).
+        var blobs = Adapters.CreateBlobStore(options);
+        var index = Adapters.CreateIndex(options, loggerFactory);
+        var journal = Adapters.CreateJournal(options);
+        await index.InitializeAsync(cancellationToken);
+        await journal.PrepareAsync(cancellationToken);
+        log.LogInformation("index: {Index}; journal: {Journal}; blobs: {Blobs} ({Store})", options.IndexProvider, journal.Description, blobs.Description, blobs.Name);
+        if (await index.GetProjectionCheckpointAsync(cancellationToken) is not { } checkpoint)
+        {
+            // An index written before projection checkpoints existed committed every transaction synchronously: it is whole
+            // as it stands, and re-projecting the whole journal (every study of the archive) would only cost time.
+            checkpoint = time.GetUtcNow();
+            log.LogInformation("the index has no projection checkpoint yet (written by an earlier version, every commit synchronous): taken as up to date");
+        }
+        var tracker = new ProjectionTracker(time);
+        tracker.StartedFrom(checkpoint);
+
+        var metrics = new ArchiveMetrics();
+        var system = ActorSystem.Create("akka-vna", ActorSystemSetup.Create(BootstrapSetup.Create().WithConfig(AkkaConfig(options, journal)), new LoggingSetup(loggerFactory)));
+        try
+        {
+            var cluster = Cluster.Get(system);
+            var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            cluster.RegisterOnMemberUp(() => up.TrySetResult());
+            if (options.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
+            else cluster.JoinSeedNodes(options.SeedNodes.Select(Address.Parse));
+            await up.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken);
+
+            var sharding = ClusterSharding.Get(system);
+            var shardingSettings = ClusterShardingSettings.Create(system).WithPassivateIdleAfter(options.PassivateAfter);
+            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, options.Studies with { ReadJournalPluginId = journal.ReadJournalPluginId }, index, tracker, time, metrics), shardingSettings,
+                new StudyMessageExtractor(options.Shards), sharding.DefaultShardAllocationStrategy(shardingSettings), StopStudy.Instance);
+            system.ActorOf(ClusterSingletonManager.Props(StabilityWatch.Props(index, studies, options.StabilityPoll, time), PoisonPill.Instance,
+                ClusterSingletonManagerSettings.Create(system)), "stability-watch");
+            log.LogInformation("cluster member {Address} is up; study shard region started ({Shards} shards)", cluster.SelfAddress, options.Shards);
+            var gateway = new ShardStudyGateway(studies);
+
+            // The index is brought up to the journal, and blobs a crash left staged are settled, before any association is taken.
+            var caughtUpTo = time.GetUtcNow();
+            await IndexCatchUp.RunAsync(journal, checkpoint, gateway, log, cancellationToken);
+            await index.MakeDurableAsync(options.NodeName, tracker.Checkpoint(), cancellationToken);
+            // Checkpoints of nodes silent for a long while (crashed, not back) are covered by this catch-up: dropped.
+            var silent = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMinutes(1).Ticks, options.IndexSyncInterval.Ticks * 30));
+            await index.RecordCatchUpAsync(caughtUpTo, caughtUpTo - silent, cancellationToken);
+            var (promoted, discarded, kept) = await RecoverStagedAsync(blobs, index, gateway, TimeSpan.Zero, cancellationToken);
+            if (promoted + discarded + kept > 0)
+                log.LogInformation("recovery: {Promoted} staged blob(s) promoted (committed before a crash), {Discarded} discarded (never acknowledged), {Kept} left for the next sweep",
+                    promoted, discarded, kept);
+
+            // The spool holds converted copies only while they are sent: what a crash left there is garbage.
+            Directory.CreateDirectory(options.SpoolFolder);
+            foreach (var stale in Directory.EnumerateFiles(options.SpoolFolder)) File.Delete(stale);
+            var engine = new QueryEngine(index, blobs, new QuerySettings(options.MaxQueryMatches, options.CaseInsensitiveNames, options.AETitle));
+            var queries = new ArchiveQueryHandler(engine, index, blobs, options.MoveDestinations, loggerFactory.CreateLogger("query"));
+            var trace = options.TraceFile is { } traceFile ? new StoreTraceWriter(traceFile) : null;
+            if (trace is not null) log.LogInformation("recording an ingest trace to {TraceFile}", options.TraceFile);
+            var ingest = new IngestService(blobs, index, gateway, options.Ingest, metrics, loggerFactory.CreateLogger("ingest"), time);
+            var handler = new ArchiveStoreHandler(ingest, trace);
+            var services = new DicomServices
+            {
+                Policy = new AssociationPolicy
+                {
+                    CalledAETitles = new HashSet<string> { options.AETitle },
+                    CallingAETitles = options.AllowedCallingAETitles,
+                    MaxAsyncOperations = (ushort)options.MaxAsyncOperations,
+                },
+                Store = handler,
+                Find = queries,
+                Retrieve = queries,
+                Retrieval = new RetrieveOptions
+                {
+                    CallingAE = options.AETitle,
+                    TempDirectory = options.SpoolFolder,
+                    Association = new DicomAssociationOptions { ArtimTimeout = options.ArtimTimeout, DimseTimeout = options.DimseTimeout, IdleTimeout = options.IdleTimeout },
+                },
+            };
+            var dicom = new DicomServer(new DicomServerOptions
+            {
+                BindAddress = options.DicomBind,
+                Port = options.DicomPort,
+                MaxAssociations = options.MaxAssociations,
+                Association = new DicomAssociationOptions
+                {
+                    MaxReceivePduLength = options.MaxPdu,
+                    ArtimTimeout = options.ArtimTimeout,
+                    DimseTimeout = options.DimseTimeout,
+                    IdleTimeout = options.IdleTimeout,
+                },
+            }, services, loggerFactory);
+
+            metrics.Registry.AddBeforeCollectCallback(() => metrics.Associations.Set(dicom.ActiveAssociations));
+            var web = new DicomWebEndpoints(engine, index, blobs, ingest, options.SpoolFolder,
+                new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"));
+            var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, gateway, web, metrics);
+            await http.StartAsync(cancellationToken);
+            dicom.Start();
+            var node = new ArchiveNode(options, system, gateway, index, blobs, dicom, http, log, tracker, metrics, loggerFactory) { _trace = trace };
+            log.LogInformation("listening for DICOM on {DicomEndPoint} as {AETitle}; HTTP on {HttpUrl}; data in {Data}", node.DicomEndPoint, options.AETitle,
+                http.Urls.First(), options.DataFolder);
+            return node;
+        }
+        catch
+        {
+            await system.Terminate();
+            await index.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static Config AkkaConfig(ArchiveOptions o, IJournalStore journal)
+    {
+        var hocon = $$"""
+            akka {
+              loggers = ["AkkaVna.Actors.Logging.AkkaLogBridge, AkkaVna.Actors"]
+              loglevel = INFO
+              stdout-loglevel = WARNING
+              log-dead-letters = 0
+              log-dead-letters-during-shutdown = off
+              # The node stops the actor system itself, after the DICOM server has drained (StopAsync): Akka's own
+              # SIGTERM hook would leave the cluster while a C-STORE is still waiting for its commit.
+              coordinated-shutdown.run-by-clr-shutdown-hook = off
+              actor {
+                provider = cluster
+              }
+              remote.dot-netty.tcp { hostname = {{ArchiveOptions.Quote(o.ClusterHostname)}}, port = {{o.ClusterPort}} }
+              cluster {
+                min-nr-of-members = 1
+                # This machine class (2 cores, heavy disk work) delays heartbeats by seconds: be patient before suspecting a node.
+                failure-detector.acceptable-heartbeat-pause = 10s
+                sharding {
+                  state-store-mode = ddata
+                  remember-entities = off
+                  distributed-data.durable.keys = []
+                }
+              }
+            }
+            """;
+        return o.AkkaOverrides.WithFallback(ConfigurationFactory.ParseString(hocon)).WithFallback(PersistenceConfig(journal));
+    }
+
+    /// <summary>
+    /// The journal adapter's persistence settings with the study protocol's serializer and the "study" tag: also what a
+    /// reader of the study event stream (<see cref="StudyEventStream"/>) configures its actor system with.
+    /// </summary>
+    public static Config PersistenceConfig(IJournalStore journal) =>
+        ConfigurationFactory.ParseString(StudyEventTagger.Binding(journal.JournalPluginId))
+            .WithFallback(ConfigurationFactory.ParseString(journal.PersistenceConfiguration))
+            .WithFallback(ConfigurationFactory.ParseString(StudySerializer.Binding));
+
+    private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IStudyGateway studies,
+        DicomWebEndpoints web, ArchiveMetrics metrics)
+    {
+        // No appsettings.json and no file watching: the node is configured by its HOCON file, and a watcher on the working
+        // folder (the default content root) would wake for every blob written under a data folder inside it.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
+        builder.Logging.ClearProviders();
+        logging(builder.Logging);
+        // Kestrel's default body limit (30 MB) stays for every endpoint but STOW-RS, which lifts it and enforces
+        // http.max-stow-bytes itself, with a reason.
+        builder.WebHost.ConfigureKestrel(k => k.Listen(options.HttpBind, options.HttpPort));
+        var app = builder.Build();
+        // Every error response says why: routes that match nothing (404), methods a resource does not take (405) and
+        // any other empty 4xx/5xx get a plain-text reason, as the DICOMweb handlers give theirs.
+        app.UseStatusCodePages(async context =>
+        {
+            var request = context.HttpContext.Request;
+            var response = context.HttpContext.Response;
+            string path = request.Path.Value ?? "/";
+            string reason = response.StatusCode switch
+            {
+                StatusCodes.Status404NotFound => $"no resource at {path}: DICOMweb is served under {DicomWebEndpoints.Prefix} (studies, series, instances, "
+                    + "metadata, frames, bulkdata), WADO-URI at /wado, health at /health/live and /health/ready, metrics at /metrics",
+                StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed on {path}"
+                    + (response.Headers.Allow.Count > 0 ? $"; it takes {response.Headers.Allow}" : ""),
+                _ => $"{response.StatusCode} {Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(response.StatusCode)}",
+            };
+            response.ContentType = "text/plain; charset=utf-8";
+            await response.WriteAsync(reason + "\n");
+        });
+        web.Map(app);
+        app.MapGet("/health/live", () => Results.Text("alive\n"));
+        app.MapGet("/health/ready", async (CancellationToken ct) =>
+        {
+            var problems = new List<string>();
+            if (!clusterReady()) problems.Add("the cluster member is not up or the DICOM server is not listening");
+            try
+            {
+                await index.CountAsync(ct);
+            }
+            catch (Exception e) when (e is global::System.Data.Common.DbException or InvalidOperationException or IOException)
+            {
+                problems.Add("the index cannot be read: " + e.Message);
+            }
+            return problems.Count == 0 ? Results.Text("ready\n") : Results.Text(string.Join('\n', problems) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+        });
+        app.MapMetrics("/metrics", metrics.Registry);
+        // For operators: a study as its actor (not the index) sees it — journal sequence number, stable state.
+        app.MapGet("/admin/studies/{uid}", async (string uid, CancellationToken ct) =>
+        {
+            if (!Dicom.Dictionary.DicomUidRegistry.IsWellFormed(uid)) return Results.BadRequest(new { error = $"'{uid}' is not a valid UID" });
+            try
+            {
+                var s = await studies.GetSummaryAsync(uid, TimeSpan.FromSeconds(30), ct);
+                if (s.SequenceNr == 0) return Results.NotFound(new { error = $"no study {uid}" });
+                return Results.Ok(new
+                {
+                    studyInstanceUid = s.StudyInstanceUid, series = s.SeriesCount, instances = s.InstanceCount, sizeBytes = s.SizeBytes,
+                    stable = s.Stable, stableDue = s.StableDue, stableAt = s.StableAt, journalSequenceNr = s.SequenceNr,
+                });
+            }
+            catch (TimeoutException)
+            {
+                return Results.Json(new { error = "the study actor did not answer within 30 s" }, statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+        });
+        return app;
+    }
+
+    /// <summary>
+    /// Settles staged blobs: each is read (its header names the study and instance), its study actor is woken (so it
+    /// re-projects any commit the index missed), and the index decides — promote to the indexed key when the checksum
+    /// matches, delete otherwise.
+    /// </summary>
+    private static Task<StagedRecovery> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IStudyGateway studies, TimeSpan olderThan,
+        CancellationToken cancellationToken) =>
+        blobs.RecoverStagedAsync(async staged =>
+        {
+            InstanceHeader header;
+            try
+            {
+                header = InstanceHeader.Read(staged);
+            }
+            catch (Exception e) when (e is InvalidInstanceException or IOException)
+            {
+                return null; // cut short or unreadable: it was never acknowledged
+            }
+            await studies.GetSummaryAsync(header.StudyInstanceUid, TimeSpan.FromSeconds(60), cancellationToken);
+            if (await index.FindInstanceAsync(header.SopInstanceUid, cancellationToken) is not { } row) return null;
+            string sha;
+            await using (var fs = staged.OpenRead()) sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken));
+            return sha == row.Sha256 && row.StudyInstanceUid == header.StudyInstanceUid ? row.Blob : null;
+        }, olderThan, cancellationToken);
+
+    private async Task SweepLoopAsync()
+    {
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                await Task.Delay(Options.SweepInterval, _stopping.Token);
+                try
+                {
+                    var (promoted, discarded, kept) = await RecoverStagedAsync(Blobs, Index, Studies, Options.StagedGrace, _stopping.Token);
+                    if (promoted + discarded + kept > 0)
+                        _log.LogInformation("sweep: {Promoted} staged blob(s) promoted, {Discarded} discarded, {Kept} left for the next sweep", promoted, discarded, kept);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    _log.LogWarning(e, "sweep of staged blobs failed; it runs again in {Interval}", Options.SweepInterval);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Syncs the index to disk every interval, recording how far the journal is durably projected.</summary>
+    private async Task IndexSyncLoopAsync()
+    {
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                await Task.Delay(Options.IndexSyncInterval, _stopping.Token);
+                try
+                {
+                    await Index.MakeDurableAsync(Options.NodeName, _tracker.Checkpoint(), _stopping.Token);
+                    _metrics.StudiesBehindIndex.Set(_tracker.Behind);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    _log.LogWarning(e, "index sync failed; it runs again in {Interval}", Options.IndexSyncInterval);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Stops taking associations, lets those open finish (up to <paramref name="grace"/>), leaves the cluster and closes the stores.</summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
+        _log.LogInformation("stopping: finishing open associations (up to {Grace})", grace);
+        _stopping.Cancel();
+        await _dicom.StopAsync(grace);
+        if (_trace is not null) await _trace.DisposeAsync();
+        await _sweeper;
+        await _indexSync;
+        await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
+        try
+        {
+            // The study actors have stopped: whatever they projected is made durable with a checkpoint as late as it can be.
+            await Index.MakeDurableAsync(Options.NodeName, _tracker.Checkpoint(), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _log.LogWarning(e, "the last index sync failed; the next start re-projects from the previous checkpoint");
+        }
+        await Index.DisposeAsync();
+        using (var httpStop = new CancellationTokenSource(TimeSpan.FromSeconds(5))) await _http.StopAsync(httpStop.Token);
+        await _http.DisposeAsync();
+        _log.LogInformation("stopped");
+        _loggerFactory.Dispose();
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync(TimeSpan.FromSeconds(10));
+}

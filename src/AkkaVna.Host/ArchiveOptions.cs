@@ -1,0 +1,215 @@
+using System.Net;
+using Akka.Configuration;
+using AkkaVna.Actors.Logging;
+using AkkaVna.Actors.Studies;
+using AkkaVna.Core.Ingest;
+using AkkaVna.Core.Model;
+using AkkaVna.Core.Studies;
+using AkkaVna.Dimse.Store;
+
+namespace AkkaVna.Host;
+
+/// <summary>A node's settings, read from HOCON: the built-in <c>config/akka-vna.conf</c>, then a user file, then flags.</summary>
+public sealed record ArchiveOptions
+{
+    public required string DataFolder { get; init; }
+    /// <summary>The index adapter (<c>akka-vna.index.provider</c>): sqlite.</summary>
+    public string IndexProvider { get; init; } = "sqlite";
+    /// <summary>The blob-store adapter (<c>akka-vna.blobs.provider</c>): filesystem.</summary>
+    public string BlobProvider { get; init; } = "filesystem";
+    /// <summary>The filesystem store's folder.</summary>
+    public required string BlobsFolder { get; init; }
+    /// <summary>The journal adapter (<c>akka-vna.journal.provider</c>): sqlite.</summary>
+    public string JournalProvider { get; init; } = "sqlite";
+    /// <summary>This node's name where nodes share state (its projection checkpoint): stable across its restarts, unique in the cluster.</summary>
+    public required string NodeName { get; init; }
+    /// <summary>The clock wherever time decides something (stability, timers, checkpoints); tests give a fake one.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+    public required string AETitle { get; init; }
+    public required IPAddress DicomBind { get; init; }
+    public required int DicomPort { get; init; }
+    public required IReadOnlySet<string> AllowedCallingAETitles { get; init; }
+    public required int MaxAssociations { get; init; }
+    public required uint MaxPdu { get; init; }
+    public required int MaxAsyncOperations { get; init; }
+    public required TimeSpan ArtimTimeout { get; init; }
+    public required TimeSpan DimseTimeout { get; init; }
+    public required TimeSpan IdleTimeout { get; init; }
+    /// <summary>How long a stopping node lets open associations finish before it aborts them.</summary>
+    public required TimeSpan ShutdownGrace { get; init; }
+    public required IPAddress HttpBind { get; init; }
+    public required int HttpPort { get; init; }
+    public required IngestSettings Ingest { get; init; }
+    public required TimeSpan SweepInterval { get; init; }
+    /// <summary>How often the index is synced to disk with a projection checkpoint (it commits without waiting for the disk).</summary>
+    public required TimeSpan IndexSyncInterval { get; init; }
+    public required TimeSpan StagedGrace { get; init; }
+    public required StudySettings Studies { get; init; }
+    public required TimeSpan StabilityPoll { get; init; }
+    public required int Shards { get; init; }
+    public required TimeSpan PassivateAfter { get; init; }
+    public required string ClusterHostname { get; init; }
+    public required int ClusterPort { get; init; }
+    public required IReadOnlyList<string> SeedNodes { get; init; }
+    public required int MaxQueryMatches { get; init; }
+    public required bool CaseInsensitiveNames { get; init; }
+    /// <summary>C-MOVE destinations by AE title.</summary>
+    public required IReadOnlyDictionary<string, Dicom.Network.MoveDestination> MoveDestinations { get; init; }
+    public required string SpoolFolder { get; init; }
+    public required long MaxStowBytes { get; init; }
+    /// <summary>The ingest trace file (under the data folder), or null when recording is off.</summary>
+    public string? TraceFile { get; init; }
+    public required int MaxStowParts { get; init; }
+
+    /// <summary>
+    /// The <c>akka</c> section of the user's configuration file, if any: Akka.NET settings (logging, remoting, the
+    /// journal plugin's tuning) that win over the ones the node derives from its own settings.
+    /// </summary>
+    public Config AkkaOverrides { get; init; } = Config.Empty;
+
+    /// <summary>The built-in defaults (the text of config/akka-vna.conf).</summary>
+    public static string DefaultConfigText()
+    {
+        using var stream = typeof(ArchiveOptions).Assembly.GetManifestResourceStream("akka-vna.conf")
+            ?? throw new InvalidOperationException("the built-in akka-vna.conf is missing from the assembly");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>
+    /// Loads the settings: <paramref name="overrides"/> (HOCON from flags) over <paramref name="configFile"/> over the
+    /// defaults. Throws <see cref="ArchiveConfigException"/> naming the setting that is wrong.
+    /// </summary>
+    public static ArchiveOptions Load(string? configFile, string? overrides = null)
+    {
+        Config config = ConfigurationFactory.ParseString(DefaultConfigText());
+        Config akka = Config.Empty;
+        if (configFile is not null)
+        {
+            if (!File.Exists(configFile)) throw new ArchiveConfigException($"the configuration file {configFile} does not exist");
+            try
+            {
+                var user = ConfigurationFactory.ParseString(File.ReadAllText(configFile));
+                if (user.HasPath("akka")) akka = user; // its akka-vna section, if any, is ignored by the actor system
+                config = user.WithFallback(config);
+            }
+            catch (Exception e) when (e is not ArchiveConfigException)
+            {
+                throw new ArchiveConfigException($"{configFile}: {e.Message}");
+            }
+        }
+        var environment = string.Join('\n', EnvironmentVariables
+            .Where(e => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(e.Key)))
+            .Select(e => $"akka-vna.{e.Value} = {Quote(Environment.GetEnvironmentVariable(e.Key)!)}"));
+        if (environment.Length > 0) config = ConfigurationFactory.ParseString(environment).WithFallback(config);
+        if (!string.IsNullOrWhiteSpace(overrides)) config = ConfigurationFactory.ParseString(overrides).WithFallback(config);
+        var c = config.GetConfig("akka-vna");
+        try
+        {
+            return FromConfig(c) with { AkkaOverrides = akka };
+        }
+        catch (Exception e) when (e is not ArchiveConfigException)
+        {
+            throw new ArchiveConfigException($"invalid configuration: {e.Message}");
+        }
+    }
+
+    /// <summary>Environment variables that set a setting (over files, under flags), as documented in config/akka-vna.conf.</summary>
+    public static readonly IReadOnlyDictionary<string, string> EnvironmentVariables = new Dictionary<string, string>
+    {
+        ["AKKAVNA_DATA"] = "data",
+        ["AKKAVNA_NODE_NAME"] = "node-name",
+        ["AKKAVNA_INDEX_PROVIDER"] = "index.provider",
+        ["AKKAVNA_JOURNAL_PROVIDER"] = "journal.provider",
+        ["AKKAVNA_BLOBS_PROVIDER"] = "blobs.provider",
+        ["AKKAVNA_AE_TITLE"] = "dicom.ae-title",
+        ["AKKAVNA_DICOM_PORT"] = "dicom.port",
+        ["AKKAVNA_DICOM_BIND"] = "dicom.bind",
+        ["AKKAVNA_HTTP_PORT"] = "http.port",
+        ["AKKAVNA_HTTP_BIND"] = "http.bind",
+        ["AKKAVNA_QUIET_PERIOD"] = "studies.quiet-period",
+        ["AKKAVNA_CLUSTER_HOSTNAME"] = "cluster.hostname",
+        ["AKKAVNA_CLUSTER_PORT"] = "cluster.port",
+    };
+
+    /// <summary>A HOCON string literal.</summary>
+    public static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+
+    private static ArchiveOptions FromConfig(Config c)
+    {
+        string Str(string path) => c.GetString(path) is { Length: > 0 } s ? s : throw new ArchiveConfigException($"akka-vna.{path} must be set");
+        int Int(string path, int min, int max) => c.GetInt(path) is var v && v >= min && v <= max ? v
+            : throw new ArchiveConfigException($"akka-vna.{path} must be between {min} and {max}, not {v}");
+        TimeSpan Time(string path) => c.GetTimeSpan(path, allowInfinite: false) is var t && t > TimeSpan.Zero ? t
+            : throw new ArchiveConfigException($"akka-vna.{path} must be a positive duration");
+        IPAddress Address(string path) => IPAddress.TryParse(Str(path), out var a) ? a : throw new ArchiveConfigException($"akka-vna.{path}: '{Str(path)}' is not an IP address");
+        string AE(string title, string path) => Dicom.Network.Pdus.PduCodec.IsValidAETitle(title) ? title
+            : throw new ArchiveConfigException($"akka-vna.{path}: '{title}' is not an AE title (1-16 characters, no backslash or control characters)");
+
+        var policy = Str("ingest.conflict-policy") switch
+        {
+            "reject" => ConflictPolicy.Reject,
+            "overwrite" => ConflictPolicy.Overwrite,
+            var other => throw new ArchiveConfigException($"akka-vna.ingest.conflict-policy must be reject or overwrite, not '{other}'"),
+        };
+        var destinations = new Dictionary<string, Dicom.Network.MoveDestination>(StringComparer.Ordinal);
+        if (c.GetConfig("retrieve.destinations") is { IsEmpty: false } d)
+        {
+            foreach (var ae in d.Root.GetObject().Items.Keys)
+            {
+                string host = d.GetString($"\"{ae}\".host") is { Length: > 0 } h ? h
+                    : throw new ArchiveConfigException($"akka-vna.retrieve.destinations.{ae}.host must be set");
+                int port = d.GetInt($"\"{ae}\".port");
+                if (port is < 1 or > 65535) throw new ArchiveConfigException($"akka-vna.retrieve.destinations.{ae}.port must be between 1 and 65535, not {port}");
+                destinations[AE(ae, "retrieve.destinations")] = new Dicom.Network.MoveDestination(ae, host, port);
+            }
+        }
+        string data = Path.GetFullPath(Str("data"));
+        string Provider(string section, IReadOnlyList<string> known) => Str($"{section}.provider") is var p && known.Contains(p) ? p
+            : throw new ArchiveConfigException(Adapters.Unknown(section, p, known));
+        return new ArchiveOptions
+        {
+            DataFolder = data,
+            IndexProvider = Provider("index", Adapters.IndexProviders),
+            BlobProvider = Provider("blobs", Adapters.BlobProviders),
+            BlobsFolder = c.GetString("blobs.path") is { Length: > 0 } blobs ? Path.GetFullPath(Path.Combine(data, blobs)) : Path.Combine(data, "blobs"),
+            JournalProvider = Provider("journal", Adapters.JournalProviders),
+            // The default names the machine and the data folder: stable across restarts, distinct for two nodes on one machine.
+            NodeName = c.GetString("node-name") is { Length: > 0 } name ? name
+                : $"{Environment.MachineName}:{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(data)))[..8]}",
+            MaxQueryMatches = Int("query.max-matches", 1, 10_000_000),
+            CaseInsensitiveNames = c.GetBoolean("query.case-insensitive-names"),
+            MoveDestinations = destinations,
+            SpoolFolder = Path.Combine(data, Str("retrieve.spool")),
+            MaxStowBytes = c.GetByteSize("http.max-stow-bytes") is long b and >= 1024 ? b : throw new ArchiveConfigException("akka-vna.http.max-stow-bytes must be at least 1KiB"),
+            MaxStowParts = Int("http.max-stow-parts", 1, 1_000_000),
+            TraceFile = c.GetString("ingest.trace") is { Length: > 0 } trace ? Path.Combine(data, trace) : null,
+            AETitle = AE(Str("dicom.ae-title"), "dicom.ae-title"),
+            DicomBind = Address("dicom.bind"),
+            DicomPort = Int("dicom.port", 0, 65535),
+            AllowedCallingAETitles = ((IEnumerable<string>?)c.GetStringList("dicom.allowed-calling-ae-titles") ?? []).Select(t => AE(t, "dicom.allowed-calling-ae-titles")).ToHashSet(StringComparer.Ordinal),
+            MaxAssociations = Int("dicom.max-associations", 1, 100_000),
+            MaxPdu = (uint)Int("dicom.max-pdu", 4096, 64 * 1024 * 1024),
+            MaxAsyncOperations = Int("dicom.max-async-operations", 1, 1024),
+            ArtimTimeout = Time("dicom.artim-timeout"),
+            DimseTimeout = Time("dicom.dimse-timeout"),
+            IdleTimeout = Time("dicom.idle-timeout"),
+            ShutdownGrace = Time("dicom.shutdown-grace"),
+            HttpBind = Address("http.bind"),
+            HttpPort = Int("http.port", 0, 65535),
+            Ingest = new IngestSettings(c.GetBoolean("ingest.flush-blobs"), Time("ingest.commit-timeout")),
+            SweepInterval = Time("ingest.sweep-interval"),
+            IndexSyncInterval = Time("ingest.index-sync-interval"),
+            StagedGrace = Time("ingest.staged-grace"),
+            Studies = new StudySettings(Time("studies.quiet-period"), policy, Int("studies.snapshot-every", 10, 1_000_000), Int("studies.max-batch", 1, 100_000)),
+            StabilityPoll = Time("studies.stability-poll"),
+            Shards = Int("studies.shards", 1, 100_000),
+            PassivateAfter = Time("studies.passivate-after"),
+            ClusterHostname = Str("cluster.hostname"),
+            ClusterPort = Int("cluster.port", 0, 65535),
+            SeedNodes = [.. c.GetStringList("cluster.seed-nodes") ?? []],
+        };
+    }
+}
+
+public sealed class ArchiveConfigException(string message) : Exception(message);

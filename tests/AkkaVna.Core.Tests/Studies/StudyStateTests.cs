@@ -1,0 +1,122 @@
+using static AkkaVna.Testing.Samples;
+using AkkaVna.Core.Studies;
+
+namespace AkkaVna.Core.Tests.Studies;
+
+public sealed class StudyStateTests
+{
+    private static readonly TimeSpan Quiet = TimeSpan.FromMinutes(5);
+
+    private static StudyState With(params StoredInstance[] instances)
+    {
+        var s = StudyState.Empty(Study);
+        foreach (var i in instances)
+            foreach (var e in s.Decide(i, ConflictPolicy.Reject).Events) s = s.Apply(e);
+        return s;
+    }
+
+    [Fact]
+    public void A_new_instance_is_stored_and_counted()
+    {
+        var (outcome, events, _) = StudyState.Empty(Study).Decide(Instance("1.1"), ConflictPolicy.Reject);
+        Assert.Equal(StoreOutcome.Stored, outcome);
+        var stored = Assert.IsType<InstanceStored>(Assert.Single(events));
+        var s = StudyState.Empty(Study).Apply(stored);
+        Assert.Single(s.Instances);
+        Assert.Equal(1, s.Series["1.2.3.4.1"].InstanceCount);
+        Assert.Equal(1000, s.SizeBytes);
+        Assert.Equal(["CT"], s.Modalities);
+    }
+
+    [Fact]
+    public void The_same_content_again_is_a_duplicate_with_no_event()
+    {
+        var (outcome, events, _) = With(Instance("1.1")).Decide(Instance("1.1"), ConflictPolicy.Reject);
+        Assert.Equal(StoreOutcome.Duplicate, outcome);
+        Assert.Empty(events);
+    }
+
+    [Fact]
+    public void The_same_content_in_other_bytes_is_a_duplicate_and_other_content_in_the_same_series_is_not()
+    {
+        // Sent by another gateway or in another uncompressed syntax: other blob bytes, the same content checksum.
+        var s = With(Instance("1.1") with { ContentSha256 = "c1" });
+        Assert.Equal(StoreOutcome.Duplicate, s.Decide(Instance("1.1", sha: "bb") with { ContentSha256 = "c1" }, ConflictPolicy.Reject).Outcome);
+        Assert.Equal(StoreOutcome.Rejected, s.Decide(Instance("1.1") with { ContentSha256 = "c2" }, ConflictPolicy.Reject).Outcome);
+        // An instance journaled before content checksums is compared by its bytes.
+        var old = With(Instance("1.1"));
+        Assert.Equal(StoreOutcome.Duplicate, old.Decide(Instance("1.1") with { ContentSha256 = "c1" }, ConflictPolicy.Reject).Outcome);
+        Assert.Equal(StoreOutcome.Rejected, old.Decide(Instance("1.1", sha: "bb") with { ContentSha256 = "c1" }, ConflictPolicy.Reject).Outcome);
+    }
+
+    [Fact]
+    public void A_withdrawn_instance_leaves_the_study_and_the_latest_header_falls_back_to_another_series()
+    {
+        var s = With(Instance("1.1"), Instance("1.2", series: "1.2.3.4.2"));
+        Assert.Equal("1.2", s.Latest!.SopInstanceUid);
+        s = s.Apply(new InstanceWithdrawn(Study, "1.2.3.4.2", "1.2", "archived in study 9.9"));
+        Assert.Equal(["1.1"], s.Instances.Keys);
+        Assert.Equal(["1.2.3.4.1"], s.Series.Keys);
+        Assert.Equal(1000, s.SizeBytes);
+        Assert.Equal("1.1", s.Latest!.SopInstanceUid);
+        s = s.Apply(new InstanceWithdrawn(Study, "1.2.3.4.1", "1.1", "archived in study 9.9"));
+        Assert.Empty(s.Instances);
+        Assert.Null(s.Latest);
+        // The same SOP Instance UID sent again is a new instance to this study (the index decides again).
+        Assert.Equal(StoreOutcome.Stored, s.Decide(Instance("1.1"), ConflictPolicy.Reject).Outcome);
+    }
+
+    [Fact]
+    public void Different_content_is_rejected_with_a_reason_by_default()
+    {
+        var (outcome, events, reason) = With(Instance("1.1")).Decide(Instance("1.1", sha: "bb"), ConflictPolicy.Reject);
+        Assert.Equal(StoreOutcome.Rejected, outcome);
+        Assert.Empty(events);
+        Assert.Contains("already archived with different content", reason);
+    }
+
+    [Fact]
+    public void Different_content_replaces_under_the_overwrite_policy_and_moves_series_counts()
+    {
+        var s = With(Instance("1.1"), Instance("1.2"));
+        var (outcome, events, _) = s.Decide(Instance("1.1", sha: "bb", series: "1.2.3.4.2"), ConflictPolicy.Overwrite);
+        Assert.Equal(StoreOutcome.Replaced, outcome);
+        var replaced = Assert.IsType<InstanceReplaced>(Assert.Single(events));
+        Assert.Equal("1.2.3.4.1", replaced.PreviousSeriesInstanceUid);
+        s = s.Apply(replaced);
+        Assert.Equal(2, s.Instances.Count);
+        Assert.Equal(1, s.Series["1.2.3.4.1"].InstanceCount);
+        Assert.Equal(1, s.Series["1.2.3.4.2"].InstanceCount);
+        Assert.StartsWith("bb", s.Instances["1.1"].Sha256, StringComparison.Ordinal);
+        Assert.Equal(2000, s.SizeBytes);
+    }
+
+    [Fact]
+    public void A_study_becomes_stable_once_after_its_quiet_period_and_a_late_instance_reopens_it()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);
+        var s = With(Instance("1.1", at: t0));
+        Assert.Equal(t0 + Quiet, s.StableDue(Quiet));
+        Assert.Null(s.DecideStability(t0 + Quiet - TimeSpan.FromSeconds(1), Quiet));
+        var stable = s.DecideStability(t0 + Quiet, Quiet);
+        Assert.NotNull(stable);
+        s = s.Apply(stable);
+        Assert.True(s.Stable);
+        Assert.Null(s.StableDue(Quiet));
+        Assert.Null(s.DecideStability(t0 + Quiet * 10, Quiet)); // fires once
+
+        var (outcome, events, _) = s.Decide(Instance("1.2", at: t0 + Quiet * 2), ConflictPolicy.Reject);
+        Assert.Equal(StoreOutcome.Stored, outcome);
+        Assert.IsType<StudyReopened>(events[0]);
+        Assert.IsType<InstanceStored>(events[1]);
+        foreach (var e in events) s = s.Apply(e);
+        Assert.False(s.Stable);
+        Assert.Equal(t0 + Quiet * 3, s.StableDue(Quiet));
+    }
+
+    [Fact]
+    public void An_instance_of_another_study_is_a_programming_error()
+    {
+        Assert.Throws<ArgumentException>(() => StudyState.Empty(Study).Decide(Instance("1.1", study: "9.9"), ConflictPolicy.Reject));
+    }
+}

@@ -1,0 +1,55 @@
+using AkkaVna.Testing;
+using AkkaVna.Actors.Logging;
+using AkkaVna.Host;
+
+namespace AkkaVna.Host.Tests;
+
+public sealed class ArchiveOptionsTests
+{
+    [Fact]
+    public void The_built_in_defaults_are_the_documented_ones()
+    {
+        var o = ArchiveOptions.Load(null);
+        Assert.Equal("AKKAVNA", o.AETitle);
+        Assert.Equal(11112, o.DicomPort);
+        Assert.Equal(Path.GetFullPath("data"), o.DataFolder);
+        Assert.True(o.Ingest.FlushBlobs);
+        Assert.False(o.AkkaOverrides.HasPath("akka"));
+    }
+
+    [Fact]
+    public void A_file_overrides_the_defaults_flags_override_the_file_and_its_akka_section_is_kept_for_the_actor_system()
+    {
+        using var dir = new TempDir();
+        string file = Path.Combine(dir.Path, "my.conf");
+        File.WriteAllText(file, """
+            akka-vna.dicom { ae-title = "SITE_A", port = 104 }
+            akka.persistence.journal.sql.parallelism = 1
+            """);
+        var o = ArchiveOptions.Load(file, "akka-vna.dicom.port = 4242");
+        Assert.Equal("SITE_A", o.AETitle);
+        Assert.Equal(4242, o.DicomPort);
+        Assert.Equal(1, o.AkkaOverrides.GetInt("akka.persistence.journal.sql.parallelism"));
+    }
+
+    [Theory]
+    [InlineData("akka-vna.dicom.ae-title = \"A\\\\B\"", "akka-vna.dicom.ae-title")]
+    [InlineData("akka-vna.dicom.port = 70000", "akka-vna.dicom.port")]
+    [InlineData("akka-vna.ingest.conflict-policy = merge", "akka-vna.ingest.conflict-policy")]
+    [InlineData("akka-vna.studies.quiet-period = 0s", "akka-vna.studies.quiet-period")]
+    public void A_wrong_setting_is_named_in_the_error(string hocon, string setting)
+    {
+        var e = Assert.Throws<ArchiveConfigException>(() => ArchiveOptions.Load(null, hocon));
+        Assert.Contains(setting, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_missing_or_malformed_file_is_a_configuration_error()
+    {
+        using var dir = new TempDir();
+        Assert.Throws<ArchiveConfigException>(() => ArchiveOptions.Load(Path.Combine(dir.Path, "absent.conf")));
+        string bad = Path.Combine(dir.Path, "bad.conf");
+        File.WriteAllText(bad, "akka-vna { dicom { port = ");
+        Assert.Throws<ArchiveConfigException>(() => ArchiveOptions.Load(bad));
+    }
+}

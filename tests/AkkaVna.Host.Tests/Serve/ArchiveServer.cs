@@ -1,0 +1,101 @@
+using System.Globalization;
+using AkkaVna.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using AkkaVna.Actors.Logging;
+using AkkaVna.Blobs.FileSystem;
+using AkkaVna.Core.Model;
+using AkkaVna.Core.Ports;
+using AkkaVna.Host;
+using AkkaVna.Index.Sqlite;
+
+namespace AkkaVna.Host.Tests.Serve;
+
+/// <summary>
+/// <c>akka-vna serve</c> as a real process on a data folder, with free ports and an optional configuration file; the
+/// test reads its index (SQLite in WAL mode: readable while the node writes) and blob store directly.
+/// </summary>
+public sealed class ArchiveServer : IDisposable
+{
+    public string DataFolder { get; }
+    public int DicomPort { get; }
+    public int HttpPort { get; }
+    private readonly ServerProcess _process;
+
+    /// <param name="network">Run the node inside this network namespace (to reach storescp or Orthanc as move destinations).</param>
+    /// <param name="dicomPort">A fixed DICOM port (for peers in a network namespace that are configured with it); otherwise the
+    /// node takes free ports itself (0) and names them in its ready line — no port picked here can be taken by anything
+    /// else (Akka remoting's own ephemeral port, once) before the node binds it.</param>
+    public ArchiveServer(string dataFolder, string? config = null, int? dicomPort = null, NetworkNamespace? network = null)
+    {
+        DataFolder = dataFolder;
+        var args = new List<string> { AkkaVnaCli.Dll, "serve", "--data", dataFolder, "--dicom-port", (dicomPort ?? 0).ToString(CultureInfo.InvariantCulture),
+            "--http-port", "0" };
+        if (config is not null)
+        {
+            string path = Path.Combine(Path.GetDirectoryName(dataFolder)!, "akka-vna-" + Guid.NewGuid().ToString("N")[..8] + ".conf");
+            File.WriteAllText(path, config);
+            args.AddRange(["--config", path]);
+        }
+        _process = network is null
+            ? new ServerProcess("dotnet", args, "akka-vna serve: ready", TimeSpan.FromSeconds(90))
+            : network.Start("dotnet", args, "akka-vna serve: ready", TimeSpan.FromSeconds(90));
+        // "akka-vna serve: ready; DICOM AKKAVNA@127.0.0.1:40435, HTTP port 43663, data ..."
+        DicomPort = _process.ReadyPort("127.0.0.1:");
+        HttpPort = _process.ReadyPort("HTTP port ");
+    }
+
+    public string Output => _process.Output;
+    public int ProcessId => _process.ProcessId;
+
+    /// <summary>SIGTERM, then the exit code.</summary>
+    public int Stop() => _process.Stop();
+
+    /// <summary>SIGTERM without waiting: the node drains (dicom.shutdown-grace) and exits.</summary>
+    public void Terminate() => _process.Terminate();
+
+    public int? WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout);
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>SIGKILL: no shutdown at all.</summary>
+    public void Kill() => _process.Kill();
+
+    public void Dispose() => _process.Dispose();
+
+    /// <summary>The options of a node on embedded defaults on <paramref name="dataFolder"/>: its adapters come from <see cref="Adapters"/>, as the node's.</summary>
+    public static ArchiveOptions OptionsFor(string dataFolder) => ArchiveOptions.Load(null, $"akka-vna.data = {ArchiveOptions.Quote(dataFolder)}");
+
+    /// <summary>Opens the node's index (it may be running: SQLite in WAL mode is readable while the node writes).</summary>
+    public static async Task<IArchiveIndex> OpenIndexAsync(string dataFolder)
+    {
+        var index = Adapters.CreateIndex(OptionsFor(dataFolder), NullLoggerFactory.Instance);
+        await index.InitializeAsync(CancellationToken.None);
+        return index;
+    }
+
+    public static IBlobStore OpenBlobs(string dataFolder) => Adapters.CreateBlobStore(OptionsFor(dataFolder));
+
+    /// <summary>The node's embedded index file (tests that play a power loss edit it with SQL).</summary>
+    public static string IndexFile(string dataFolder) => Adapters.SqliteIndexPath(dataFolder);
+
+    /// <summary>How many promoted blobs the node's store holds.</summary>
+    public static async Task<int> CountBlobsAsync(string dataFolder)
+    {
+        int n = 0;
+        await foreach (var _ in OpenBlobs(dataFolder).ListAsync(CancellationToken.None)) n++;
+        return n;
+    }
+
+    /// <summary>Where the filesystem store of a node on <paramref name="dataFolder"/> keeps a blob (tests compare files with dcmtk and the toolkit).</summary>
+    public static string BlobPath(string dataFolder, BlobRef blob) => Path.Combine(OptionsFor(dataFolder).BlobsFolder, blob.Key);
+
+    public static async Task<List<IndexedInstance>> ListAsync(IArchiveIndex index)
+    {
+        var list = new List<IndexedInstance>();
+        await foreach (var i in index.ListInstancesAsync(null, CancellationToken.None)) list.Add(i);
+        return list;
+    }
+
+    /// <summary>Runs <c>akka-vna verify</c> and returns its exit code and output.</summary>
+    public static Tool.Result Verify(string dataFolder) => AkkaVnaCli.Run(TimeSpan.FromMinutes(3), "verify", "--data", dataFolder);
+}

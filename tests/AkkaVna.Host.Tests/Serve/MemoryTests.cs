@@ -1,0 +1,105 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Security.Cryptography;
+using AkkaVna.Dicom;
+using AkkaVna.Dicom.IO;
+using AkkaVna.Dicom.Network.Scu;
+using AkkaVna.Testing;
+using Xunit.Abstractions;
+
+namespace AkkaVna.Host.Tests.Serve;
+
+/// <summary>The archive streams: a 1 GiB instance passes through the node without the node holding it.</summary>
+public sealed class MemoryTests(ITestOutputHelper output)
+{
+    private const int Frames = 512, Side = 1024;
+    private const long PixelBytes = (long)Frames * Side * Side * 2;
+
+    /// <summary>A 1 GiB multi-frame instance, written frame by frame (never whole in memory, here either).</summary>
+    private static string WriteHugeMultiFrame(string path)
+    {
+        var ds = new DicomDataset();
+        ds.AddString(DicomTags.SOPClassUID, DicomVR.UI, DicomUids.EnhancedCTImageStorage);
+        ds.AddString(DicomTags.SOPInstanceUID, DicomVR.UI, Instances.NewUid());
+        ds.AddString(DicomTags.StudyInstanceUID, DicomVR.UI, Instances.NewUid());
+        ds.AddString(DicomTags.SeriesInstanceUID, DicomVR.UI, Instances.NewUid());
+        ds.AddString(DicomTags.Modality, DicomVR.CS, "CT");
+        ds.AddString(DicomTags.PatientID, DicomVR.LO, "HUGE");
+        ds.AddString(DicomTags.NumberOfFrames, DicomVR.IS, Frames.ToString(CultureInfo.InvariantCulture));
+        ds.AddUInt16(DicomTags.SamplesPerPixel, 1);
+        ds.AddString(DicomTags.PhotometricInterpretation, DicomVR.CS, "MONOCHROME2");
+        ds.AddUInt16(DicomTags.Rows, Side);
+        ds.AddUInt16(DicomTags.Columns, Side);
+        ds.AddUInt16(DicomTags.BitsAllocated, 16);
+        ds.AddUInt16(DicomTags.BitsStored, 16);
+        ds.AddUInt16(DicomTags.HighBit, 15);
+        ds.AddUInt16(DicomTags.PixelRepresentation, 0);
+        DicomWriter.WriteFile(path, ds, DicomTransferSyntax.ExplicitVRLittleEndian);
+        using var fs = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.None, 1 << 20);
+        Span<byte> header = stackalloc byte[12];
+        BinaryPrimitives.WriteUInt16LittleEndian(header, 0x7FE0);
+        BinaryPrimitives.WriteUInt16LittleEndian(header[2..], 0x0010);
+        header[4] = (byte)'O';
+        header[5] = (byte)'W';
+        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], (uint)PixelBytes);
+        fs.Write(header);
+        var frame = new byte[Side * Side * 2];
+        new Random(7).NextBytes(frame);
+        for (int i = 0; i < Frames; i++)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(frame, i); // every frame differs
+            fs.Write(frame);
+        }
+        return path;
+    }
+
+    private static long RssBytes(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        throw new InvalidOperationException("no VmRSS");
+    }
+
+    private static async Task<string> DataSetSha256Async(string path, long offset)
+    {
+        await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        fs.Position = offset;
+        return Convert.ToHexStringLower(await SHA256.HashDataAsync(fs));
+    }
+
+    [Fact]
+    public async Task A_1_GiB_multi_frame_instance_is_archived_with_the_node_growing_by_less_than_150_MB()
+    {
+        using var dir = new TempDir();
+        string data = Path.Combine(dir.Path, "data");
+        var huge = StoreFile.Read(WriteHugeMultiFrame(dir.File("huge.dcm")));
+        Assert.True(huge.DataSetLength > PixelBytes);
+        var warmup = Instances.WriteStudy(Path.Combine(dir.Path, "warmup"), 20, 256 * 1024).Select(StoreFile.Read).ToList();
+        string config = Storescu.WriteConfig(dir, warmup.Append(huge));
+        using var server = new ArchiveServer(data);
+
+        // Warm up the ingest path first (JIT, pools), then measure the node while the huge instance goes through it.
+        Assert.All(Storescu.Responses(Storescu.Send(config, server.DicomPort, warmup, 1, TimeSpan.FromMinutes(2)).Single()).Values, s => Assert.Equal("Success", s));
+        await Task.Delay(500);
+        long baseline = RssBytes(server.ProcessId), peak = baseline;
+        var sending = Task.Run(() => Storescu.Send(config, server.DicomPort, [huge], 1, TimeSpan.FromMinutes(5)).Single());
+        while (!sending.IsCompleted)
+        {
+            peak = Math.Max(peak, RssBytes(server.ProcessId));
+            await Task.Delay(20);
+        }
+        var result = await sending;
+        Assert.Equal("Success", Storescu.Responses(result).Single().Value);
+        long growth = peak - baseline;
+        output.WriteLine($"node RSS {baseline / 1e6:0} MB before, peak {peak / 1e6:0} MB while ingesting {huge.DataSetLength / 1e9:0.00} GB: +{growth / 1e6:0} MB");
+        Assert.True(growth < 150_000_000, $"the node grew by {growth / 1e6:0} MB");
+
+        await using var index = await ArchiveServer.OpenIndexAsync(data);
+        var row = (await index.FindInstanceAsync(huge.SopInstanceUid, CancellationToken.None))!;
+        Assert.NotNull(row);
+        string blob = ArchiveServer.BlobPath(data, row.Blob);
+        Assert.Equal(await DataSetSha256Async(huge.Path, huge.DataSetOffset), await DataSetSha256Async(blob, StoreFile.Read(blob).DataSetOffset));
+        Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);
+    }
+}
