@@ -37,6 +37,9 @@ public sealed class ArchiveOptionsTests
     [InlineData("akka-vna.dicom.port = 70000", "akka-vna.dicom.port")]
     [InlineData("akka-vna.ingest.conflict-policy = merge", "akka-vna.ingest.conflict-policy")]
     [InlineData("akka-vna.studies.quiet-period = 0s", "akka-vna.studies.quiet-period")]
+    [InlineData("akka-vna.index.provider = cassandra", "akka-vna.index.provider is 'cassandra', which this build does not have; it has: sqlite")]
+    [InlineData("akka-vna.blobs.provider = s3", "akka-vna.blobs.provider is 's3', which this build does not have; it has: filesystem")]
+    [InlineData("akka-vna.journal.provider = mongodb", "akka-vna.journal.provider is 'mongodb'")]
     public void A_wrong_setting_is_named_in_the_error(string hocon, string setting)
     {
         var e = Assert.Throws<ArchiveConfigException>(() => ArchiveOptions.Load(null, hocon));

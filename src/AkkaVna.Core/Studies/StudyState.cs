@@ -38,7 +38,7 @@ public sealed record StudyState(
     long SizeBytes,
     DateTimeOffset? LastReceived,
     bool Stable,
-    DateTimeOffset? StableAt)
+    DateTimeOffset? StableAt) : IStudyProtocol
 {
     public static StudyState Empty(string studyInstanceUid) =>
         new(studyInstanceUid, null, ImmutableDictionary<string, InstanceEntry>.Empty, ImmutableDictionary<string, SeriesEntry>.Empty, 0, null, false, null);

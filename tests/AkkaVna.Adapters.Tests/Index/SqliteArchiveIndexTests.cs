@@ -1,181 +1,41 @@
 using AkkaVna.Core.Model;
-using AkkaVna.Testing;
-using Microsoft.Extensions.Logging.Abstractions;
-using static AkkaVna.Testing.Samples;
 using AkkaVna.Core.Ports;
-using AkkaVna.Core.Studies;
 using AkkaVna.Index.Sqlite;
+using AkkaVna.Testing;
+using AkkaVna.Testing.Contracts;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace AkkaVna.Adapters.Tests.Index;
 
-public sealed class SqliteArchiveIndexTests : IAsyncLifetime
+/// <summary>The SQLite index: the index contract, and what only it has (its schema's migrations).</summary>
+public sealed class SqliteArchiveIndexTests : IndexContract
 {
     private readonly TempDir _dir = new();
-    private SqliteArchiveIndex _index = null!;
+    private string DbPath => Path.Combine(_dir.Path, "index.db");
 
-    public async Task InitializeAsync()
+    protected override async Task<IArchiveIndex> CreateIndexAsync()
     {
-        _index = new SqliteArchiveIndex(Path.Combine(_dir.Path, "index.db"), NullLogger.Instance);
-        await _index.InitializeAsync(CancellationToken.None);
+        var index = new SqliteArchiveIndex(DbPath, NullLogger.Instance);
+        await index.InitializeAsync(CancellationToken.None);
+        return index;
     }
 
-    public async Task DisposeAsync()
+    protected override async Task ReopenAsync()
     {
-        await _index.DisposeAsync();
+        await Index.DisposeAsync();
+        Index = await CreateIndexAsync();
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
         _dir.Dispose();
     }
 
-    private static StudyIndexUpdate UpdateFor(string study, long seq, bool stable, params StoredInstance[] instances)
-    {
-        var s = StudyState.Empty(study);
-        foreach (var i in instances)
-            foreach (var e in s.Decide(i, ConflictPolicy.Overwrite).Events) s = s.Apply(e);
-        var quiet = TimeSpan.FromMinutes(5);
-        var row = new StudyRow(study, s.Latest!, string.Join('\\', s.Modalities), s.Series.Count, s.Instances.Count, s.SizeBytes, stable, s.LastReceived,
-            stable ? null : s.StableDue(quiet), stable ? s.LastReceived : null);
-        return new StudyIndexUpdate(row, s.Series.Select(kv => new SeriesRow(kv.Key, kv.Value.Latest, kv.Value.InstanceCount)).ToList(), instances, [], seq);
-    }
-
     [Fact]
-    public async Task A_new_index_checkpoints_at_the_beginning_and_keeps_it_until_a_sync_records_a_later_one()
+    public async Task AnIndex_of_the_first_schema_is_migrated_in_place_and_keeps_its_rows_and_checkpoint()
     {
-        Assert.Equal(DateTimeOffset.UnixEpoch, await _index.GetProjectionCheckpointAsync(CancellationToken.None));
-        await _index.CommitAsync(UpdateFor(Study, 2, false, Instance("1.1")), CancellationToken.None);
-        await _index.DisposeAsync();
-        _index = new SqliteArchiveIndex(Path.Combine(_dir.Path, "index.db"), NullLogger.Instance);
-        await _index.InitializeAsync(CancellationToken.None); // a restart before any sync (a rebuild cut short): still the beginning
-        Assert.Equal(DateTimeOffset.UnixEpoch, await _index.GetProjectionCheckpointAsync(CancellationToken.None));
-        var later = new DateTimeOffset(2026, 11, 22, 12, 0, 0, TimeSpan.Zero);
-        await _index.MakeDurableAsync("node-a", later, CancellationToken.None);
-        await _index.MakeDurableAsync("node-a", later.AddHours(-1), CancellationToken.None); // never moves back
-        // The new index's beginning holds until a catch-up is recorded.
-        Assert.Equal(DateTimeOffset.UnixEpoch, await _index.GetProjectionCheckpointAsync(CancellationToken.None));
-        await _index.RecordCatchUpAsync(later, later.AddMinutes(-1), CancellationToken.None);
-        Assert.Equal(later, await _index.GetProjectionCheckpointAsync(CancellationToken.None));
-    }
-
-    [Fact]
-    public async Task A_commit_fills_every_query_table()
-    {
-        await _index.CommitAsync(UpdateFor(Study, 2, false, Instance("1.1"), Instance("1.2", series: "1.2.3.4.2")), CancellationToken.None);
-        var study = await _index.GetStudyAsync(Study, CancellationToken.None);
-        Assert.Equal((2, 2, "P1", "HOSP-A", 2L, false), (study!.SeriesCount, study.InstanceCount, study.PatientId, study.IssuerOfPatientId, study.JournalSequenceNr, study.Stable));
-        Assert.Equal(2, await _index.GetWatermarkAsync(Study, CancellationToken.None));
-        Assert.Equal(0, await _index.GetWatermarkAsync("9.9", CancellationToken.None));
-        Assert.Equal([Study], await _index.StudiesOfPatientAsync("P1", "HOSP-A", CancellationToken.None));
-        Assert.Empty(await _index.StudiesOfPatientAsync("P1", "", CancellationToken.None)); // the issuer qualifies the patient
-        Assert.Equal([Study], await _index.StudiesInMonthAsync("202601", CancellationToken.None));
-        Assert.Equal(2, (await _index.GetSeriesAsync(Study, CancellationToken.None)).Count);
-        Assert.Equal("1.2.3.4.2", (await _index.FindInstanceAsync("1.2", CancellationToken.None))!.SeriesInstanceUid);
-        Assert.Equal(new IndexCounts(1, 2, 2, 2000), await _index.CountAsync(CancellationToken.None));
-    }
-
-    [Fact]
-    public async Task Full_scans_of_studies_and_of_patient_studies_page_through_every_row_in_key_order()
-    {
-        // More rows than a page (1000): 1100 studies of 550 patients, two studies each.
-        var commits = Enumerable.Range(0, 1100).Select(i =>
-        {
-            string study = $"1.2.{i}", patient = $"P{i / 2:D4}";
-            return _index.CommitAsync(UpdateFor(study, 1, true, Instance($"1.2.{i}.1", series: $"1.2.{i}.9", study: study, patientId: patient)), CancellationToken.None);
-        }).ToList();
-        await Task.WhenAll(commits);
-        var studies = new List<string>();
-        await foreach (var s in _index.ScanStudiesAsync(CancellationToken.None)) studies.Add(s.StudyInstanceUid);
-        Assert.Equal(Enumerable.Range(0, 1100).Select(i => $"1.2.{i}").Order(StringComparer.Ordinal), studies);
-        var rows = new List<(string, string, string)>();
-        await foreach (var r in _index.ScanPatientStudiesAsync(CancellationToken.None)) rows.Add(r);
-        Assert.Equal(Enumerable.Range(0, 1100).Select(i => ($"P{i / 2:D4}", "HOSP-A", $"1.2.{i}")).Order(), rows);
-    }
-
-    [Fact]
-    public async Task Open_studies_come_due_for_stability_and_stable_ones_leave_the_timer_table()
-    {
-        var at = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);
-        await _index.CommitAsync(UpdateFor(Study, 1, false, Instance("1.1", at: at)), CancellationToken.None);
-        Assert.Empty(await _index.DueForStabilityAsync(at + TimeSpan.FromMinutes(4), 10, CancellationToken.None));
-        Assert.Equal([Study], await _index.DueForStabilityAsync(at + TimeSpan.FromMinutes(5), 10, CancellationToken.None));
-        await _index.CommitAsync(UpdateFor(Study, 2, true, Instance("1.1", at: at)), CancellationToken.None);
-        Assert.Empty(await _index.DueForStabilityAsync(at + TimeSpan.FromDays(1), 10, CancellationToken.None));
-        Assert.True((await _index.GetStudyAsync(Study, CancellationToken.None))!.Stable);
-    }
-
-    [Fact]
-    public async Task A_changed_patient_or_study_date_moves_the_partition_rows_and_an_older_update_never_wins()
-    {
-        await _index.CommitAsync(UpdateFor(Study, 1, false, Instance("1.1")), CancellationToken.None);
-        await _index.CommitAsync(UpdateFor(Study, 3, false, Instance("1.1", patientId: "P2", studyDate: null)), CancellationToken.None);
-        Assert.Empty(await _index.StudiesOfPatientAsync("P1", "HOSP-A", CancellationToken.None));
-        Assert.Equal([Study], await _index.StudiesOfPatientAsync("P2", "HOSP-A", CancellationToken.None));
-        Assert.Empty(await _index.StudiesInMonthAsync("202601", CancellationToken.None));
-        Assert.Equal([Study], await _index.StudiesInMonthAsync("none", CancellationToken.None));
-        await _index.CommitAsync(UpdateFor(Study, 2, false, Instance("1.1", patientId: "P9")), CancellationToken.None);
-        Assert.Equal(("P2", 3L), ((await _index.GetStudyAsync(Study, CancellationToken.None))!.PatientId, await _index.GetWatermarkAsync(Study, CancellationToken.None)));
-    }
-
-    [Fact]
-    public async Task Concurrent_commits_of_many_studies_are_grouped_and_all_applied()
-    {
-        var commits = Enumerable.Range(1, 200).Select(n => _index.CommitAsync(
-            UpdateFor($"1.9.{n}", 1, false, Instance($"1.9.{n}.1", study: $"1.9.{n}"), Instance($"1.9.{n}.2", study: $"1.9.{n}")), CancellationToken.None));
-        await Task.WhenAll(commits);
-        Assert.Equal(new IndexCounts(200, 200, 400, 400_000), await _index.CountAsync(CancellationToken.None));
-    }
-
-    [Fact]
-    public async Task A_SOP_Instance_UID_belongs_to_the_first_study_that_commits_it_and_another_study_is_refused_whole()
-    {
-        Assert.Same(IndexCommitResult.Applied, await _index.CommitAsync(UpdateFor("1.7.1", 1, false, Instance("1.7.9", study: "1.7.1")), CancellationToken.None));
-        // Study 1.7.2 claims 1.7.9 too (and brings a new instance): nothing of it is applied, the conflict names the owner.
-        var refused = await _index.CommitAsync(UpdateFor("1.7.2", 1, false, Instance("1.7.8", study: "1.7.2"), Instance("1.7.9", study: "1.7.2")), CancellationToken.None);
-        Assert.Equal([new LocationConflict("1.7.9", "1.7.1")], refused.Conflicts);
-        Assert.Null(await _index.GetStudyAsync("1.7.2", CancellationToken.None));
-        Assert.Null(await _index.FindInstanceAsync("1.7.8", CancellationToken.None));
-        Assert.Equal("1.7.1", (await _index.FindInstanceAsync("1.7.9", CancellationToken.None))!.StudyInstanceUid);
-        // The owner commits it again (a re-projection): still its own.
-        Assert.Empty((await _index.CommitAsync(UpdateFor("1.7.1", 2, false, Instance("1.7.9", study: "1.7.1")), CancellationToken.None)).Conflicts);
-    }
-
-    [Fact]
-    public async Task Two_studies_claiming_one_SOP_Instance_UID_in_one_group_commit_leave_exactly_one_owner_and_the_others_applied()
-    {
-        // Grouped into as few transactions as the writer likes: whichever comes first wins, the other is refused alone.
-        var a = _index.CommitAsync(UpdateFor("1.6.1", 1, false, Instance("1.6.9", study: "1.6.1")), CancellationToken.None);
-        var b = _index.CommitAsync(UpdateFor("1.6.2", 1, false, Instance("1.6.9", study: "1.6.2")), CancellationToken.None);
-        var others = Enumerable.Range(1, 20).Select(n => _index.CommitAsync(UpdateFor($"1.5.{n}", 1, false, Instance($"1.5.{n}.1", study: $"1.5.{n}")), CancellationToken.None)).ToList();
-        var results = await Task.WhenAll(a, b);
-        Assert.Single(results, r => r.Conflicts.Count == 0);
-        var loser = Assert.Single(results, r => r.Conflicts.Count == 1);
-        var owner = (await _index.FindInstanceAsync("1.6.9", CancellationToken.None))!.StudyInstanceUid;
-        Assert.Equal(owner, loser.Conflicts[0].StudyInstanceUid);
-        Assert.All(await Task.WhenAll(others), r => Assert.Empty(r.Conflicts));
-        Assert.Equal(new IndexCounts(21, 21, 21, 21_000), await _index.CountAsync(CancellationToken.None));
-    }
-
-    [Fact]
-    public async Task Each_node_keeps_its_own_checkpoint_and_a_start_catches_up_from_the_earliest()
-    {
-        var t0 = new DateTimeOffset(2026, 12, 1, 8, 0, 0, TimeSpan.Zero);
-        await _index.RecordCatchUpAsync(t0, t0, CancellationToken.None); // the new index's first catch-up
-        await _index.MakeDurableAsync("node-a", t0.AddMinutes(10), CancellationToken.None);
-        await _index.MakeDurableAsync("node-b", t0.AddMinutes(3), CancellationToken.None); // b has older unprojected writes
-        Assert.Equal(t0.AddMinutes(3), await _index.GetProjectionCheckpointAsync(CancellationToken.None));
-        // a's checkpoint moving on never passes b's writes.
-        await _index.MakeDurableAsync("node-a", t0.AddMinutes(20), CancellationToken.None);
-        Assert.Equal(t0.AddMinutes(3), await _index.GetProjectionCheckpointAsync(CancellationToken.None));
-        // A catch-up covers b's writes, but b was heard from just now: its checkpoint stays (b moves it itself).
-        await _index.RecordCatchUpAsync(t0.AddMinutes(30), DateTimeOffset.UnixEpoch, CancellationToken.None);
-        Assert.Equal(t0.AddMinutes(3), await _index.GetProjectionCheckpointAsync(CancellationToken.None));
-        // A node silent since before the cut-off is gone: a catch-up that covers its checkpoint drops it.
-        await _index.RecordCatchUpAsync(t0.AddMinutes(30), DateTimeOffset.UtcNow.AddMinutes(1), CancellationToken.None);
-        // (a's was dropped too: with no node's checkpoint left, the last catch-up is where a start begins.)
-        Assert.Equal(t0.AddMinutes(30), await _index.GetProjectionCheckpointAsync(CancellationToken.None));
-    }
-
-    [Fact]
-    public async Task An_index_of_the_first_schema_is_migrated_in_place_and_keeps_its_rows_and_checkpoint()
-    {
-        await _index.DisposeAsync();
+        await Index.DisposeAsync();
         string path = Path.Combine(_dir.Path, "old.db");
         // The schema and rows as the first version wrote them (no schema_version table, one checkpoint row).
         await using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path}"))
@@ -195,14 +55,15 @@ public sealed class SqliteArchiveIndexTests : IAsyncLifetime
             await cmd.ExecuteNonQueryAsync();
         }
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        _index = new SqliteArchiveIndex(path, NullLogger.Instance);
-        await _index.InitializeAsync(CancellationToken.None);
-        var row = await _index.FindInstanceAsync("1.2.1.1", CancellationToken.None);
+        var index = new SqliteArchiveIndex(path, NullLogger.Instance);
+        await index.InitializeAsync(CancellationToken.None);
+        Index = index;
+        var row = await Index.FindInstanceAsync("1.2.1.1", CancellationToken.None);
         Assert.Null(row); // not located: the old instance_locations table held nothing for it
         var all = new List<IndexedInstance>();
-        await foreach (var i in _index.ListInstancesAsync(null, CancellationToken.None)) all.Add(i);
+        await foreach (var i in Index.ListInstancesAsync(null, CancellationToken.None)) all.Add(i);
         Assert.Equal(new BlobRef(BlobRef.PrimaryStore, "abc/1.2/1.2.1/1.2.1.1.dcm"), Assert.Single(all).Blob);
-        Assert.Equal(new DateTimeOffset(638000000000000000, TimeSpan.Zero), await _index.GetProjectionCheckpointAsync(CancellationToken.None));
+        Assert.Equal(new DateTimeOffset(638000000000000000, TimeSpan.Zero), await Index.GetProjectionCheckpointAsync(CancellationToken.None));
         Assert.Equal(SqliteArchiveIndex.SchemaVersion, await SchemaVersionAsync(path));
     }
 
