@@ -8,6 +8,8 @@ using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Network.Dimse;
 using AkkaVna.Dicom.Network.Pdus;
 using AkkaVna.Dicom.Network.Scp;
+using AkkaVna.Dicom.Network.Services;
+using AkkaVna.Dicom.Network.Transport;
 using AkkaVna.Dicom.Network.UpperLayer;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -37,7 +39,8 @@ public sealed class DicomAssociationRejectedException(AssociateReject reject) : 
 }
 
 /// <summary>
-/// One DICOM association, requestor or acceptor, over a TCP socket read and written through System.IO.Pipelines. The
+/// One DICOM association, requestor or acceptor, over a transport's duplex pipe (<see cref="IDicomTransport"/>: TCP, or
+/// TLS over TCP, or in-memory pipes in tests). The
 /// Upper Layer state machine (<see cref="UpperLayerMachine"/>) decides what every event does; this class is its port:
 /// it frames PDUs (refusing a PDU longer than allowed from its header, before buffering it), runs the timers (ARTIM, DIMSE,
 /// idle), reassembles DIMSE messages from PDVs and streams C-STORE data sets into the store handler's sink as they arrive.
@@ -45,9 +48,10 @@ public sealed class DicomAssociationRejectedException(AssociateReject reject) : 
 /// </summary>
 public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
 {
-    private readonly Socket _socket;
+    private IDicomTransport? _transport;
     private readonly DicomAssociationOptions _options;
     private readonly DicomServices? _services;
+    private readonly DimseServiceRegistry _registry;
     private readonly ILogger _log;
     private readonly UpperLayerMachine _machine;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -60,7 +64,6 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
     private readonly ConcurrentDictionary<ushort, CancellationTokenSource> _cancellable = new();
     private readonly Timer _readTimer;
     private readonly CancellationTokenSource _writeTimeout = new();
-    private NetworkStream? _stream;
     private PipeReader? _reader;
     private PipeWriter? _writer;
     private string? _connectHost;
@@ -79,15 +82,19 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
     private bool _overloaded;
     private string? _endReason;
 
-    private DicomAssociation(Socket socket, DicomAssociationOptions options, DicomServices? services, ILogger? log, bool isRequestor)
+    private DicomAssociation(IDicomTransport? transport, DicomAssociationOptions options, DicomServices? services, ILogger? log, bool isRequestor)
     {
-        _socket = socket;
+        _transport = transport;
+        _registry = DimseServiceRegistry.For(services);
         _options = options;
         _services = services;
         _log = log ?? NullLogger.Instance;
         _machine = new UpperLayerMachine(this, isRequestor);
         _readTimer = new Timer(static s => ((DicomAssociation)s!)._reader?.CancelPendingRead(), this, Timeout.Infinite, Timeout.Infinite);
     }
+
+    /// <summary>This association's limits and timers.</summary>
+    public DicomAssociationOptions Options => _options;
 
     /// <summary>Calling/called AE titles and the peer's implementation, once the A-ASSOCIATE-RQ is known.</summary>
     public AssociationInfo Info { get; private set; } = new("", "", null, null, null);
@@ -112,8 +119,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         options ??= new DicomAssociationOptions();
         // The association enforces its receive limit, so it is the one that advertises it.
         request = request with { UserInformation = request.UserInformation with { MaximumLength = options.MaxReceivePduLength } };
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        var a = new DicomAssociation(socket, options, services, log, isRequestor: true)
+        var a = new DicomAssociation(null, options, services, log, isRequestor: true)
         {
             _connectHost = host, _connectPort = port,
             _associateConfirmation = new(TaskCreationOptions.RunContinuationsAsynchronously),
@@ -129,7 +135,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
             a._endReason = $"cannot connect to {host}:{port}: {e.Message}";
             await a.FireIfPossibleAsync(UlEvent.Evt17);
             a._closed.TrySetResult();
-            socket.Dispose();
+            if (a._transport is { } t) await t.DisposeAsync();
             throw new DicomAssociationException(a._endReason, e);
         }
         Pdu answer;
@@ -234,18 +240,18 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
             await Completion.WaitAsync(_options.ArtimTimeout).ContinueWith(_ => { }, TaskScheduler.Default);
         }
         CloseTransport();
+        if (_transport is not null) await _transport.DisposeAsync();
         await _readTimer.DisposeAsync();
     }
 
     // ================================================================== acceptor (SCP)
 
     /// <summary>Runs an accepted connection as an association until it ends. <paramref name="overloaded"/>: reject it (local limit exceeded).</summary>
-    internal static async Task RunAcceptorAsync(Socket socket, DicomServices services, DicomAssociationOptions options, ILogger log, bool overloaded,
+    internal static async Task RunAcceptorAsync(IDicomTransport transport, DicomServices services, DicomAssociationOptions options, ILogger log, bool overloaded,
         Action<DicomAssociation>? onStarted = null)
     {
-        socket.NoDelay = true;
-        var a = new DicomAssociation(socket, options, services, log, isRequestor: false) { _overloaded = overloaded };
-        a.Info = new AssociationInfo("", "", socket.RemoteEndPoint, null, null);
+        var a = new DicomAssociation(transport, options, services, log, isRequestor: false) { _overloaded = overloaded };
+        a.Info = new AssociationInfo("", "", transport.RemoteEndPoint, null, null);
         a.OpenStream();
         onStarted?.Invoke(a);
         await a.FireAsync(UlEvent.Evt5);
@@ -487,17 +493,15 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
 
     async ValueTask IUpperLayerPort.ConnectTransportAsync()
     {
-        using var cts = new CancellationTokenSource(_options.ConnectTimeout);
-        await _socket.ConnectAsync(_connectHost!, _connectPort, cts.Token);
-        Info = Info with { RemoteEndPoint = _socket.RemoteEndPoint };
+        _transport = await _options.Connector.ConnectAsync(_connectHost!, _connectPort, _options.ConnectTimeout, CancellationToken.None);
+        Info = Info with { RemoteEndPoint = _transport.RemoteEndPoint };
         OpenStream();
     }
 
     private void OpenStream()
     {
-        _stream = new NetworkStream(_socket, ownsSocket: false);
-        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true));
-        _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true));
+        _reader = _transport!.Input;
+        _writer = _transport.Output;
     }
 
     async ValueTask IUpperLayerPort.SendAsync(Pdu pdu)
@@ -529,11 +533,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         }
     }
 
-    public void CloseTransport()
-    {
-        try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
-        _socket.Close();
-    }
+    public void CloseTransport() => _transport?.Close();
 
     void IUpperLayerPort.StartArtim()
     {
@@ -732,42 +732,25 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The command arrived and announces a data set: a service whose data set streams (C-STORE) opens its sink now, after
+    /// a slot of the window is free; other data sets are small and kept in memory (bounded).
+    /// </summary>
     private async ValueTask OpenTargetAsync(IncomingMessage msg, PresentationContext context)
     {
         var cmd = msg.Command!;
-        if (cmd.Field != DimseCommandField.CStoreRequest) return; // other data sets are small: kept in memory, bounded
-        if (_services?.Store is not { } store)
-        {
-            msg.Refuse(new DimseResult(DimseStatus.SopClassNotSupported, "this AE does not accept C-STORE"));
-            return;
-        }
-        string sopClass = cmd.AffectedSopClassUid ?? "";
-        string sopInstance = cmd.AffectedSopInstanceUid ?? "";
-        if (sopClass != context.AbstractSyntax)
-        {
-            msg.Refuse(new DimseResult(DimseStatus.SopClassNotSupported, $"SOP class {sopClass} is not the context's {context.AbstractSyntax}"));
-            return;
-        }
-        if (sopInstance.Length == 0)
-        {
-            msg.Refuse(new DimseResult(DimseStatus.MissingAttribute, "no Affected SOP Instance UID"));
-            return;
-        }
+        if (_registry.Find(cmd.Field) is not { StreamsDataSet: true } service) return;
         // Back-pressure: at most the negotiated number of stores are performed at once; reading stops until one answers.
         await _performSlots.WaitAsync();
         msg.HoldsPerformSlot = true;
+        msg.Operation = new DimseOperation(this, cmd, context, _log);
         try
         {
-            msg.Sink = await store.BeginAsync(new StoreRequest(Info, cmd, sopClass, sopInstance, context.TransferSyntax), CancellationToken.None);
+            msg.Sink = await service.OpenDataSetAsync(msg.Operation);
         }
         catch (DimseException e)
         {
             msg.Refuse(new DimseResult(e.Status, e.Message));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            _log.LogError(e, "{Association}: cannot store {SopInstance}", Info, sopInstance);
-            msg.Refuse(new DimseResult(DimseStatus.StoreOutOfResources, e.Message));
         }
     }
 
@@ -787,35 +770,18 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
             else if (_pending.TryRemove(cmd.MessageIdBeingRespondedTo, out _)) pending.Completion.TrySetResult(response);
             return ValueTask.CompletedTask;
         }
-        switch (cmd.Field)
+        if (cmd.Field == DimseCommandField.CCancelRequest)
         {
-            case DimseCommandField.CEchoRequest:
-                Respond(msg, async () =>
-                {
-                    var result = _services?.Echo is { } echo ? await echo.EchoAsync(Info, CancellationToken.None) : DimseResult.Success;
-                    return (DimseCommand?)DimseCommand.EchoResponse(cmd, result.Status);
-                });
-                break;
-            case DimseCommandField.CStoreRequest:
-                Respond(msg, async () =>
-                {
-                    var result = await msg.CompleteStoreAsync(_log, Info);
-                    return (DimseCommand?)DimseCommand.StoreResponse(cmd, result.Status, result.Comment);
-                });
-                break;
-            case DimseCommandField.CFindRequest when _services?.Find is not null:
-            case DimseCommandField.CMoveRequest when _services?.Retrieve is not null:
-            case DimseCommandField.CGetRequest when _services?.Retrieve is not null:
-                PerformQueryRetrieve(msg, context);
-                break;
-            case DimseCommandField.CCancelRequest:
-                // C-FIND, C-MOVE and C-GET stop at their next match or sub-operation; a cancel for anything else is ignored.
-                if (_cancellable.TryGetValue(cmd.MessageIdBeingRespondedTo, out var cancel)) cancel.Cancel();
-                break;
-            default:
-                Respond(msg, () => Task.FromResult<DimseCommand?>(DimseCommand.UnrecognizedResponse(cmd, $"{cmd.Field} is not supported by this AE")));
-                break;
+            // C-FIND, C-MOVE and C-GET stop at their next match or sub-operation; a cancel for anything else is ignored.
+            if (_cancellable.TryGetValue(cmd.MessageIdBeingRespondedTo, out var cancel)) cancel.Cancel();
+            return ValueTask.CompletedTask;
         }
+        if (_registry.Find(cmd.Field) is not { } service)
+        {
+            Respond(msg, () => Task.FromResult<DimseCommand?>(DimseCommand.UnrecognizedResponse(cmd, $"{cmd.Field} is not supported by this AE")));
+            return ValueTask.CompletedTask;
+        }
+        Perform(service, msg, context);
         return ValueTask.CompletedTask;
     }
 
@@ -843,87 +809,58 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
     }
 
     /// <summary>
-    /// C-FIND, C-MOVE, C-GET: performed off the read loop (which keeps reading C-CANCEL and, for C-GET, the C-STORE
-    /// responses), within the negotiated asynchronous operations window.
+    /// Performs a request through its service, off the read loop (which keeps reading C-CANCEL and, for C-GET, the
+    /// C-STORE responses). A windowed service (query, retrieve) takes a slot of the negotiated asynchronous operations
+    /// window or is refused at once, and is cancellable by C-CANCEL; a streaming one (store) took its slot when its
+    /// data set began.
     /// </summary>
-    private void PerformQueryRetrieve(IncomingMessage msg, PresentationContext context)
+    private void Perform(DimseService service, IncomingMessage msg, PresentationContext context)
     {
         var cmd = msg.Command!;
-        bool isFind = cmd.Field == DimseCommandField.CFindRequest;
-        DimseReply Refuse(DimseStatus status, string reason) => isFind
-            ? new DimseReply(DimseCommand.FindResponse(cmd, status, false, reason))
-            : new DimseReply(DimseCommand.RetrieveResponse(cmd, status, default, false, reason));
-        if (!_performSlots.Wait(0))
+        var operation = msg.Operation ?? new DimseOperation(this, cmd, context, _log);
+        operation.DataSetBytes = msg.MemoryData?.WrittenMemory;
+        operation.Sink = msg.Sink;
+        operation.Refusal = msg.Refusal;
+        CancellationTokenSource? cts = null;
+        if (service.Windowed)
         {
-            RespondWith(msg, context, (_, _) => Task.FromResult(Refuse(isFind ? DimseStatus.QueryOutOfResources : DimseStatus.RetrieveOutOfResourcesSubOperations,
-                "more operations at once than the negotiated asynchronous operations window")), null);
-            return;
+            if (!_performSlots.Wait(0))
+            {
+                RespondWith(msg, context, _ => Task.FromResult(service.Refuse(cmd, cmd.Field == DimseCommandField.CFindRequest ? DimseStatus.QueryOutOfResources
+                    : DimseStatus.RetrieveOutOfResourcesSubOperations, "more operations at once than the negotiated asynchronous operations window")), null);
+                return;
+            }
+            msg.HoldsPerformSlot = true;
+            cts = new CancellationTokenSource();
+            if (!_cancellable.TryAdd(cmd.MessageId, cts))
+            {
+                cts.Dispose();
+                RespondWith(msg, context, _ => Task.FromResult(service.Refuse(cmd, DimseStatus.DuplicateInvocation, $"message ID {cmd.MessageId} is already being performed")), null);
+                return;
+            }
+            operation.Cancellation = cts.Token;
         }
-        msg.HoldsPerformSlot = true;
-        var cts = new CancellationTokenSource();
-        if (!_cancellable.TryAdd(cmd.MessageId, cts))
+        RespondWith(msg, context, async sendPending =>
         {
-            cts.Dispose();
-            RespondWith(msg, context, (_, _) => Task.FromResult(Refuse(DimseStatus.DuplicateInvocation, $"message ID {cmd.MessageId} is already being performed")), null);
-            return;
-        }
-        RespondWith(msg, context, async (sendPending, _) =>
-        {
-            DicomDataset identifier;
+            operation.SendPending = sendPending;
             try
             {
-                identifier = msg.MemoryData is { } bytes
-                    ? DimseDataSets.Parse(bytes.WrittenMemory, context.TransferSyntax)
-                    : throw new DimseFormatException("the request has no identifier");
-            }
-            catch (DimseFormatException e)
-            {
-                return Refuse(DimseStatus.UnableToProcess, "malformed identifier: " + e.Message);
-            }
-            try
-            {
-                if (isFind) return await PerformFindAsync(cmd, context, identifier, sendPending, cts.Token);
-                var operation = new RetrieveOperation(this, cmd, _services!.Retrieve!, _services.Retrieval, _options, _log, sendPending);
-                return await operation.RunAsync(context.AbstractSyntax, identifier, cts.Token);
+                return await service.PerformAsync(operation);
             }
             catch (Exception e) when (e is not (IOException or SocketException or ObjectDisposedException or DicomAssociationException))
             {
                 _log.LogError(e, "{Association}: {Command} failed", Info, cmd);
-                return Refuse(DimseStatus.UnableToProcess, "unable to process: " + e.Message);
+                return service.Refuse(cmd, DimseStatus.UnableToProcess, "unable to process: " + e.Message);
             }
-        }, () =>
+        }, cts is null ? null : () =>
         {
             _cancellable.TryRemove(cmd.MessageId, out _);
             cts.Dispose();
         });
     }
 
-    private async Task<DimseReply> PerformFindAsync(DimseCommand cmd, PresentationContext context, DicomDataset identifier, Func<DimseReply, Task> sendPending,
-        CancellationToken cancellationToken)
-    {
-        try
-        {
-            await foreach (var match in _services!.Find!.FindAsync(new FindRequest(Info, cmd, context.AbstractSyntax, identifier), cancellationToken))
-            {
-                if (cancellationToken.IsCancellationRequested) break;
-                var status = match.OptionalKeysNotSupported ? DimseStatus.PendingOptionalKeysNotSupported : DimseStatus.Pending;
-                await sendPending(new DimseReply(DimseCommand.FindResponse(cmd, status, hasIdentifier: true), match.Identifier));
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-        }
-        catch (DimseException e)
-        {
-            return new DimseReply(DimseCommand.FindResponse(cmd, e.Status, false, e.Message));
-        }
-        return cancellationToken.IsCancellationRequested
-            ? new DimseReply(DimseCommand.FindResponse(cmd, DimseStatus.Cancel, false))
-            : new DimseReply(DimseCommand.FindResponse(cmd, DimseStatus.Success, false));
-    }
-
     /// <summary>Like <see cref="Respond"/>, for operations that send pending responses (with data sets) before the final one.</summary>
-    private void RespondWith(IncomingMessage msg, PresentationContext context, Func<Func<DimseReply, Task>, CancellationToken, Task<DimseReply>> perform, Action? cleanup)
+    private void RespondWith(IncomingMessage msg, PresentationContext context, Func<Func<DimseReply, Task>, Task<DimseReply>> perform, Action? cleanup)
     {
         async Task Send(DimseReply reply)
         {
@@ -939,7 +876,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         {
             try
             {
-                var final = await perform(Send, CancellationToken.None);
+                var final = await perform(Send);
                 if (final.DataSet is null) return final.Command;
                 await Send(final);
                 return null;

@@ -30,4 +30,7 @@ public sealed record DicomAssociationOptions
 
     /// <summary>How long a requestor waits for the TCP connection.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How a requestor connects to its peer: plain TCP unless another transport (TLS) is given.</summary>
+    public Transport.IDicomConnector Connector { get; init; } = Transport.TcpTransport.Tcp;
 }

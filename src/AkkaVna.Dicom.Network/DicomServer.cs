@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using AkkaVna.Dicom.Network.Transport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -18,6 +19,9 @@ public sealed record DicomServerOptions
     public int MaxAssociations { get; init; } = 256;
 
     public DicomAssociationOptions Association { get; init; } = new();
+
+    /// <summary>The transport accepted connections are wrapped in: plain TCP unless another (TLS) is given.</summary>
+    public Transport.IDicomAcceptor Acceptor { get; init; } = Transport.TcpTransport.Tcp;
 }
 
 /// <summary>
@@ -66,29 +70,43 @@ public sealed class DicomServer(DicomServerOptions options, DicomServices servic
                 _log.LogWarning("accept failed: {Error}", e.Message);
                 continue;
             }
-            int active = Interlocked.Increment(ref _active);
-            bool overloaded = active > options.MaxAssociations;
-            var started = new TaskCompletionSource<DicomAssociation>();
-            var task = Task.Run(async () =>
-            {
-                try
-                {
-                    await DicomAssociation.RunAcceptorAsync(socket, services, options.Association, _associationLog, overloaded, a => started.TrySetResult(a));
-                }
-                catch (Exception e)
-                {
-                    _log.LogError(e, "association from {Remote} failed", socket.RemoteEndPoint);
-                }
-                finally
-                {
-                    Interlocked.Decrement(ref _active);
-                    socket.Dispose();
-                }
-            });
-            _running[task] = null;
-            _ = started.Task.ContinueWith(t => _running.TryUpdate(task, t.Result, null), TaskContinuationOptions.OnlyOnRanToCompletion);
-            _ = task.ContinueWith(t => _running.TryRemove(t, out _), TaskScheduler.Default);
+            _ = Serve(socket, transport: null);
         }
+    }
+
+    /// <summary>
+    /// Runs an association over a transport that did not come from this server's listener (in-memory pipes in tests, a
+    /// connection accepted elsewhere), with this server's services, limits and stop; completes when it ends.
+    /// </summary>
+    public Task ServeAsync(IDicomTransport transport) => Serve(null, transport);
+
+    private Task Serve(Socket? socket, IDicomTransport? transport)
+    {
+        int active = Interlocked.Increment(ref _active);
+        bool overloaded = active > options.MaxAssociations;
+        var started = new TaskCompletionSource<DicomAssociation>();
+        var task = Task.Run(async () =>
+        {
+            try
+            {
+                transport ??= await options.Acceptor.AcceptAsync(socket!, _stopping.Token);
+                await DicomAssociation.RunAcceptorAsync(transport, services, options.Association, _associationLog, overloaded, a => started.TrySetResult(a));
+            }
+            catch (Exception e)
+            {
+                _log.LogError(e, "association from {Remote} failed", transport?.RemoteEndPoint ?? socket?.RemoteEndPoint);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _active);
+                if (transport is not null) await transport.DisposeAsync();
+                socket?.Dispose();
+            }
+        });
+        _running[task] = null;
+        _ = started.Task.ContinueWith(t => _running.TryUpdate(task, t.Result, null), TaskContinuationOptions.OnlyOnRanToCompletion);
+        _ = task.ContinueWith(t => _running.TryRemove(t, out _), TaskScheduler.Default);
+        return task;
     }
 
     /// <summary>Stops accepting, lets running associations finish for <paramref name="grace"/>, then aborts the rest.</summary>

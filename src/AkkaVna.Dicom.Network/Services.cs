@@ -123,4 +123,7 @@ public sealed record DicomServices
     public ICFindHandler? Find { get; init; }
     public ICRetrieveHandler? Retrieve { get; init; }
     public RetrieveOptions Retrieval { get; init; } = new();
+
+    /// <summary>More services (e.g. Storage Commitment) beside the built-in ones, dispatched the same way.</summary>
+    public IReadOnlyList<Services.DimseService> Extra { get; init; } = [];
 }

@@ -150,6 +150,14 @@ public sealed class DimseCommand
     public ushort? Failed => Dataset.GetUInt16(DicomTags.NumberOfFailedSuboperations);
     public ushort? Warning => Dataset.GetUInt16(DicomTags.NumberOfWarningSuboperations);
 
+    /// <summary>A request of any service (what a new service's SCU sends; N-ACTION, N-EVENT-REPORT...).</summary>
+    public static DimseCommand Request(DimseCommandField field, string sopClassUid, ushort messageId, bool hasDataSet) =>
+        Build(field, sopClassUid, messageId, null, hasDataSet);
+
+    /// <summary>The response to <paramref name="request"/> of any service (its command field with the response bit).</summary>
+    public static DimseCommand ResponseTo(DimseCommand request, DimseStatus status, bool hasDataSet = false) =>
+        Response((DimseCommandField)((ushort)request.Field | 0x8000), request, status, hasDataSet);
+
     /// <summary>A response to a request this stack does not perform (PS3.7 C.5.10: unrecognized operation).</summary>
     public static DimseCommand UnrecognizedResponse(DimseCommand request, string comment)
     {

@@ -1,5 +1,4 @@
 using System.Buffers;
-using Microsoft.Extensions.Logging;
 
 namespace AkkaVna.Dicom.Network.Dimse;
 
@@ -15,7 +14,14 @@ internal sealed class IncomingMessage(byte presentationContextId) : IAsyncDispos
     public IStoreSink? Sink { get; set; }
     public ArrayBufferWriter<byte>? MemoryData { get; private set; }
     public bool HoldsPerformSlot { get; set; }
+
+    /// <summary>The operation a streaming service opened its sink for (null for other requests until they are performed).</summary>
+    public Services.DimseOperation? Operation { get; set; }
+
     private DimseResult? _refusal;
+
+    /// <summary>Why the request was refused while its data set arrived (a service's refusal, or its sink failing).</summary>
+    public DimseResult? Refusal => _refusal;
 
     /// <summary>Refuses the operation: the rest of the data set is read and dropped.</summary>
     public void Refuse(DimseResult result) => _refusal ??= result;
@@ -38,31 +44,11 @@ internal sealed class IncomingMessage(byte presentationContextId) : IAsyncDispos
             }
             return;
         }
-        if (Command!.Field == DimseCommandField.CStoreRequest) return; // refused before the sink opened
+        if (Operation is not null) return; // a streaming request refused before its sink opened
         MemoryData ??= new ArrayBufferWriter<byte>(1024);
         if (MemoryData.WrittenCount + data.Length > memoryLimit)
             throw new DimseFormatException($"the data set of {Command} is longer than {memoryLimit} bytes");
         foreach (var segment in data) MemoryData.Write(segment.Span);
-    }
-
-    /// <summary>The C-STORE outcome: the refusal, or what the sink says once it made the instance durable.</summary>
-    public async Task<DimseResult> CompleteStoreAsync(ILogger log, AssociationInfo association)
-    {
-        if (_refusal is { } r) return r;
-        if (Sink is not { } sink) return new DimseResult(DimseStatus.ProcessingFailure, "no sink");
-        try
-        {
-            return await sink.CompleteAsync(CancellationToken.None);
-        }
-        catch (DimseException e)
-        {
-            return new DimseResult(e.Status, e.Message);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            log.LogError(e, "{Association}: storing {SopInstance} failed", association, Command?.AffectedSopInstanceUid);
-            return new DimseResult(DimseStatus.StoreOutOfResources, "storage failed: " + e.Message);
-        }
     }
 
     public async ValueTask DisposeAsync()

@@ -3,12 +3,10 @@ using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Network.Dimse;
 using AkkaVna.Dicom.Network.Pdus;
 using AkkaVna.Dicom.Network.Scu;
+using AkkaVna.Dicom.Network.Services;
 using Microsoft.Extensions.Logging;
 
 namespace AkkaVna.Dicom.Network.Scp;
-
-/// <summary>A final or pending response: the command and, when it has one, its data set.</summary>
-internal readonly record struct DimseReply(DimseCommand Command, DicomDataset? DataSet = null);
 
 /// <summary>
 /// Performs a C-MOVE or C-GET (PS3.4 C.4.2, C.4.3): the handler resolves the identifier to instances, then each is sent
