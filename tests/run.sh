@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every AkkaVna test on a fresh Debian machine: installs what the tests need when it is missing
-# (dcmtk, Orthanc and its DICOMweb plugin, curl, util-linux and iproute2 now; PostgreSQL and radosgw as later features need them), then builds and tests the solution.
+# (dcmtk, Orthanc and its DICOMweb plugin, PostgreSQL, curl, util-linux and iproute2; radosgw when the S3 store needs it), then
+# builds and tests the solution. PostgreSQL is only installed: the tests start their own throwaway server (Unix socket only,
+# as the postgres user) and stop it; no system service is used.
 # Needs root (or sudo) for apt-get. Usage: bash tests/run.sh [extra dotnet test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,12 +21,20 @@ for tool in "${!package[@]}"; do
 done
 # Orthanc's DICOMweb plugin (a STOW-RS client the tests use as a peer) is a file, not a command.
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+# PostgreSQL's server binaries (initdb, pg_ctl) live under /usr/lib/postgresql/VERSION/bin, not on the PATH.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   need=($(printf '%s\n' "${need[@]}" | sort -u))
   echo "installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
+  # No service may start from a package's install script (PostgreSQL's would start a system cluster on port 5432).
+  policy_rc=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d && policy_rc=1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  [ -n "$policy_rc" ] && $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
 if [ ! -d ../shared/corpus ] && [ -z "${AKKAVNA_CORPUS:-}" ]; then

@@ -27,7 +27,11 @@ internal static class Bench
     /// <summary>Sends every file with dcmtk storescu (TCP_NODELAY=1) over <paramref name="associations"/> processes; returns seconds.</summary>
     /// <param name="byStudy">Give each association whole consecutive runs of files (the way gateways send a study per
     /// association) instead of dealing them one at a time.</param>
-    public static double Storescu(List<string> files, int port, string aet, int associations, bool byStudy = false)
+    public static double Storescu(List<string> files, int port, string aet, int associations, bool byStudy = false) =>
+        Storescu(files, [port], aet, associations, byStudy);
+
+    /// <summary>The same over several nodes of one archive: association i goes to <paramref name="ports"/>[i mod n].</summary>
+    public static double Storescu(List<string> files, IReadOnlyList<int> ports, string aet, int associations, bool byStudy = false)
     {
         int chunk = (files.Count + associations - 1) / associations;
         var lists = Enumerable.Range(0, associations)
@@ -39,9 +43,9 @@ internal static class Bench
             return p;
         }).ToList();
         var sw = Stopwatch.StartNew();
-        var procs = listFiles.Select(lf =>
+        var procs = listFiles.Select((lf, i) =>
         {
-            var psi = new ProcessStartInfo("bash", ["-c", $"xargs -d '\\n' -a '{lf}' storescu -aec {aet} 127.0.0.1 {port}"])
+            var psi = new ProcessStartInfo("bash", ["-c", $"xargs -d '\\n' -a '{lf}' storescu -aec {aet} 127.0.0.1 {ports[i % ports.Count]}"])
             {
                 UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true,
             };

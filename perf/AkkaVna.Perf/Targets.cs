@@ -30,34 +30,73 @@ internal static partial class Targets
 internal interface ITarget : IDisposable
 {
     int Port { get; }
+    /// <summary>Every node's DICOM port (the associations are dealt over them).</summary>
+    IReadOnlyList<int> Ports => [Port];
     string AETitle { get; }
     long CountInstances();
 }
 
+/// <summary>
+/// <c>akka-vna serve</c>: one node on embedded defaults (SQLite), or <paramref name="nodes"/> nodes as one cluster on a
+/// PostgreSQL database and a blob folder they share (DICOM ports from <see cref="Targets.DicomPort"/> up, HTTP from
+/// <see cref="Targets.HttpPort"/>, cluster from 25520).
+/// </summary>
 internal sealed class AkkaVnaTarget : ITarget
 {
-    private readonly ServerProcess _process;
+    private readonly List<ServerProcess> _processes = [];
     private readonly string _data;
+    private readonly string? _postgres;
+    private readonly string _blobs;
+    private readonly int _nodes;
 
     /// <summary>The node's data folder in <paramref name="work"/> (a benchmark may fill its index before the node starts).</summary>
     public static string DataFolder(string work) => Path.Combine(work, "data");
 
-    public AkkaVnaTarget(string work, bool flushBlobs)
+    public AkkaVnaTarget(string work, bool flushBlobs, int nodes = 1, string? postgres = null)
     {
+        if (nodes > 1 && postgres is null) throw new ArgumentException("a cluster needs PostgreSQL", nameof(postgres));
         _data = DataFolder(work);
+        _postgres = postgres;
+        _nodes = nodes;
+        _blobs = Path.Combine(work, "blobs");
         string config = Path.Combine(work, "bench.conf");
         File.WriteAllText(config, $"akka-vna.ingest.flush-blobs = {(flushBlobs ? "on" : "off")}\nakka-vna.dicom.max-pdu = 131072\n"
             + (Environment.GetEnvironmentVariable("AKKAVNA_BENCH_CONF") is { Length: > 0 } extra ? File.ReadAllText(extra) : ""));
-        _process = new ServerProcess("dotnet", [AkkaVnaCli.Dll, "serve", "--data", _data, "--config", config, "--dicom-port", Targets.DicomPort.ToString(CultureInfo.InvariantCulture),
-            "--http-port", Targets.HttpPort.ToString(CultureInfo.InvariantCulture)], "akka-vna serve: ready", TimeSpan.FromSeconds(90));
+        for (int i = 0; i < nodes; i++)
+        {
+            var args = new List<string> { AkkaVnaCli.Dll, "serve", "--data", i == 0 ? _data : _data + i.ToString(CultureInfo.InvariantCulture), "--config", config,
+                "--dicom-port", (Targets.DicomPort + i).ToString(CultureInfo.InvariantCulture), "--http-port", (Targets.HttpPort + i).ToString(CultureInfo.InvariantCulture) };
+            if (postgres is not null)
+                args.AddRange(["--index", "postgresql", "--postgres", postgres, "--blobs", _blobs, "--node-name", "n" + i.ToString(CultureInfo.InvariantCulture),
+                    "--cluster-port", (25520 + i).ToString(CultureInfo.InvariantCulture), "--seed-node", "127.0.0.1:25520"]);
+            _processes.Add(new ServerProcess("dotnet", args, "akka-vna serve: ready", TimeSpan.FromSeconds(120)));
+        }
+        if (nodes > 1) WaitForMembers();
+    }
+
+    private void WaitForMembers()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        var until = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (true)
+        {
+            var report = http.GetFromJsonAsync<JsonElement>($"http://127.0.0.1:{Targets.HttpPort}/admin/cluster").GetAwaiter().GetResult();
+            if (report.GetProperty("members").EnumerateArray().Count(m => m.GetProperty("status").GetString() == "Up") == _nodes) return;
+            if (DateTime.UtcNow > until) throw new TimeoutException($"the cluster did not reach {_nodes} members: {report}");
+            Thread.Sleep(500);
+        }
     }
 
     public int Port => Targets.DicomPort;
+    public IReadOnlyList<int> Ports => [.. Enumerable.Range(Targets.DicomPort, _nodes)];
     public string AETitle => "AKKAVNA";
+
+    private ArchiveOptions Options => ArchiveOptions.Load(null, $"akka-vna.data = {ArchiveOptions.Quote(_data)}" + (_postgres is null ? ""
+        : $"\nakka-vna.index.provider = postgresql\nakka-vna.postgresql.connection-string = {ArchiveOptions.Quote(_postgres)}\nakka-vna.blobs.path = {ArchiveOptions.Quote(_blobs)}"));
 
     public long CountInstances()
     {
-        var index = Adapters.CreateIndex(ArchiveOptions.Load(null, $"akka-vna.data = {ArchiveOptions.Quote(_data)}"), NullLoggerFactory.Instance);
+        var index = Adapters.CreateIndex(Options, NullLoggerFactory.Instance);
         try
         {
             index.InitializeAsync(CancellationToken.None).GetAwaiter().GetResult();
@@ -72,24 +111,24 @@ internal sealed class AkkaVnaTarget : ITarget
     private double _cpuAtMark;
     private long _instancesAtMark;
 
-    private static string Metrics()
+    private List<string> Metrics()
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        return http.GetStringAsync($"http://127.0.0.1:{Targets.HttpPort}/metrics").GetAwaiter().GetResult();
+        return [.. Enumerable.Range(0, _nodes).Select(i => http.GetStringAsync($"http://127.0.0.1:{Targets.HttpPort + i}/metrics").GetAwaiter().GetResult())];
     }
 
-    private static double Value(string metrics, string series) => metrics.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal))
-        .Select(l => double.Parse(l[(series.Length + 1)..], CultureInfo.InvariantCulture)).FirstOrDefault();
+    /// <summary>A series summed over the nodes.</summary>
+    private static double Value(List<string> metrics, string series) => metrics.Sum(m => m.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal))
+        .Select(l => double.Parse(l[(series.Length + 1)..], CultureInfo.InvariantCulture)).FirstOrDefault());
 
-    /// <summary>Marks the start of the measured run: <see cref="PhaseBreakdown"/> reports the node's CPU time per instance since.</summary>
+    /// <summary>Marks the start of the measured run: <see cref="PhaseBreakdown"/> reports the nodes' CPU time per instance since.</summary>
     public void Mark()
     {
-        var text = Metrics();
-        _cpuAtMark = Value(text, "process_cpu_seconds_total");
+        _cpuAtMark = Value(Metrics(), "process_cpu_seconds_total");
         _instancesAtMark = CountInstances();
     }
 
-    /// <summary>The mean of each ingest phase, from the node's Prometheus metrics, and its CPU time per instance since <see cref="Mark"/>.</summary>
+    /// <summary>The mean of each ingest phase, from the nodes' Prometheus metrics, and their CPU time per instance since <see cref="Mark"/>.</summary>
     public string PhaseBreakdown()
     {
         var text = Metrics();
@@ -112,7 +151,11 @@ internal sealed class AkkaVnaTarget : ITarget
         return string.Join(", ", parts);
     }
 
-    public void Dispose() => _process.Dispose();
+    public void Dispose()
+    {
+        // The later nodes leave first; the seed last.
+        for (int i = _processes.Count - 1; i >= 0; i--) _processes[i].Dispose();
+    }
 }
 
 internal sealed class StorescpTarget : ITarget
@@ -147,10 +190,11 @@ internal sealed class OrthancTarget : ITarget
 {
     private readonly ServerProcess _process;
 
-    public OrthancTarget(string work)
+    /// <param name="postgres">Run Orthanc's index on this PostgreSQL database (Debian's orthanc-postgresql plugin); otherwise its SQLite.</param>
+    public OrthancTarget(string work, string? postgres = null)
     {
         string config = Path.Combine(work, "orthanc.json");
-        File.WriteAllText(config, JsonSerializer.Serialize(new Dictionary<string, object>
+        var settings = new Dictionary<string, object>
         {
             ["Name"] = "bench", ["StorageDirectory"] = Path.Combine(work, "orthanc-storage"), ["IndexDirectory"] = Path.Combine(work, "orthanc-index"),
             ["DicomAet"] = "ORTHANC", ["DicomPort"] = Targets.DicomPort, ["HttpPort"] = Targets.OrthancHttp, ["RemoteAccessAllowed"] = false,
@@ -159,7 +203,18 @@ internal sealed class OrthancTarget : ITarget
             // C-FIND and C-GET (query benchmark): Orthanc answers only modalities it knows.
             ["DicomModalities"] = new Dictionary<string, object> { ["getscu"] = new object[] { "GETSCU", "127.0.0.1", 104 }, ["bench"] = new object[] { "BENCH", "127.0.0.1", 104 } },
             ["DicomAlwaysAllowGet"] = true, ["DicomAlwaysAllowFind"] = true,
-        }));
+        };
+        if (postgres is not null)
+        {
+            var pg = new Npgsql.NpgsqlConnectionStringBuilder(postgres);
+            settings["Plugins"] = new[] { "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so" };
+            settings["PostgreSQL"] = new Dictionary<string, object>
+            {
+                ["EnableIndex"] = true, ["EnableStorage"] = false, ["Host"] = pg.Host!, ["Port"] = pg.Port, ["Database"] = pg.Database!,
+                ["Username"] = pg.Username!, ["Password"] = pg.Password ?? "", ["Lock"] = false, ["IndexConnectionsCount"] = 4,
+            };
+        }
+        File.WriteAllText(config, JsonSerializer.Serialize(settings));
         _process = new ServerProcess("env", ["TCP_NODELAY=1", "Orthanc", config], readyMarker: null, TimeSpan.FromSeconds(60), readyPort: Targets.DicomPort);
     }
 
@@ -194,6 +249,24 @@ internal static partial class Targets
         Console.Error.WriteLine("installing Orthanc from Debian...");
         var r = Tool.Run("bash", ["-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends orthanc"], TimeSpan.FromMinutes(10));
         if (r.ExitCode != 0) throw new InvalidOperationException("cannot install orthanc: " + r.StdErr);
+    }
+
+    /// <summary>Installs Debian's PostgreSQL plugin for Orthanc when it is missing.</summary>
+    public static void EnsureOrthancPostgreSql()
+    {
+        if (File.Exists("/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so")) return;
+        Console.Error.WriteLine("installing orthanc-postgresql from Debian...");
+        var r = Tool.Run("bash", ["-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends orthanc-postgresql"], TimeSpan.FromMinutes(10));
+        if (r.ExitCode != 0) throw new InvalidOperationException("cannot install orthanc-postgresql: " + r.StdErr);
+    }
+
+    /// <summary>Installs Debian's PostgreSQL when its server binaries are missing (the benchmark starts its own throwaway server).</summary>
+    public static void EnsurePostgreSql()
+    {
+        if (Directory.Exists("/usr/lib/postgresql") && Directory.EnumerateFiles("/usr/lib/postgresql", "initdb", SearchOption.AllDirectories).Any()) return;
+        Console.Error.WriteLine("installing postgresql from Debian...");
+        var r = Tool.Run("bash", ["-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql"], TimeSpan.FromMinutes(10));
+        if (r.ExitCode != 0) throw new InvalidOperationException("cannot install postgresql: " + r.StdErr);
     }
 
     public static string OrthancVersion()

@@ -12,27 +12,105 @@ namespace AkkaVna.Blobs.FileSystem;
 /// The embedded blob store: files under one folder. A key is <c>fff/study/series/sop.dcm</c> (another representation:
 /// <c>sop.REPRESENTATION.dcm</c>), where <c>fff</c> spreads studies over 4096 folders (a stable hash of the Study
 /// Instance UID), so no folder grows past a few thousand entries at two million studies. Blobs are staged in
-/// <c>.staging</c> on the same file system and promoted by an atomic rename. Only well-formed UIDs (digits and dots) and
-/// representation names (lower-case letters, digits and dashes) ever reach a path.
+/// <c>.staging/NODE/</c> on the same file system and promoted by an atomic rename. Only well-formed UIDs (digits and dots)
+/// and representation names (lower-case letters, digits and dashes) ever reach a path.
+/// <para>
+/// Several nodes may share the folder (a cluster's shared mount): each stages in a folder of its own and holds an
+/// exclusive lock on its <c>.lock</c> file while it writes, so recovery can tell a live node's blobs in flight (left
+/// to it unless older than the grace) from those of a node that died (its lock is free: they are settled at once).
+/// </para>
 /// </summary>
 public sealed class FileSystemBlobStore : IBlobStore
 {
     private const string StagingFolder = ".staging";
+    private const string LockFile = ".lock";
     private readonly string _root;
+    private readonly string _stagingRoot;
     private readonly string _staging;
     private readonly string _tier;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _othersGrace;
+    private readonly EarlyWriteback _writeback = new();
+    private readonly Lock _lockGate = new();
+    private FileStream? _stagingLock;
 
     /// <param name="name">The store's name in blob references (<see cref="BlobRef.PrimaryStore"/> for the one ingest writes to).</param>
-    private readonly TimeProvider _time;
-    private readonly EarlyWriteback _writeback = new();
-
-    public FileSystemBlobStore(string root, string name = BlobRef.PrimaryStore, string tier = BlobRef.DefaultTier, TimeProvider? time = null)
+    /// <param name="node">The writing node's name (its staging folder); nodes sharing the folder must have distinct ones.</param>
+    /// <param name="othersGrace">How long a blob staged by another live node may stay before recovery settles it (an unanswered commit).</param>
+    public FileSystemBlobStore(string root, string name = BlobRef.PrimaryStore, string tier = BlobRef.DefaultTier, TimeProvider? time = null,
+        string node = "local", TimeSpan? othersGrace = null)
     {
         _time = time ?? TimeProvider.System;
         _root = Directory.CreateDirectory(root).FullName;
-        _staging = Directory.CreateDirectory(Path.Combine(_root, StagingFolder)).FullName;
+        _stagingRoot = Directory.CreateDirectory(Path.Combine(_root, StagingFolder)).FullName;
+        _staging = Path.Combine(_stagingRoot, SafeName(node));
+        _othersGrace = othersGrace ?? TimeSpan.FromMinutes(10);
         Name = name;
         _tier = tier;
+    }
+
+    /// <summary>A node name as a folder name: letters, digits, dots, dashes and underscores kept, anything else hex-escaped.</summary>
+    private static string SafeName(string node)
+    {
+        var b = new System.Text.StringBuilder();
+        foreach (char c in node)
+        {
+            if (char.IsAsciiLetterOrDigit(c) || c is '-' or '_' || (c == '.' && b.Length > 0)) b.Append(c);
+            else b.Append('~').Append(((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture));
+        }
+        return b.Length is > 0 and <= 200 ? b.ToString() : Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(node)))[..32];
+    }
+
+    /// <summary>
+    /// This node's staging folder, locked (on first write) for as long as the store lives: a second live writer under the
+    /// same node name is refused, and other nodes see this one as alive.
+    /// </summary>
+    private string Staging()
+    {
+        lock (_lockGate)
+        {
+            if (_stagingLock is null)
+            {
+                Directory.CreateDirectory(_staging);
+                try
+                {
+                    _stagingLock = new FileStream(Path.Combine(_staging, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                }
+                catch (IOException e)
+                {
+                    throw new IOException($"the staging folder {_staging} is held by another live node with the same name (node-name must be unique in a cluster): {e.Message}", e);
+                }
+            }
+            return _staging;
+        }
+    }
+
+    /// <summary>Releases this node's staging folder (its blobs in flight are then another node's to settle).</summary>
+    public ValueTask DisposeAsync()
+    {
+        lock (_lockGate)
+        {
+            _stagingLock?.Dispose();
+            _stagingLock = null;
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Whether a staging folder's node is gone: its lock can be taken (then it is held until the folder is settled).</summary>
+    private static FileStream? TryTakeOver(string folder)
+    {
+        try
+        {
+            return new FileStream(Path.Combine(folder, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            return null; // held: that node is alive
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     public string Name { get; }
@@ -50,7 +128,7 @@ public sealed class FileSystemBlobStore : IBlobStore
     }
 
     public ValueTask<IBlobWriter> CreateAsync(CancellationToken cancellationToken) =>
-        ValueTask.FromResult<IBlobWriter>(new Writer(this, Path.Combine(_staging, Guid.NewGuid().ToString("N") + ".part")));
+        ValueTask.FromResult<IBlobWriter>(new Writer(this, Path.Combine(Staging(), Guid.NewGuid().ToString("N") + ".part")));
 
     public ValueTask<IBlobContent> OpenAsync(BlobRef blob, CancellationToken cancellationToken)
     {
@@ -61,7 +139,9 @@ public sealed class FileSystemBlobStore : IBlobStore
 
     public ValueTask<bool> ExistsAsync(BlobRef blob, CancellationToken cancellationToken) => ValueTask.FromResult(File.Exists(PathOf(blob)));
 
-    public ValueTask<int> CountStagedAsync(CancellationToken cancellationToken) => ValueTask.FromResult(Directory.EnumerateFiles(_staging, "*.part").Count());
+    /// <summary>Every node's staged blobs (verification reports them).</summary>
+    public ValueTask<int> CountStagedAsync(CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Directory.EnumerateFiles(_stagingRoot, "*.part", SearchOption.AllDirectories).Count());
 
     public ValueTask DeleteAsync(BlobRef blob, CancellationToken cancellationToken)
     {
@@ -95,34 +175,82 @@ public sealed class FileSystemBlobStore : IBlobStore
         }
     }
 
+    /// <summary>
+    /// This node's staged blobs older than <paramref name="olderThan"/>; those of a node that is gone (its lock is free),
+    /// all of them; those of another live node, when older than the grace the store was made with.
+    /// </summary>
     public async Task<StagedRecovery> RecoverStagedAsync(Func<IBlobContent, Task<BlobRef?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken)
     {
+        var total = new StagedRecovery(0, 0, 0);
+        var now = _time.GetUtcNow().UtcDateTime;
+        // Blobs staged by an earlier version, straight in .staging/: nobody owns them.
+        total += await RecoverFolderAsync(_stagingRoot, _stagingRoot, resolve, now - olderThan, cancellationToken).ConfigureAwait(false);
+        foreach (var folder in Directory.EnumerateDirectories(_stagingRoot))
+        {
+            if (folder == _staging)
+            {
+                total += await RecoverFolderAsync(folder, folder, resolve, now - olderThan, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            var takenOver = TryTakeOver(folder);
+            if (takenOver is null)
+            {
+                total += await RecoverFolderAsync(folder, folder, resolve, now - _othersGrace, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            StagedRecovery settled;
+            await using (takenOver)
+                settled = await RecoverFolderAsync(folder, folder, resolve, DateTime.MaxValue, cancellationToken).ConfigureAwait(false);
+            total += settled;
+            if (settled.Kept == 0 && !Directory.EnumerateFiles(folder, "*.part").Any())
+            {
+                try { Directory.Delete(folder, recursive: true); }
+                catch (IOException) { } // a node of that name came back meanwhile
+            }
+        }
+        return total;
+    }
+
+    private async Task<StagedRecovery> RecoverFolderAsync(string folder, string keyFolder, Func<IBlobContent, Task<BlobRef?>> resolve, DateTime cutoff,
+        CancellationToken cancellationToken)
+    {
         int promoted = 0, discarded = 0, kept = 0;
-        var cutoff = _time.GetUtcNow().UtcDateTime - olderThan;
-        foreach (var file in Directory.EnumerateFiles(_staging, "*.part"))
+        foreach (var file in Directory.EnumerateFiles(folder, "*.part"))
         {
             cancellationToken.ThrowIfCancellationRequested();
             if (File.GetLastWriteTimeUtc(file) > cutoff) continue;
             BlobRef? target;
             try
             {
-                await using var staged = new FileContent(new BlobRef(Name, StagingFolder + "/" + Path.GetFileName(file)), file);
+                string key = Path.GetRelativePath(_root, Path.Combine(keyFolder, Path.GetFileName(file))).Replace(Path.DirectorySeparatorChar, '/');
+                await using var staged = new FileContent(new BlobRef(Name, key), file);
                 target = await resolve(staged).ConfigureAwait(false);
+            }
+            catch (FileNotFoundException)
+            {
+                continue; // its writer settled it meanwhile
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 kept++; // undecided (the study or the index did not answer): left for the next run
                 continue;
             }
-            if (target is null)
+            try
             {
-                File.Delete(file);
-                discarded++;
+                if (target is null)
+                {
+                    File.Delete(file);
+                    discarded++;
+                }
+                else
+                {
+                    Move(file, target);
+                    promoted++;
+                }
             }
-            else
+            catch (FileNotFoundException)
             {
-                Move(file, target);
-                promoted++;
+                // its writer promoted or discarded it meanwhile
             }
         }
         return new StagedRecovery(promoted, discarded, kept);

@@ -1,7 +1,8 @@
 using AkkaVna.Blobs.FileSystem;
 using AkkaVna.Core.Ports;
+using AkkaVna.Index.PostgreSql;
 using AkkaVna.Index.Sqlite;
-using AkkaVna.Journal.Sqlite;
+using AkkaVna.Journal.Sql;
 using Microsoft.Extensions.Logging;
 
 namespace AkkaVna.Host;
@@ -14,9 +15,9 @@ namespace AkkaVna.Host;
 /// </summary>
 public static class Adapters
 {
-    public static readonly IReadOnlyList<string> IndexProviders = ["sqlite"];
+    public static readonly IReadOnlyList<string> IndexProviders = ["sqlite", "postgresql"];
     public static readonly IReadOnlyList<string> BlobProviders = ["filesystem"];
-    public static readonly IReadOnlyList<string> JournalProviders = ["sqlite"];
+    public static readonly IReadOnlyList<string> JournalProviders = ["sqlite", "postgresql"];
 
     /// <summary>The embedded index file in a data folder.</summary>
     public static string SqliteIndexPath(string dataFolder) => Path.Combine(dataFolder, "index.db");
@@ -28,13 +29,14 @@ public static class Adapters
     public static IArchiveIndex CreateIndex(ArchiveOptions options, ILoggerFactory loggers) => options.IndexProvider switch
     {
         "sqlite" => new SqliteArchiveIndex(SqliteIndexPath(options.DataFolder), loggers.CreateLogger("index"), options.Time),
+        "postgresql" => new PostgreSqlArchiveIndex(options.PostgresConnectionString!, loggers.CreateLogger("index"), options.Time, options.PostgresSchema),
         var other => throw new ArchiveConfigException(Unknown("index", other, IndexProviders)),
     };
 
     /// <summary>The primary blob store the options name (ingest writes there).</summary>
     public static IBlobStore CreateBlobStore(ArchiveOptions options) => options.BlobProvider switch
     {
-        "filesystem" => new FileSystemBlobStore(options.BlobsFolder, time: options.Time),
+        "filesystem" => new FileSystemBlobStore(options.BlobsFolder, time: options.Time, node: options.NodeName, othersGrace: options.StagedGrace),
         var other => throw new ArchiveConfigException(Unknown("blobs", other, BlobProviders)),
     };
 
@@ -42,6 +44,7 @@ public static class Adapters
     public static IJournalStore CreateJournal(ArchiveOptions options) => options.JournalProvider switch
     {
         "sqlite" => new SqliteJournalStore(SqliteJournalPath(options.DataFolder)),
+        "postgresql" => new PostgreSqlJournalStore(options.PostgresConnectionString!, options.PostgresSchema),
         var other => throw new ArchiveConfigException(Unknown("journal", other, JournalProviders)),
     };
 

@@ -44,6 +44,10 @@ public sealed class ArchiveNode : IAsyncDisposable
     public IBlobStore Blobs { get; }
     public IPEndPoint DicomEndPoint => (IPEndPoint)_dicom.LocalEndPoint!;
     public int HttpPort { get; }
+    /// <summary>This node's address in the cluster (what other nodes give as a seed node).</summary>
+    public string ClusterAddress => Cluster.Get(System).SelfAddress.ToString();
+    /// <summary>Completes when the actor system ends without <see cref="StopAsync"/> (the cluster downed this node).</summary>
+    public Task Downed { get; }
 
     private readonly DicomServer _dicom;
     private readonly WebApplication _http;
@@ -71,6 +75,8 @@ public sealed class ArchiveNode : IAsyncDisposable
         _http = http;
         _log = log;
         HttpPort = new Uri(http.Urls.First()).Port;
+        Downed = system.WhenTerminated.ContinueWith(_ => { }, TaskScheduler.Default)
+            .ContinueWith(_ => Volatile.Read(ref _stopped) == 0 ? Task.CompletedTask : new TaskCompletionSource().Task, TaskScheduler.Default).Unwrap();
         _sweeper = Task.Run(SweepLoopAsync);
         _indexSync = Task.Run(IndexSyncLoopAsync);
     }
@@ -174,7 +180,8 @@ public sealed class ArchiveNode : IAsyncDisposable
             metrics.Registry.AddBeforeCollectCallback(() => metrics.Associations.Set(dicom.ActiveAssociations));
             var web = new DicomWebEndpoints(engine, index, blobs, ingest, options.SpoolFolder,
                 new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"));
-            var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, gateway, web, metrics);
+            var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, gateway, web, metrics,
+                () => ClusterReport.GetAsync(system, studies, TimeSpan.FromSeconds(10)));
             await http.StartAsync(cancellationToken);
             dicom.Start();
             var node = new ArchiveNode(options, system, gateway, index, blobs, dicom, http, log, tracker, metrics, loggerFactory) { _trace = trace };
@@ -210,6 +217,15 @@ public sealed class ArchiveNode : IAsyncDisposable
                 min-nr-of-members = 1
                 # This machine class (2 cores, heavy disk work) delays heartbeats by seconds: be patient before suspecting a node.
                 failure-detector.acceptable-heartbeat-pause = 10s
+                # Unreachable members are downed by the split-brain resolver (config/akka-vna.conf, cluster.split-brain-resolver);
+                # a downed node runs its coordinated shutdown, and the node process then exits.
+                downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
+                split-brain-resolver {
+                  active-strategy = {{o.DowningStrategy}}
+                  stable-after = {{(int)o.DowningStableAfter.TotalMilliseconds}}ms
+                  keep-oldest.down-if-alone = on
+                }
+                run-coordinated-shutdown-when-down = on
                 sharding {
                   state-store-mode = ddata
                   remember-entities = off
@@ -231,7 +247,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             .WithFallback(ConfigurationFactory.ParseString(StudySerializer.Binding));
 
     private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IStudyGateway studies,
-        DicomWebEndpoints web, ArchiveMetrics metrics)
+        DicomWebEndpoints web, ArchiveMetrics metrics, Func<Task<ClusterReport>> clusterReport)
     {
         // No appsettings.json and no file watching: the node is configured by its HOCON file, and a watcher on the working
         // folder (the default content root) would wake for every blob written under a data folder inside it.
@@ -281,6 +297,8 @@ public sealed class ArchiveNode : IAsyncDisposable
             return problems.Count == 0 ? Results.Text("ready\n") : Results.Text(string.Join('\n', problems) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
         });
         app.MapMetrics("/metrics", metrics.Registry);
+        // For operators: the cluster as this member sees it (members, status, roles, shards and active studies per node).
+        app.MapGet("/admin/cluster", async () => Results.Json(await clusterReport(), ClusterReport.Json));
         // For operators: a study as its actor (not the index) sees it — journal sequence number, stable state.
         app.MapGet("/admin/studies/{uid}", async (string uid, CancellationToken ct) =>
         {
@@ -292,7 +310,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 return Results.Ok(new
                 {
                     studyInstanceUid = s.StudyInstanceUid, series = s.SeriesCount, instances = s.InstanceCount, sizeBytes = s.SizeBytes,
-                    stable = s.Stable, stableDue = s.StableDue, stableAt = s.StableAt, journalSequenceNr = s.SequenceNr,
+                    stable = s.Stable, stableDue = s.StableDue, stableAt = s.StableAt, journalSequenceNr = s.SequenceNr, node = s.Node,
                 });
             }
             catch (TimeoutException)
@@ -397,6 +415,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             _log.LogWarning(e, "the last index sync failed; the next start re-projects from the previous checkpoint");
         }
         await Index.DisposeAsync();
+        await Blobs.DisposeAsync();
         using (var httpStop = new CancellationTokenSource(TimeSpan.FromSeconds(5))) await _http.StopAsync(httpStop.Token);
         await _http.DisposeAsync();
         _log.LogInformation("stopped");

@@ -13,14 +13,22 @@ namespace AkkaVna.Host;
 public sealed record ArchiveOptions
 {
     public required string DataFolder { get; init; }
-    /// <summary>The index adapter (<c>akka-vna.index.provider</c>): sqlite.</summary>
+    /// <summary>The index adapter (<c>akka-vna.index.provider</c>): sqlite or postgresql.</summary>
     public string IndexProvider { get; init; } = "sqlite";
     /// <summary>The blob-store adapter (<c>akka-vna.blobs.provider</c>): filesystem.</summary>
     public string BlobProvider { get; init; } = "filesystem";
     /// <summary>The filesystem store's folder.</summary>
     public required string BlobsFolder { get; init; }
-    /// <summary>The journal adapter (<c>akka-vna.journal.provider</c>): sqlite.</summary>
+    /// <summary>The journal adapter (<c>akka-vna.journal.provider</c>): sqlite or postgresql; by default the index's.</summary>
     public string JournalProvider { get; init; } = "sqlite";
+    /// <summary>The shared PostgreSQL (<c>akka-vna.postgresql.connection-string</c>), when an adapter uses it.</summary>
+    public string? PostgresConnectionString { get; init; }
+    /// <summary>The PostgreSQL schema of the archive's tables (index and journal).</summary>
+    public string PostgresSchema { get; init; } = "akkavna";
+    /// <summary>The split-brain resolver's strategy (<c>akka-vna.cluster.split-brain-resolver</c>).</summary>
+    public string DowningStrategy { get; init; } = "keep-majority";
+    /// <summary>How long the cluster's membership must be stable before the resolver downs unreachable members.</summary>
+    public TimeSpan DowningStableAfter { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>This node's name where nodes share state (its projection checkpoint): stable across its restarts, unique in the cluster.</summary>
     public required string NodeName { get; init; }
     /// <summary>The clock wherever time decides something (stability, timers, checkpoints); tests give a fake one.</summary>
@@ -101,6 +109,8 @@ public sealed record ArchiveOptions
         var environment = string.Join('\n', EnvironmentVariables
             .Where(e => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(e.Key)))
             .Select(e => $"akka-vna.{e.Value} = {Quote(Environment.GetEnvironmentVariable(e.Key)!)}"));
+        if (Environment.GetEnvironmentVariable("AKKAVNA_SEED_NODES") is { Length: > 0 } seeds)
+            environment += $"\nakka-vna.cluster.seed-nodes = [{string.Join(", ", seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Quote))}]";
         if (environment.Length > 0) config = ConfigurationFactory.ParseString(environment).WithFallback(config);
         if (!string.IsNullOrWhiteSpace(overrides)) config = ConfigurationFactory.ParseString(overrides).WithFallback(config);
         var c = config.GetConfig("akka-vna");
@@ -122,6 +132,8 @@ public sealed record ArchiveOptions
         ["AKKAVNA_INDEX_PROVIDER"] = "index.provider",
         ["AKKAVNA_JOURNAL_PROVIDER"] = "journal.provider",
         ["AKKAVNA_BLOBS_PROVIDER"] = "blobs.provider",
+        ["AKKAVNA_BLOBS"] = "blobs.path",
+        ["AKKAVNA_POSTGRES"] = "postgresql.connection-string",
         ["AKKAVNA_AE_TITLE"] = "dicom.ae-title",
         ["AKKAVNA_DICOM_PORT"] = "dicom.port",
         ["AKKAVNA_DICOM_BIND"] = "dicom.bind",
@@ -131,6 +143,31 @@ public sealed record ArchiveOptions
         ["AKKAVNA_CLUSTER_HOSTNAME"] = "cluster.hostname",
         ["AKKAVNA_CLUSTER_PORT"] = "cluster.port",
     };
+
+    /// <summary>
+    /// A seed node as an Akka address: <c>HOST:PORT</c> (what an operator types) or a whole address
+    /// (<c>akka.tcp://akka-vna@HOST:PORT</c>).
+    /// </summary>
+    public static string SeedNode(string seed)
+    {
+        seed = seed.Trim();
+        if (seed.Contains("://", StringComparison.Ordinal))
+        {
+            try
+            {
+                return Akka.Actor.Address.Parse(seed).ToString();
+            }
+            catch (Exception e) when (e is UriFormatException or ArgumentException or FormatException)
+            {
+                throw new ArchiveConfigException($"akka-vna.cluster.seed-nodes: '{seed}' is not an address ({e.Message})");
+            }
+        }
+        int colon = seed.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(seed.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port)
+            || port is < 1 or > 65535 || seed.AsSpan(0, colon).ContainsAny("/@ "))
+            throw new ArchiveConfigException($"akka-vna.cluster.seed-nodes: '{seed}' is not HOST:PORT (e.g. 10.0.0.1:4053)");
+        return $"akka.tcp://akka-vna@{seed[..colon]}:{port}";
+    }
 
     /// <summary>A HOCON string literal.</summary>
     public static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
@@ -165,15 +202,35 @@ public sealed record ArchiveOptions
             }
         }
         string data = Path.GetFullPath(Str("data"));
-        string Provider(string section, IReadOnlyList<string> known) => Str($"{section}.provider") is var p && known.Contains(p) ? p
-            : throw new ArchiveConfigException(Adapters.Unknown(section, p, known));
+        string Provider(string section, IReadOnlyList<string> known, string? fallback = null) =>
+            (c.GetString($"{section}.provider") is { Length: > 0 } p ? p : fallback ?? Str($"{section}.provider")) is var v && known.Contains(v) ? v
+                : throw new ArchiveConfigException(Adapters.Unknown(section, v, known));
+        string index = Provider("index", Adapters.IndexProviders);
+        string journal = Provider("journal", Adapters.JournalProviders, fallback: index);
+        string? postgres = c.GetString("postgresql.connection-string") is { Length: > 0 } pg ? pg : null;
+        if (postgres is null && (index == "postgresql" || journal == "postgresql"))
+            throw new ArchiveConfigException("akka-vna.postgresql.connection-string must be set (--postgres, or AKKAVNA_POSTGRES) when the index or journal is postgresql");
+        var seedNodes = (c.GetStringList("cluster.seed-nodes") ?? []).Select(SeedNode).ToList();
+        if (seedNodes.Count > 0 && (index == "sqlite" || journal == "sqlite"))
+            throw new ArchiveConfigException("a node that joins a cluster (akka-vna.cluster.seed-nodes) needs the shared index and journal: "
+                + "SQLite cannot be shared by several nodes; use --index postgresql --postgres CONNECTION_STRING");
+        string schema = c.GetString("postgresql.schema") is { Length: > 0 } sc ? sc : "akkavna";
+        if (!(schema.Length <= 63 && schema.All(ch => char.IsAsciiLetterLower(ch) || char.IsAsciiDigit(ch) || ch == '_') && !char.IsAsciiDigit(schema[0])))
+            throw new ArchiveConfigException($"akka-vna.postgresql.schema: '{schema}' is not a schema name (lower-case letters, digits, underscores)");
+        string downing = c.GetString("cluster.split-brain-resolver.active-strategy") is { Length: > 0 } ds ? ds : "keep-majority";
+        if (downing is not ("keep-majority" or "keep-oldest" or "down-all"))
+            throw new ArchiveConfigException($"akka-vna.cluster.split-brain-resolver.active-strategy must be keep-majority, keep-oldest or down-all, not '{downing}'");
         return new ArchiveOptions
         {
             DataFolder = data,
-            IndexProvider = Provider("index", Adapters.IndexProviders),
+            IndexProvider = index,
             BlobProvider = Provider("blobs", Adapters.BlobProviders),
             BlobsFolder = c.GetString("blobs.path") is { Length: > 0 } blobs ? Path.GetFullPath(Path.Combine(data, blobs)) : Path.Combine(data, "blobs"),
-            JournalProvider = Provider("journal", Adapters.JournalProviders),
+            JournalProvider = journal,
+            PostgresConnectionString = postgres,
+            PostgresSchema = schema,
+            DowningStrategy = downing,
+            DowningStableAfter = Time("cluster.split-brain-resolver.stable-after"),
             // The default names the machine and the data folder: stable across restarts, distinct for two nodes on one machine.
             NodeName = c.GetString("node-name") is { Length: > 0 } name ? name
                 : $"{Environment.MachineName}:{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(data)))[..8]}",
@@ -207,7 +264,7 @@ public sealed record ArchiveOptions
             PassivateAfter = Time("studies.passivate-after"),
             ClusterHostname = Str("cluster.hostname"),
             ClusterPort = Int("cluster.port", 0, 65535),
-            SeedNodes = [.. c.GetStringList("cluster.seed-nodes") ?? []],
+            SeedNodes = seedNodes,
         };
     }
 }

@@ -4,6 +4,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using AkkaVna.Core.Model;
 using AkkaVna.Core.Ports;
+using static AkkaVna.Core.Ports.IndexRows;
 using AkkaVna.Core.Studies;
 
 namespace AkkaVna.Index.Sqlite;
@@ -322,11 +323,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
 
     internal static long? Millis(DateTimeOffset? t) => t?.ToUnixTimeMilliseconds();
 
-    private static DateTimeOffset? Time(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(i));
 
-    private static string? Str(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
 
-    private static int? Int(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt32(i);
 
     /// <summary>The writer's prepared statements, reused for every transaction.</summary>
     private sealed class Statements
@@ -476,19 +474,6 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long seq ? seq : 0;
     }
 
-    private const string StudyColumns = """
-        study_uid, patient_id, issuer_of_patient_id, patient_name, study_date, accession_number, modalities, series_count, instance_count,
-        size_bytes, stable, stable_due, stable_at, journal_seq, patient_birth_date, patient_sex, study_time, study_id, study_description, referring_physician
-        """;
-
-    private static StudyRecord ReadStudy(SqliteDataReader r) =>
-        new(r.GetString(0), r.GetString(1), r.GetString(2), Str(r, 3), Str(r, 4), Str(r, 5), r.GetString(6), r.GetInt32(7), r.GetInt32(8),
-            r.GetInt64(9), r.GetInt32(10) != 0, Time(r, 11), Time(r, 12), r.GetInt64(13))
-        {
-            PatientBirthDate = Str(r, 14), PatientSex = Str(r, 15), StudyTime = Str(r, 16), StudyId = Str(r, 17), StudyDescription = Str(r, 18),
-            ReferringPhysicianName = Str(r, 19),
-        };
-
     public async Task<StudyRecord?> GetStudyAsync(string studyInstanceUid, CancellationToken cancellationToken)
     {
         await using var c = Open();
@@ -541,31 +526,16 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
     public async Task<IReadOnlyList<SeriesRecord>> GetSeriesAsync(string studyInstanceUid, CancellationToken cancellationToken)
     {
         await using var c = Open();
-        await using var cmd = Command(c, """
-            SELECT study_uid, series_uid, modality, series_number, instance_count, series_description, body_part, series_date
+        await using var cmd = Command(c, $"""
+            SELECT {SeriesColumns}
             FROM series WHERE study_uid = $s ORDER BY series_uid
             """, ("$s", studyInstanceUid));
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var list = new List<SeriesRecord>();
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
-            list.Add(new SeriesRecord(r.GetString(0), r.GetString(1), Str(r, 2), Int(r, 3), r.GetInt32(4))
-            {
-                SeriesDescription = Str(r, 5), BodyPartExamined = Str(r, 6), SeriesDate = Str(r, 7),
-            });
+            list.Add(ReadSeries(r));
         return list;
     }
-
-    private const string InstanceColumns =
-        "study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, blob_key, size_bytes, sha256, received_at, number_of_frames, rows, columns, "
-        + "blob_store, blob_representation, blob_tier";
-
-    private static IndexedInstance ReadInstance(SqliteDataReader r) =>
-        new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), Int(r, 5),
-            new BlobRef(r.GetString(13), r.GetString(6), r.GetString(14), r.GetString(15)), r.GetInt64(7), r.GetString(8),
-            DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(9)))
-        {
-            NumberOfFrames = Int(r, 10), Rows = Int(r, 11), Columns = Int(r, 12),
-        };
 
     public async IAsyncEnumerable<IndexedInstance> ListInstancesAsync(string? studyInstanceUid, [EnumeratorCancellation] CancellationToken cancellationToken)
     {

@@ -40,10 +40,30 @@ public sealed class ArchiveOptionsTests
     [InlineData("akka-vna.index.provider = cassandra", "akka-vna.index.provider is 'cassandra', which this build does not have; it has: sqlite")]
     [InlineData("akka-vna.blobs.provider = s3", "akka-vna.blobs.provider is 's3', which this build does not have; it has: filesystem")]
     [InlineData("akka-vna.journal.provider = mongodb", "akka-vna.journal.provider is 'mongodb'")]
+    [InlineData("akka-vna.index.provider = postgresql", "akka-vna.postgresql.connection-string must be set")]
+    [InlineData("akka-vna.cluster.seed-nodes = [\"10.0.0.1:4053\"]", "SQLite cannot be shared")]
+    [InlineData("akka-vna.cluster.seed-nodes = [\"10.0.0.1\"]", "is not HOST:PORT")]
+    [InlineData("akka-vna.cluster.split-brain-resolver.active-strategy = keep-referee", "akka-vna.cluster.split-brain-resolver.active-strategy")]
+    [InlineData("akka-vna.postgresql.schema = \"Archive; DROP\"", "akka-vna.postgresql.schema")]
     public void A_wrong_setting_is_named_in_the_error(string hocon, string setting)
     {
         var e = Assert.Throws<ArchiveConfigException>(() => ArchiveOptions.Load(null, hocon));
         Assert.Contains(setting, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_PostgreSQL_index_takes_the_journal_with_it_and_seed_nodes_are_addresses()
+    {
+        var o = ArchiveOptions.Load(null, """
+            akka-vna.index.provider = postgresql
+            akka-vna.postgresql.connection-string = "Host=db1;Database=archive"
+            akka-vna.cluster.seed-nodes = ["10.0.0.1:4053", "akka.tcp://akka-vna@10.0.0.2:4053"]
+            """);
+        Assert.Equal("postgresql", o.IndexProvider);
+        Assert.Equal("postgresql", o.JournalProvider);
+        Assert.Equal(["akka.tcp://akka-vna@10.0.0.1:4053", "akka.tcp://akka-vna@10.0.0.2:4053"], o.SeedNodes);
+        Assert.Equal("keep-majority", o.DowningStrategy);
+        Assert.Equal("sqlite", ArchiveOptions.Load(null).JournalProvider);
     }
 
     [Fact]

@@ -397,7 +397,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             {
                 p.ReplyTo!.Tell(failure is null
                     ? new StudySummary(_studyUid, _committed.Series.Count, _committed.Instances.Count, _committed.SizeBytes, _committed.Stable,
-                        _committed.StableDue(_settings.QuietPeriod), _committed.StableAt, LastSequenceNr)
+                        _committed.StableDue(_settings.QuietPeriod), _committed.StableAt, LastSequenceNr) { Node = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString() }
                     : new Status.Failure(new InvalidOperationException(failure)));
                 continue;
             }

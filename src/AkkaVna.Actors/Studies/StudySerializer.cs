@@ -97,6 +97,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                     WriteOpt(w, s.StableDue);
                     WriteOpt(w, s.StableAt);
                     w.Write(s.SequenceNr);
+                    w.Write(s.Node ?? "");
                     break;
                 case StopStudy: break;
                 default: throw new ArgumentException($"{obj.GetType()} is not part of the study protocol", nameof(obj));
@@ -125,7 +126,11 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                 v.HasContentChecksums ? ReadOpt(r) : null),
             CheckStabilityManifest => new CheckStability(r.ReadString()),
             GetSummaryManifest => new GetStudySummary(r.ReadString()),
-            SummaryManifest => new StudySummary(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadBoolean(), ReadOptTime(r), ReadOptTime(r), r.ReadInt64()),
+            SummaryManifest => new StudySummary(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadBoolean(), ReadOptTime(r), ReadOptTime(r), r.ReadInt64())
+            {
+                // An earlier build's summary ends before the node.
+                Node = r.BaseStream.Position < r.BaseStream.Length && r.ReadString() is { Length: > 0 } node ? node : null,
+            },
             StopManifest => StopStudy.Instance,
             _ => throw new SerializationException($"unknown study protocol manifest '{manifest}'"),
         };

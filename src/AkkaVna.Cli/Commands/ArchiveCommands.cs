@@ -20,23 +20,74 @@ public static class ArchiveCommands
         var aet = new Option<string?>("--ae-title", "-aet") { Description = "AE title of the archive. Default: akka-vna.dicom.ae-title (AKKAVNA)." };
         var json = new Option<bool>("--log-json") { Description = "Log as JSON lines (one object per event) instead of text lines." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log debug events too." };
+        var stores = new StoreFlags();
+        var nodeName = new Option<string?>("--node-name") { Description = "This node's name, stable across restarts and unique in the cluster. Default: akka-vna.node-name (machine and data folder)." };
+        var clusterHost = new Option<string?>("--cluster-hostname") { Description = "Address other nodes reach this one at. Default: akka-vna.cluster.hostname (127.0.0.1)." };
+        var clusterPort = new Option<int?>("--cluster-port") { Description = "Cluster (Akka.Remote) port. Default: akka-vna.cluster.port (0: any free port; give one for a seed node)." };
+        var seeds = new Option<string[]>("--seed-node")
+        {
+            Description = "A seed node, HOST:PORT (repeatable). With seed nodes the node joins a cluster and needs --index postgresql. Default: akka-vna.cluster.seed-nodes.",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var cmd = new Command("serve", "Run an archive node: takes C-STORE on the DICOM port, archives every instance durably (blob, journal, index) "
             + "before answering, and serves health and metrics over HTTP. Runs on embedded defaults (SQLite, files under the data folder) with no "
-            + "options. Stops cleanly on Ctrl-C or SIGTERM, letting open associations finish (dicom.shutdown-grace, 30 s).")
+            + "options. Several nodes form a cluster on a shared PostgreSQL and blob folder (--index postgresql --postgres ... --blobs DIR "
+            + "--cluster-port N --seed-node HOST:PORT). Stops cleanly on Ctrl-C or SIGTERM: lets open associations finish (dicom.shutdown-grace, "
+            + "30 s), hands its studies over to the other nodes and leaves the cluster. Exits 3 when the cluster downs it.")
         {
-            config, data, dicomPort, httpPort, aet, json, verbose,
+            config, data, dicomPort, httpPort, aet, json, verbose, nodeName, clusterHost, clusterPort, seeds,
         };
-        cmd.SetAction((r, ct) => RunServe(r.GetValue(config), r.GetValue(data), r.GetValue(dicomPort), r.GetValue(httpPort), r.GetValue(aet), r.GetValue(json),
-            r.GetValue(verbose), ct));
+        stores.AddTo(cmd);
+        cmd.SetAction((r, ct) =>
+        {
+            var overrides = stores.Overrides(r);
+            if (r.GetValue(nodeName) is { } n) overrides.Add($"akka-vna.node-name = {ArchiveOptions.Quote(n)}");
+            if (r.GetValue(clusterHost) is { } h) overrides.Add($"akka-vna.cluster.hostname = {ArchiveOptions.Quote(h)}");
+            if (r.GetValue(clusterPort) is { } p) overrides.Add($"akka-vna.cluster.port = {p}");
+            if (r.GetValue(seeds) is { Length: > 0 } list) overrides.Add($"akka-vna.cluster.seed-nodes = [{string.Join(", ", list.Select(ArchiveOptions.Quote))}]");
+            return RunServe(r.GetValue(config), r.GetValue(data), r.GetValue(dicomPort), r.GetValue(httpPort), r.GetValue(aet), r.GetValue(json),
+                r.GetValue(verbose), overrides, ct);
+        });
         return cmd;
     }
 
-    
+    /// <summary>The flags that choose the stores (<c>serve</c> and <c>verify</c> take the same).</summary>
+    private sealed class StoreFlags
+    {
+        private readonly Option<string?> _index = new("--index")
+        {
+            Description = "The index (and, by default, journal) provider: sqlite (embedded, one node) or postgresql (shared by a cluster). Default: akka-vna.index.provider.",
+        };
+        private readonly Option<string?> _postgres = new("--postgres")
+        {
+            Description = "PostgreSQL connection string (Npgsql), e.g. \"Host=db1;Database=archive;Username=akkavna;Password=...\". Default: akka-vna.postgresql.connection-string, env AKKAVNA_POSTGRES.",
+        };
+        private readonly Option<DirectoryInfo?> _blobs = new("--blobs")
+        {
+            Description = "Folder of the filesystem blob store; in a cluster one every node mounts (the data folder stays node-local). Default: akka-vna.blobs.path, env AKKAVNA_BLOBS, else DATA/blobs.",
+        };
+
+        public void AddTo(Command cmd)
+        {
+            _index.AcceptOnlyFromAmong("sqlite", "postgresql");
+            cmd.Options.Add(_index);
+            cmd.Options.Add(_postgres);
+            cmd.Options.Add(_blobs);
+        }
+
+        public List<string> Overrides(ParseResult r)
+        {
+            var overrides = new List<string>();
+            if (r.GetValue(_index) is { } i) overrides.Add($"akka-vna.index.provider = {ArchiveOptions.Quote(i)}");
+            if (r.GetValue(_postgres) is { } pg) overrides.Add($"akka-vna.postgresql.connection-string = {ArchiveOptions.Quote(pg)}");
+            if (r.GetValue(_blobs) is { } b) overrides.Add($"akka-vna.blobs.path = {ArchiveOptions.Quote(b.FullName)}");
+            return overrides;
+        }
+    }
 
     private static async Task<int> RunServe(FileInfo? config, DirectoryInfo? data, int? dicomPort, int? httpPort, string? aet, bool json, bool verbose,
-        CancellationToken ct)
+        List<string> overrides, CancellationToken ct)
     {
-        var overrides = new List<string>();
         if (data is not null) overrides.Add($"akka-vna.data = {ArchiveOptions.Quote(data.FullName)}");
         if (dicomPort is { } dp) overrides.Add($"akka-vna.dicom.port = {dp}");
         if (httpPort is { } hp) overrides.Add($"akka-vna.http.port = {hp}");
@@ -88,32 +139,43 @@ public static class ArchiveCommands
             return 1;
         }
         // Scripts wait for this line (or poll /health/ready).
-        Console.WriteLine($"akka-vna serve: ready; DICOM {options.AETitle}@{node.DicomEndPoint}, HTTP port {node.HttpPort}, data {options.DataFolder}");
-        await stop.Task;
+        Console.WriteLine($"akka-vna serve: ready; DICOM {options.AETitle}@{node.DicomEndPoint}, HTTP port {node.HttpPort}, data {options.DataFolder}, "
+            + $"cluster {node.ClusterAddress}");
+        if (await Task.WhenAny(stop.Task, node.Downed) == node.Downed)
+        {
+            // Downed by the cluster (a partition or a pause it took for death): its studies are another node's now.
+            Console.Error.WriteLine("error: this node was removed from the cluster; it stops without taking more associations");
+            await node.StopAsync(TimeSpan.FromSeconds(5));
+            return 3;
+        }
         await node.StopAsync(options.ShutdownGrace);
         return 0;
     }
 
     public static Command Verify()
     {
-        var data = new Option<DirectoryInfo>("--data", "-d") { Description = "Data folder of the archive to check.", Required = true };
+        var data = new Option<DirectoryInfo?>("--data", "-d") { Description = "Data folder of the archive to check (the embedded index and blobs under it)." };
         var config = new Option<FileInfo?>("--config", "-c") { Description = "The node's configuration file (HOCON), for the adapters it names (index, blobs)." };
         var noChecksums = new Option<bool>("--no-checksums") { Description = "Check presence and sizes only; do not read every blob to compare its SHA-256." };
+        var stores = new StoreFlags();
         var cmd = new Command("verify", "Check an archive's index against its blobs: a blob (of the indexed size and SHA-256, and that parses as a whole "
-            + "data set) for every indexed instance and an index row for every blob. Prints the counts and each problem; exits 0 only when the archive is clean.")
+            + "data set) for every indexed instance and an index row for every blob. Prints the counts and each problem; exits 0 only when the archive is clean. "
+            + "A cluster's archive is checked with the same store options as its nodes: --index postgresql --postgres ... --blobs DIR.")
         {
             data, config, noChecksums,
         };
-        cmd.SetAction((r, ct) => RunVerify(r.GetValue(data)!, r.GetValue(config), !r.GetValue(noChecksums), ct));
+        stores.AddTo(cmd);
+        cmd.SetAction((r, ct) => RunVerify(r.GetValue(data), r.GetValue(config), !r.GetValue(noChecksums), stores.Overrides(r), ct));
         return cmd;
     }
 
-    private static async Task<int> RunVerify(DirectoryInfo data, FileInfo? configFile, bool checksums, CancellationToken ct)
+    private static async Task<int> RunVerify(DirectoryInfo? data, FileInfo? configFile, bool checksums, List<string> overrides, CancellationToken ct)
     {
         ArchiveOptions options;
         try
         {
-            options = ArchiveOptions.Load(configFile?.FullName, $"akka-vna.data = {ArchiveOptions.Quote(data.FullName)}");
+            if (data is not null) overrides.Insert(0, $"akka-vna.data = {ArchiveOptions.Quote(data.FullName)}");
+            options = ArchiveOptions.Load(configFile?.FullName, string.Join('\n', overrides));
         }
         catch (ArchiveConfigException e)
         {
@@ -122,7 +184,7 @@ public static class ArchiveCommands
         }
         if (options.IndexProvider == "sqlite" && !File.Exists(Adapters.SqliteIndexPath(options.DataFolder)))
         {
-            Console.Error.WriteLine($"error: {data.FullName} is not an archive data folder (no index.db)");
+            Console.Error.WriteLine($"error: {options.DataFolder} is not an archive data folder (no index.db); give --data, or the cluster's --index postgresql --postgres ... --blobs DIR");
             return 2;
         }
         await using var index = Adapters.CreateIndex(options, NullLoggerFactory.Instance);

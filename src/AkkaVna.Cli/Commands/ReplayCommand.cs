@@ -13,12 +13,13 @@ public static class ReplayCommand
 {
     public static Command Create()
     {
-        var host = new Argument<string>("HOST") { Description = "Host name or address of the storage SCP." };
-        var port = new Argument<int>("PORT") { Description = "TCP port of the storage SCP." };
-        var source = new Argument<string>("SOURCE")
+        var targetAndSource = new Argument<string[]>("TARGET SOURCE")
         {
-            Description = "What to send: a folder of DICOM files; generate:STUDIES,INSTANCES[,MODALITY[,ROWSxCOLUMNS]] for fresh realistic studies "
-                + "(e.g. generate:10,150,CT,512x512); or - with --trace.",
+            Description = "TARGET: the storage SCP, HOST:PORT, or several nodes of one archive HOST:PORT,HOST:PORT,... over which the gateways "
+                + "are dealt (a gateway whose node stops answering moves on to the next); HOST PORT also works. SOURCE: what to send: a folder of "
+                + "DICOM files; generate:STUDIES,INSTANCES[,MODALITY[,ROWSxCOLUMNS]] for fresh realistic studies (e.g. generate:10,150,CT,512x512); "
+                + "or - with --trace.",
+            Arity = new ArgumentArity(2, 3),
         };
         var associations = new Option<int>("--associations", "-n") { Description = "Concurrent associations (gateways), each with its own calling AE title.", DefaultValueFactory = _ => 1 };
         var calling = new Option<string>("--calling-ae", "-aet") { Description = "Calling AE title; numbered per association (GW1, GW2, ...).", DefaultValueFactory = _ => "GW" };
@@ -28,15 +29,58 @@ public static class ReplayCommand
         var speed = new Option<double?>("--speed") { Description = "With --trace: play at X times the recorded speed (1 = real time, the default; 0 = as fast as possible)." };
         var report = new Option<DirectoryInfo?>("--report") { Description = "Write replay.json, replay.md and replay.svg (throughput and latency over time) here." };
         var timeout = new Option<double>("--timeout") { Description = "Seconds to wait for an association or a C-STORE-RSP before counting a failure.", DefaultValueFactory = _ => 30 };
+        var byStudy = new Option<bool>("--by-study")
+        {
+            Description = "Deal whole studies to the gateways (each sends its studies one after the other, several studies in flight at once) "
+                + "instead of instance by instance in turn.",
+        };
+        var outcomesFile = new Option<FileInfo?>("--outcomes")
+        {
+            Description = "Write every C-STORE's outcome here (CSV: file, SOP Instance UID, calling AE, node, status, stored, error): what was "
+                + "acknowledged, and what to send again.",
+        };
         var work = new Option<DirectoryInfo?>("--work") { Description = "Where generated instances are written (a temporary folder by default, deleted after the run)." };
         var cmd = new Command("replay", "Replay C-STORE traffic against a storage SCP as many gateways at once (a folder, a generator or a recorded trace; "
             + "at a rate, a speed or as fast as possible) and report throughput, latency percentiles and failures by status.")
         {
-            host, port, source, associations, calling, called, trace, rate, speed, report, timeout, work,
+            targetAndSource, outcomesFile, byStudy, associations, calling, called, trace, rate, speed, report, timeout, work,
         };
-        cmd.SetAction((r, ct) => RunAsync(r.GetValue(host)!, r.GetValue(port), r.GetValue(source)!, r.GetValue(associations), r.GetValue(calling)!, r.GetValue(called)!,
-            r.GetValue(trace), r.GetValue(rate), r.GetValue(speed), r.GetValue(report), r.GetValue(timeout), r.GetValue(work), r.GetResult(called) is { Implicit: false }, ct));
+        cmd.SetAction((r, ct) =>
+        {
+            var args = r.GetValue(targetAndSource)!;
+            string target = args.Length == 3 ? $"{args[0]}:{args[1]}" : args[0];
+            if (ParseTargets(target) is not { } endpoints)
+                return Task.FromResult(Fail($"'{target}' is not HOST:PORT[,HOST:PORT...] (ports 1-65535)"));
+            return RunAsync(endpoints, args[^1], r.GetValue(outcomesFile), r.GetValue(byStudy), r.GetValue(associations), r.GetValue(calling)!, r.GetValue(called)!,
+            r.GetValue(trace), r.GetValue(rate), r.GetValue(speed), r.GetValue(report), r.GetValue(timeout), r.GetValue(work), r.GetResult(called) is { Implicit: false }, ct);
+        });
         return cmd;
+    }
+
+    private static void WriteOutcomes(string path, IEnumerable<ReplayOutcome> outcomes)
+    {
+        static string Csv(string? s) => s is null ? "" : s.IndexOfAny([',', '"', '\n', '\r']) < 0 ? s : "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+        using var w = new StreamWriter(path);
+        w.WriteLine("file,sop_instance_uid,calling_ae,node,status,stored,error");
+        foreach (var o in outcomes)
+            w.WriteLine(string.Join(',', Csv(o.Item.File.Path), Csv(o.Item.File.SopInstanceUid), Csv(o.Item.CallingAE), Csv(o.Endpoint),
+                o.Status is { } st ? st.Code.ToString("X4", CultureInfo.InvariantCulture) : Csv(o.FailureKind), o.Stored ? "yes" : "no", Csv(o.Error)));
+    }
+
+    /// <summary>HOST:PORT[,HOST:PORT...] (an IPv6 address in brackets: [::1]:104).</summary>
+    internal static List<ReplayEndpoint>? ParseTargets(string text)
+    {
+        var list = new List<ReplayEndpoint>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            int colon = part.LastIndexOf(':');
+            if (colon <= 0 || !int.TryParse(part.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535) return null;
+            string host = part[..colon];
+            if (host.StartsWith('[') && host.EndsWith(']')) host = host[1..^1];
+            if (host.Length == 0) return null;
+            list.Add(new ReplayEndpoint(host, port));
+        }
+        return list.Count > 0 ? list : null;
     }
 
     private static int Fail(string message)
@@ -45,7 +89,7 @@ public static class ReplayCommand
         return 2;
     }
 
-    private static async Task<int> RunAsync(string host, int port, string source, int associations, string calling, string called, FileInfo? traceFile, double? rate,
+    private static async Task<int> RunAsync(List<ReplayEndpoint> endpoints, string source, FileInfo? outcomesFile, bool byStudy, int associations, string calling, string called, FileInfo? traceFile, double? rate,
         double? speed, DirectoryInfo? reportFolder, double timeoutSeconds, DirectoryInfo? workFolder, bool calledGiven, CancellationToken ct)
     {
         if (associations is < 1 or > 1000) return Fail("--associations must be between 1 and 1000");
@@ -104,7 +148,7 @@ public static class ReplayCommand
                     foreach (var s in skipped) Console.Error.WriteLine("skipped (not DICOM): " + s);
                     if (files.Count == 0) return Fail($"{source} holds no DICOM file");
                 }
-                items = ReplaySources.Schedule(files, new ScheduleOptions(associations, calling, called, rate));
+                items = ReplaySources.Schedule(files, new ScheduleOptions(associations, calling, called, rate, byStudy));
                 openLoop = rate is not null;
             }
 
@@ -113,10 +157,11 @@ public static class ReplayCommand
             List<ReplayOutcome> outcomes;
             using (var progress = Progress.Start(items.Count))
             {
-                outcomes = await ReplayRunner.RunAsync(host, port, items, new ReplayOptions { OpenLoop = openLoop, Timeout = TimeSpan.FromSeconds(timeoutSeconds) },
+                outcomes = await ReplayRunner.RunAsync(endpoints, items, new ReplayOptions { OpenLoop = openLoop, Timeout = TimeSpan.FromSeconds(timeoutSeconds) },
                     _ => progress.Report(Interlocked.Increment(ref done)), cancellationToken: ct);
             }
-            var report = ReplayReport.From($"{host}:{port}", started, outcomes, openLoop);
+            if (outcomesFile is not null) WriteOutcomes(outcomesFile.FullName, outcomes);
+            var report = ReplayReport.From(string.Join(",", endpoints), started, outcomes, openLoop);
             Console.Write(report.ToText());
             if (reportFolder is not null)
             {

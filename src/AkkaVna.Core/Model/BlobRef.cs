@@ -23,7 +23,10 @@ public sealed record BlobRef(string Store, string Key, string Representation = B
 public readonly record struct BlobListing(BlobRef Blob, long Length);
 
 /// <summary>What <see cref="IBlobStore.RecoverStagedAsync"/> did with the blobs a crash left staged.</summary>
-public readonly record struct StagedRecovery(int Promoted, int Discarded, int Kept);
+public readonly record struct StagedRecovery(int Promoted, int Discarded, int Kept)
+{
+    public static StagedRecovery operator +(StagedRecovery a, StagedRecovery b) => new(a.Promoted + b.Promoted, a.Discarded + b.Discarded, a.Kept + b.Kept);
+}
 
 /// <summary>The store holds no blob under that reference.</summary>
 public sealed class BlobNotFoundException(BlobRef blob) : Exception($"no blob {blob}")

@@ -13,7 +13,7 @@ namespace AkkaVna.Core.Ports;
 /// study actor commits the index and journal, and only then is the staged blob <em>promoted</em> to its reference. A
 /// crash in between leaves a staged blob that <see cref="RecoverStagedAsync"/> promotes or discards by asking the index.
 /// </summary>
-public interface IBlobStore
+public interface IBlobStore : IAsyncDisposable
 {
     /// <summary>This store's name (<see cref="BlobRef.Store"/>).</summary>
     string Name { get; }

@@ -62,7 +62,11 @@ public sealed record CheckStability(string StudyInstanceUid) : IWithStudyInstanc
 /// <summary>Asks a study actor for its state (answered with <see cref="StudySummary"/>).</summary>
 public sealed record GetStudySummary(string StudyInstanceUid) : IWithStudyInstanceUid, IStudyProtocol;
 
-public sealed record StudySummary(string StudyInstanceUid, int SeriesCount, int InstanceCount, long SizeBytes, bool Stable, DateTimeOffset? StableDue, DateTimeOffset? StableAt, long SequenceNr) : IStudyProtocol;
+public sealed record StudySummary(string StudyInstanceUid, int SeriesCount, int InstanceCount, long SizeBytes, bool Stable, DateTimeOffset? StableDue, DateTimeOffset? StableAt, long SequenceNr) : IStudyProtocol
+{
+    /// <summary>The address of the node whose study actor answered (where the study lives now).</summary>
+    public string? Node { get; init; }
+}
 
 /// <summary>The hand-off message of the shard region: stops the actor after it has processed what it already received.</summary>
 public sealed record StopStudy : IStudyProtocol

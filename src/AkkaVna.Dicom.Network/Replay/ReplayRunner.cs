@@ -8,6 +8,12 @@ using Microsoft.Extensions.Logging;
 namespace AkkaVna.Dicom.Network.Replay;
 
 /// <summary>One C-STORE to replay: when (seconds from the start), from which calling AE to which called AE, and what.</summary>
+/// <summary>A node to replay against.</summary>
+public sealed record ReplayEndpoint(string Host, int Port)
+{
+    public override string ToString() => $"{Host}:{Port}";
+}
+
 public sealed record ReplayItem(double Offset, string CallingAE, string CalledAE, StoreFile File);
 
 public sealed record ReplayOptions
@@ -34,6 +40,9 @@ public sealed record ReplayOutcome(ReplayItem Item, double Scheduled, double Sen
 {
     public bool Stored => Status is { IsStored: true };
 
+    /// <summary>The node (HOST:PORT) the C-STORE went to, or was to go to.</summary>
+    public string? Endpoint { get; init; }
+
     /// <summary>Whether the data set went out (everything but a C-STORE that never had an association).</summary>
     public bool WasSent => Transport != TransportFailure.NotAssociated;
 
@@ -54,9 +63,19 @@ public sealed record ReplayOutcome(ReplayItem Item, double Scheduled, double Sen
 /// </summary>
 public static class ReplayRunner
 {
-    public static async Task<List<ReplayOutcome>> RunAsync(string host, int port, IReadOnlyList<ReplayItem> items, ReplayOptions options,
+    public static Task<List<ReplayOutcome>> RunAsync(string host, int port, IReadOnlyList<ReplayItem> items, ReplayOptions options,
+        Action<ReplayOutcome>? completed = null, ILogger? log = null, CancellationToken cancellationToken = default) =>
+        RunAsync([new ReplayEndpoint(host, port)], items, options, completed, log, cancellationToken);
+
+    /// <summary>
+    /// Plays the schedule against several nodes of one archive: the gateways (associations) are dealt over
+    /// <paramref name="endpoints"/> in turn, and a gateway whose node stops answering (its association refused, aborted
+    /// or timed out) moves on to the next node for its next C-STORE, as an edge gateway configured with every node does.
+    /// </summary>
+    public static async Task<List<ReplayOutcome>> RunAsync(IReadOnlyList<ReplayEndpoint> endpoints, IReadOnlyList<ReplayItem> items, ReplayOptions options,
         Action<ReplayOutcome>? completed = null, ILogger? log = null, CancellationToken cancellationToken = default)
     {
+        if (endpoints.Count == 0) throw new ArgumentException("no endpoint to replay against", nameof(endpoints));
         var groups = items.GroupBy(i => (i.CallingAE, i.CalledAE)).Select(g => g.OrderBy(i => i.Offset).ToList()).ToList();
         foreach (var g in groups)
         {
@@ -72,15 +91,24 @@ public static class ReplayRunner
         {
             if (Interlocked.Decrement(ref pending) == 0) connected.TrySetResult(Stopwatch.GetTimestamp());
         }
-        var outcomes = await Task.WhenAll(groups.Select(g => Task.Run(() => RunAssociationAsync(host, port, g, options, Ready, connected.Task, completed, log, cancellationToken))));
+        var outcomes = await Task.WhenAll(groups.Select((g, i) => Task.Run(() => RunAssociationAsync(endpoints, i, g, options, Ready, connected.Task, completed, log, cancellationToken))));
         return [.. outcomes.SelectMany(o => o).OrderBy(o => o.Scheduled)];
     }
 
     private static double Now(long start) => Stopwatch.GetElapsedTime(start).TotalSeconds;
 
-    private static async Task<List<ReplayOutcome>> RunAssociationAsync(string host, int port, List<ReplayItem> items, ReplayOptions options, Action ready,
-        Task<long> started, Action<ReplayOutcome>? completed, ILogger? log, CancellationToken cancellationToken)
+    private static async Task<List<ReplayOutcome>> RunAssociationAsync(IReadOnlyList<ReplayEndpoint> endpoints, int gateway, List<ReplayItem> items,
+        ReplayOptions options, Action ready, Task<long> started, Action<ReplayOutcome>? completed, ILogger? log, CancellationToken cancellationToken)
     {
+        int current = gateway % endpoints.Count;
+        string host = endpoints[current].Host;
+        int port = endpoints[current].Port;
+        void NextNode()
+        {
+            if (endpoints.Count == 1) return;
+            current = (current + 1) % endpoints.Count;
+            (host, port) = (endpoints[current].Host, endpoints[current].Port);
+        }
         var outcomes = new List<ReplayOutcome>(items.Count);
         var pairs = items.Select(i => (i.File.SopClassUid, i.File.TransferSyntax.Uid)).Distinct().ToList();
         var request = new AssociateRequest
@@ -105,6 +133,7 @@ public static class ReplayRunner
             catch (Exception e) when (e is DicomAssociationException or TimeoutException or IOException or System.Net.Sockets.SocketException)
             {
                 log?.LogWarning("{CallingAE}: cannot associate with {Host}:{Port} yet: {Reason}", request.CallingAE, host, port, e.Message);
+                NextNode();
             }
             finally
             {
@@ -116,6 +145,7 @@ public static class ReplayRunner
                 double wait = item.Offset - Now(start);
                 if (wait > 0) await Task.Delay(TimeSpan.FromSeconds(wait), cancellationToken);
                 double sent = Now(start);
+                string endpoint = $"{host}:{port}";
                 ReplayOutcome outcome;
                 try
                 {
@@ -125,7 +155,8 @@ public static class ReplayRunner
                 }
                 catch (Exception e) when (e is DicomAssociationException or TimeoutException or IOException or System.Net.Sockets.SocketException)
                 {
-                    outcome = new ReplayOutcome(item, item.Offset, sent, Now(start), null, "cannot associate: " + e.Message, TransportFailure.NotAssociated);
+                    outcome = new ReplayOutcome(item, item.Offset, sent, Now(start), null, $"cannot associate with {host}:{port}: " + e.Message, TransportFailure.NotAssociated);
+                    NextNode();
                 }
                 if (outcome.Transport != TransportFailure.None && association is not null)
                 {
@@ -140,7 +171,9 @@ public static class ReplayRunner
                     }
                     await association.DisposeAsync();
                     association = null;
+                    NextNode();
                 }
+                outcome = outcome with { Endpoint = endpoint };
                 outcomes.Add(outcome);
                 completed?.Invoke(outcome);
             }

@@ -10,7 +10,11 @@ namespace AkkaVna.Dicom.Network.Replay;
 /// <param name="Associations">Concurrent associations, each with its own calling AE title.</param>
 /// <param name="CallingAE">The calling AE title, numbered when there are several associations (GW1, GW2, ...).</param>
 /// <param name="RatePerSecond">C-STOREs per second over all associations (open loop); null: as fast as possible.</param>
-public sealed record ScheduleOptions(int Associations, string CallingAE, string CalledAE, double? RatePerSecond);
+/// <param name="ByStudy">
+/// Deal whole studies to the associations (study k to association k mod n, each association sending its studies one after
+/// the other, as a gateway forwards a study), instead of instance by instance in turn (every association on the same study).
+/// </param>
+public sealed record ScheduleOptions(int Associations, string CallingAE, string CalledAE, double? RatePerSecond, bool ByStudy = false);
 
 /// <summary>A generated load: realistic studies with fresh UIDs and patients on every run.</summary>
 public sealed record GeneratorOptions(int Studies, int InstancesPerStudy, string Modality = "CT", int Rows = 512, int Columns = 512, int Seed = 0);
@@ -27,8 +31,27 @@ public static class ReplaySources
     }
 
     /// <summary>The files dealt in turn to the associations, at the rate given (offsets i / rate) or all at once.</summary>
-    public static List<ReplayItem> Schedule(IReadOnlyList<StoreFile> files, ScheduleOptions s) =>
-        files.Select((f, i) => new ReplayItem(s.RatePerSecond is { } r ? i / r : 0, CallingAE(s.CallingAE, i % s.Associations, s.Associations), s.CalledAE, f)).ToList();
+    public static List<ReplayItem> Schedule(IReadOnlyList<StoreFile> files, ScheduleOptions s)
+    {
+        if (!s.ByStudy)
+            return files.Select((f, i) => new ReplayItem(s.RatePerSecond is { } r ? i / r : 0, CallingAE(s.CallingAE, i % s.Associations, s.Associations), s.CalledAE, f)).ToList();
+        // Each association's queue holds its studies in turn; the global order (and the rate's clock) takes the queues round robin.
+        var queues = Enumerable.Range(0, s.Associations).Select(_ => new Queue<StoreFile>()).ToList();
+        foreach (var (study, k) in files.GroupBy(StudyOf, StringComparer.Ordinal).Select((g, k) => (g, k)))
+            foreach (var f in study) queues[k % s.Associations].Enqueue(f);
+        var items = new List<ReplayItem>(files.Count);
+        while (items.Count < files.Count)
+            for (int a = 0; a < queues.Count; a++)
+                if (queues[a].TryDequeue(out var f))
+                    items.Add(new ReplayItem(s.RatePerSecond is { } r ? items.Count / r : 0, CallingAE(s.CallingAE, a, s.Associations), s.CalledAE, f));
+        return items;
+    }
+
+    private static string StudyOf(StoreFile f)
+    {
+        using var file = DicomFile.Open(f.Path, new DicomReadOptions { StopBefore = t => t.Group > 0x0020 });
+        return file.Dataset.GetString(DicomTags.StudyInstanceUID) ?? "";
+    }
 
     /// <summary>
     /// Every readable DICOM file under <paramref name="folder"/> (files that are not DICOM are listed in

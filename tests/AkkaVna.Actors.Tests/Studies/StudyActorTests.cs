@@ -4,7 +4,7 @@ using AkkaVna.Actors.Studies;
 using AkkaVna.Core.Ports;
 using AkkaVna.Core.Studies;
 using AkkaVna.Index.Sqlite;
-using AkkaVna.Journal.Sqlite;
+using AkkaVna.Journal.Sql;
 using AkkaVna.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;

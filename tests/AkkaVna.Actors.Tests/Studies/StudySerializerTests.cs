@@ -36,6 +36,7 @@ public sealed class StudySerializerTests : IDisposable
             { new CheckStability(Study), "CK" },
             { new GetStudySummary(Study), "GS" },
             { new StudySummary(Study, 2, 3, 4000, true, null, at, 7), "SU" },
+            { new StudySummary(Study, 2, 3, 4000, false, at, null, 9) { Node = "akka.tcp://akka-vna@10.0.0.7:4053" }, "SU" },
             { StopStudy.Instance, "SP" },
         };
     }

@@ -25,11 +25,13 @@ public sealed class ArchiveServer : IDisposable
     /// <param name="dicomPort">A fixed DICOM port (for peers in a network namespace that are configured with it); otherwise the
     /// node takes free ports itself (0) and names them in its ready line — no port picked here can be taken by anything
     /// else (Akka remoting's own ephemeral port, once) before the node binds it.</param>
-    public ArchiveServer(string dataFolder, string? config = null, int? dicomPort = null, NetworkNamespace? network = null)
+    public ArchiveServer(string dataFolder, string? config = null, int? dicomPort = null, NetworkNamespace? network = null, IEnumerable<string>? extraArgs = null)
     {
         DataFolder = dataFolder;
         var args = new List<string> { AkkaVnaCli.Dll, "serve", "--data", dataFolder, "--dicom-port", (dicomPort ?? 0).ToString(CultureInfo.InvariantCulture),
             "--http-port", "0" };
+        args.AddRange(StoreArgs(dataFolder));
+        if (extraArgs is not null) args.AddRange(extraArgs);
         if (config is not null)
         {
             string path = Path.Combine(Path.GetDirectoryName(dataFolder)!, "akka-vna-" + Guid.NewGuid().ToString("N")[..8] + ".conf");
@@ -62,8 +64,33 @@ public sealed class ArchiveServer : IDisposable
 
     public void Dispose() => _process.Dispose();
 
-    /// <summary>The options of a node on embedded defaults on <paramref name="dataFolder"/>: its adapters come from <see cref="Adapters"/>, as the node's.</summary>
-    public static ArchiveOptions OptionsFor(string dataFolder) => ArchiveOptions.Load(null, $"akka-vna.data = {ArchiveOptions.Quote(dataFolder)}");
+    /// <summary>The index backends the serve suite runs on.</summary>
+    public const string Sqlite = "sqlite", PostgreSql = "postgresql";
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Postgres = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A new data folder under <paramref name="dir"/> for a node on <paramref name="backend"/>: SQLite (embedded) or
+    /// PostgreSQL (a fresh database of the tests' throwaway server, index and journal; the blobs stay under the folder).
+    /// Every helper here then opens the node's stores as the node does.
+    /// </summary>
+    public static string NewDataFolder(TempDir dir, string backend, string name = "data")
+    {
+        string data = dir.File(name);
+        if (backend == PostgreSql) Postgres[data] = PostgresServer.Shared.CreateDatabase();
+        else if (backend != Sqlite) throw new ArgumentException($"unknown backend {backend}", nameof(backend));
+        return data;
+    }
+
+    /// <summary>The PostgreSQL connection string of a data folder's node, or null when it runs on SQLite.</summary>
+    public static string? PostgresOf(string dataFolder) => Postgres.TryGetValue(dataFolder, out var c) ? c : null;
+
+    /// <summary>The store flags of a node (and of verify) on a data folder.</summary>
+    public static IReadOnlyList<string> StoreArgs(string dataFolder) => PostgresOf(dataFolder) is { } pg ? ["--index", "postgresql", "--postgres", pg] : [];
+
+    /// <summary>The options of a node on <paramref name="dataFolder"/>: its adapters come from <see cref="Adapters"/>, as the node's.</summary>
+    public static ArchiveOptions OptionsFor(string dataFolder) => ArchiveOptions.Load(null, $"akka-vna.data = {ArchiveOptions.Quote(dataFolder)}"
+        + (PostgresOf(dataFolder) is { } pg ? $"\nakka-vna.index.provider = postgresql\nakka-vna.postgresql.connection-string = {ArchiveOptions.Quote(pg)}" : ""));
 
     /// <summary>Opens the node's index (it may be running: SQLite in WAL mode is readable while the node writes).</summary>
     public static async Task<IArchiveIndex> OpenIndexAsync(string dataFolder)
@@ -97,5 +124,5 @@ public sealed class ArchiveServer : IDisposable
     }
 
     /// <summary>Runs <c>akka-vna verify</c> and returns its exit code and output.</summary>
-    public static Tool.Result Verify(string dataFolder) => AkkaVnaCli.Run(TimeSpan.FromMinutes(3), "verify", "--data", dataFolder);
+    public static Tool.Result Verify(string dataFolder) => AkkaVnaCli.Run(TimeSpan.FromMinutes(3), ["verify", "--data", dataFolder, .. StoreArgs(dataFolder)]);
 }

@@ -14,7 +14,12 @@ namespace AkkaVna.Host.Tests.Serve;
 /// System.Net.Http's MultipartContent, parsed back with ASP.NET's MultipartReader, neither of them AkkaVna code), QIDO
 /// it back, WADO its instances, metadata, a frame and bulk data, WADO-URI, and the bad requests.
 /// </summary>
-public sealed class DicomWebTests : IAsyncLifetime
+public sealed class DicomWebTests() : DicomWebSuite(ArchiveServer.Sqlite);
+
+/// <summary>The same DICOMweb tests on the PostgreSQL index and journal.</summary>
+public sealed class PostgreSqlDicomWebTests() : DicomWebSuite(ArchiveServer.PostgreSql);
+
+public abstract class DicomWebSuite(string backend) : IAsyncLifetime
 {
     private readonly TempDir _dir = new();
     private ArchiveServer _server = null!;
@@ -24,7 +29,7 @@ public sealed class DicomWebTests : IAsyncLifetime
 
     public Task InitializeAsync()
     {
-        _server = new ArchiveServer(_dir.File("data"), "akka-vna.http.max-stow-bytes = 1MiB");
+        _server = new ArchiveServer(ArchiveServer.NewDataFolder(_dir, backend), "akka-vna.http.max-stow-bytes = 1MiB");
         _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_server.HttpPort}/"), Timeout = TimeSpan.FromMinutes(2) };
         _files = Instances.WriteStudy(_dir.File("study"), 3, 64 * 64 * 2, seed: 11).Select(StoreFile.Read).ToList();
         using var first = DicomFile.Open(_files[0].Path, new DicomReadOptions { StopBefore = t => t.Group > 0x0020 });

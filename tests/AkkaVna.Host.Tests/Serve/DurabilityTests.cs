@@ -19,12 +19,12 @@ public sealed class DurabilityTests(ITestOutputHelper output)
         return await http.GetFromJsonAsync<JsonElement>($"http://127.0.0.1:{server.HttpPort}/admin/studies/{study}");
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, Func<string>? detail = null)
     {
         var until = DateTime.UtcNow + timeout;
         while (!await condition())
         {
-            Assert.True(DateTime.UtcNow < until, $"not within {timeout}: {what}");
+            Assert.True(DateTime.UtcNow < until, $"not within {timeout}: {what}" + (detail is null ? "" : "\n" + detail()));
             await Task.Delay(200);
         }
     }
@@ -35,11 +35,13 @@ public sealed class DurabilityTests(ITestOutputHelper output)
         return (await index.GetStudyAsync(study, CancellationToken.None))?.Stable == true;
     }
 
-    [Fact]
-    public async Task A_node_killed_during_ingest_loses_nothing_it_acknowledged_and_its_stable_timers_survive()
+    [Theory]
+    [InlineData(ArchiveServer.Sqlite)]
+    [InlineData(ArchiveServer.PostgreSql)]
+    public async Task A_node_killed_during_ingest_loses_nothing_it_acknowledged_and_its_stable_timers_survive(string backend)
     {
         using var dir = new TempDir();
-        string data = Path.Combine(dir.Path, "data");
+        string data = ArchiveServer.NewDataFolder(dir, backend);
         var early = Instances.WriteStudy(Path.Combine(dir.Path, "early"), 5, 4096, seed: 100).Select(StoreFile.Read).ToList();
         string earlyStudy = IngestTests.StudyOf(early[0].Path);
         var main = Enumerable.Range(1, 6).Select(s => Instances.WriteStudy(Path.Combine(dir.Path, "main" + s), 300, 64 * 1024, seed: s).Select(StoreFile.Read).ToList()).ToList();
@@ -88,7 +90,8 @@ public sealed class DurabilityTests(ITestOutputHelper output)
             foreach (var list in main)
             {
                 string study = IngestTests.StudyOf(list[0].Path);
-                await WaitUntilAsync(() => StableInIndexAsync(data, study), TimeSpan.FromSeconds(60), $"study {study} becomes stable after the restart");
+                await WaitUntilAsync(() => StableInIndexAsync(data, study), TimeSpan.FromSeconds(120), $"study {study} becomes stable after the restart",
+                    () => server.Output);
                 Assert.True((await StudyStateAsync(server, study)).GetProperty("stable").GetBoolean());
             }
 

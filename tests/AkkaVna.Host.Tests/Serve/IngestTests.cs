@@ -63,11 +63,13 @@ public sealed class IngestTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public async Task Storescu_sends_the_corpus_and_four_generated_studies_over_four_associations_and_the_archive_holds_exactly_them()
+    [Theory]
+    [InlineData(ArchiveServer.Sqlite)]
+    [InlineData(ArchiveServer.PostgreSql)]
+    public async Task Storescu_sends_the_corpus_and_four_generated_studies_over_four_associations_and_the_archive_holds_exactly_them(string backend)
     {
         using var dir = new TempDir();
-        string data = Path.Combine(dir.Path, "data");
+        string data = ArchiveServer.NewDataFolder(dir, backend);
         using var server = new ArchiveServer(data);
         var corpus = Storescu.SendableCorpus.Value;
         var generated = Generate(dir, 4, 100, 64 * 1024);
@@ -148,11 +150,13 @@ public sealed class IngestTests(ITestOutputHelper output)
         Assert.Equal(0, server.Stop());
     }
 
-    [Fact]
-    public async Task One_study_arriving_on_four_associations_at_once_ends_as_one_consistent_study_and_a_resend_changes_nothing()
+    [Theory]
+    [InlineData(ArchiveServer.Sqlite)]
+    [InlineData(ArchiveServer.PostgreSql)]
+    public async Task One_study_arriving_on_four_associations_at_once_ends_as_one_consistent_study_and_a_resend_changes_nothing(string backend)
     {
         using var dir = new TempDir();
-        string data = Path.Combine(dir.Path, "data");
+        string data = ArchiveServer.NewDataFolder(dir, backend);
         using var server = new ArchiveServer(data);
         var files = Generate(dir, 1, 240, 32 * 1024);
         string config = Storescu.WriteConfig(dir, files);
@@ -182,12 +186,14 @@ public sealed class IngestTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("reject")]
-    [InlineData("overwrite")]
-    public async Task Different_content_under_an_archived_SOP_Instance_UID_follows_the_conflict_policy(string policy)
+    [InlineData("reject", ArchiveServer.Sqlite)]
+    [InlineData("overwrite", ArchiveServer.Sqlite)]
+    [InlineData("reject", ArchiveServer.PostgreSql)]
+    [InlineData("overwrite", ArchiveServer.PostgreSql)]
+    public async Task Different_content_under_an_archived_SOP_Instance_UID_follows_the_conflict_policy(string policy, string backend)
     {
         using var dir = new TempDir();
-        string data = Path.Combine(dir.Path, "data");
+        string data = ArchiveServer.NewDataFolder(dir, backend);
         using var server = new ArchiveServer(data, $"akka-vna.ingest.conflict-policy = {policy}");
         var original = Generate(dir, 1, 1, 16 * 1024).Single();
         string changed = dir.File("changed.dcm");
@@ -208,11 +214,13 @@ public sealed class IngestTests(ITestOutputHelper output)
         Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);
     }
 
-    [Fact]
-    public async Task Instances_the_archive_cannot_take_get_a_failure_status_with_a_reason_and_leave_nothing_behind()
+    [Theory]
+    [InlineData(ArchiveServer.Sqlite)]
+    [InlineData(ArchiveServer.PostgreSql)]
+    public async Task Instances_the_archive_cannot_take_get_a_failure_status_with_a_reason_and_leave_nothing_behind(string backend)
     {
         using var dir = new TempDir();
-        string data = Path.Combine(dir.Path, "data");
+        string data = ArchiveServer.NewDataFolder(dir, backend);
         using var server = new ArchiveServer(data);
         var good = Generate(dir, 1, 1, 4096).Single();
         string Variant(string name, params string[] edits)

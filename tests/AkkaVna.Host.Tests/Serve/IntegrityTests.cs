@@ -27,11 +27,13 @@ public sealed class IntegrityTests(ITestOutputHelper output)
 
     private static string Uid() => Instances.NewUid();
 
-    [Fact]
-    public async Task One_SOP_Instance_UID_sent_in_two_studies_at_once_is_archived_once_and_only_its_sender_gets_success()
+    [Theory]
+    [InlineData(ArchiveServer.Sqlite)]
+    [InlineData(ArchiveServer.PostgreSql)]
+    public async Task One_SOP_Instance_UID_sent_in_two_studies_at_once_is_archived_once_and_only_its_sender_gets_success(string backend)
     {
         using var dir = new TempDir();
-        string data = dir.File("data");
+        string data = ArchiveServer.NewDataFolder(dir, backend);
         using var server = new ArchiveServer(data);
         const int Tries = 20;
         var archived = new List<(string Sop, string Study, string Path)>();
@@ -108,11 +110,13 @@ public sealed class IntegrityTests(ITestOutputHelper output)
         return cases;
     }
 
-    [Fact]
-    public async Task A_data_set_cut_inside_pixel_data_a_sequence_or_an_item_is_refused_over_C_STORE_and_STOW_RS_and_leaves_nothing()
+    [Theory]
+    [InlineData(ArchiveServer.Sqlite)]
+    [InlineData(ArchiveServer.PostgreSql)]
+    public async Task A_data_set_cut_inside_pixel_data_a_sequence_or_an_item_is_refused_over_C_STORE_and_STOW_RS_and_leaves_nothing(string backend)
     {
         using var dir = new TempDir();
-        string data = dir.File("data");
+        string data = ArchiveServer.NewDataFolder(dir, backend);
         using var server = new ArchiveServer(data);
         var cases = CutDataSets(dir);
         foreach (var (name, path, reason) in cases)
@@ -179,11 +183,13 @@ public sealed class IntegrityTests(ITestOutputHelper output)
         Assert.Single(Directory.EnumerateFiles(folder, "*.dcm"));
     }
 
-    [Fact]
-    public async Task The_same_instance_from_three_senders_and_in_two_uncompressed_syntaxes_is_one_archived_copy()
+    [Theory]
+    [InlineData(ArchiveServer.Sqlite)]
+    [InlineData(ArchiveServer.PostgreSql)]
+    public async Task The_same_instance_from_three_senders_and_in_two_uncompressed_syntaxes_is_one_archived_copy(string backend)
     {
         using var dir = new TempDir();
-        string data = dir.File("data");
+        string data = ArchiveServer.NewDataFolder(dir, backend);
         using var server = new ArchiveServer(data);
         string study = Uid(), series = Uid(), sop = Uid();
         string explicitLe = Instances.WriteInstance(dir.File("explicit.dcm"), study, series, sop, 16 * 1024, seed: 3);
@@ -209,11 +215,13 @@ public sealed class IntegrityTests(ITestOutputHelper output)
         Assert.Equal(0, ArchiveServer.Verify(data).ExitCode);
     }
 
-    [Fact]
-    public async Task Verify_names_an_archived_instance_whose_blob_no_longer_parses()
+    [Theory]
+    [InlineData(ArchiveServer.Sqlite)]
+    [InlineData(ArchiveServer.PostgreSql)]
+    public async Task Verify_names_an_archived_instance_whose_blob_no_longer_parses(string backend)
     {
         using var dir = new TempDir();
-        string data = dir.File("data");
+        string data = ArchiveServer.NewDataFolder(dir, backend);
         var files = Instances.WriteStudy(dir.File("study"), 3, 8192, seed: 5).Select(StoreFile.Read).ToList();
         using (var server = new ArchiveServer(data))
         {

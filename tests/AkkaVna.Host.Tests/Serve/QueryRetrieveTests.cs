@@ -86,7 +86,7 @@ internal static class QueryRetrieveTools
 /// as move destinations (neither can bind to loopback only): the generated set and one copy of each corpus instance,
 /// stored by storescu.
 /// </summary>
-public sealed class QueryRetrieveFixture : IDisposable
+public class QueryRetrieveFixture : IDisposable
 {
     public const int DicomPort = 11112, StorescpPort = 11113, OrthancPort = 4242, OrthancHttp = 8042;
 
@@ -98,10 +98,14 @@ public sealed class QueryRetrieveFixture : IDisposable
     public string StorescpFolder => Dir.File("storescp");
     private readonly ServerProcess _storescp;
 
-    public QueryRetrieveFixture()
+    public QueryRetrieveFixture() : this(ArchiveServer.Sqlite)
+    {
+    }
+
+    protected QueryRetrieveFixture(string backend)
     {
         Set = QueryRetrieveSet.Write(Dir.File("set"));
-        Server = new ArchiveServer(Dir.File("data"), $$"""
+        Server = new ArchiveServer(ArchiveServer.NewDataFolder(Dir, backend), $$"""
             akka-vna.retrieve.destinations {
               STORESCP { host = "127.0.0.1", port = {{StorescpPort}} }
               ORTHANC { host = "127.0.0.1", port = {{OrthancPort}} }
@@ -128,11 +132,21 @@ public sealed class QueryRetrieveFixture : IDisposable
         Server.Dispose();
         Network.Dispose();
         Dir.Dispose();
+        GC.SuppressFinalize(this);
     }
 }
 
+/// <summary>The same archive on the shared PostgreSQL index and journal.</summary>
+public sealed class PostgreSqlQueryRetrieveFixture() : QueryRetrieveFixture(ArchiveServer.PostgreSql);
+
+/// <summary>C-FIND, C-GET and C-MOVE on the embedded SQLite index.</summary>
+public sealed class QueryRetrieveTests(QueryRetrieveFixture fx) : QueryRetrieveSuite(fx), IClassFixture<QueryRetrieveFixture>;
+
+/// <summary>C-FIND, C-GET and C-MOVE on the PostgreSQL index (the same tests).</summary>
+public sealed class PostgreSqlQueryRetrieveTests(PostgreSqlQueryRetrieveFixture fx) : QueryRetrieveSuite(fx), IClassFixture<PostgreSqlQueryRetrieveFixture>;
+
 /// <summary>C-FIND, C-GET and C-MOVE against a running archive, driven by dcmtk's findscu, getscu and movescu.</summary>
-public sealed class QueryRetrieveTests(QueryRetrieveFixture fx) : IClassFixture<QueryRetrieveFixture>
+public abstract class QueryRetrieveSuite(QueryRetrieveFixture fx)
 {
     private QueryRetrieveSet Set => fx.Set;
 

@@ -1,32 +1,44 @@
+using System.Data.Common;
 using System.Runtime.CompilerServices;
 using AkkaVna.Core.Ports;
-using Microsoft.Data.Sqlite;
 
-namespace AkkaVna.Journal.Sqlite;
+namespace AkkaVna.Journal.Sql;
 
 /// <summary>
-/// The embedded journal: Akka.Persistence.Sql (linq2db provider <c>SQLite.MS</c>) on one SQLite file in WAL mode — the
-/// journal, the snapshot store and the read journal. Not for several processes at once: a cluster of nodes needs a
-/// shared server database.
+/// The study journal through Akka.Persistence.Sql (linq2db): the journal, its tags, the snapshot store and the read
+/// journal on one database, the plugin's default table mapping (<c>journal</c>, <c>tags</c>, <c>snapshot</c>), tables
+/// created at first start. Each database (SQLite, PostgreSQL) says its provider, its connection and how to open it.
 /// </summary>
-public sealed class SqliteJournalStore(string path) : IJournalStore
+public abstract class SqlJournalStore : IJournalStore
 {
     public const string JournalPlugin = "akka.persistence.journal.sql";
     public const string ReadJournalPlugin = "akka.persistence.query.journal.sql";
 
-    public string Path { get; } = path;
-
-    public string Description => Path;
+    public abstract string Description { get; }
 
     public string JournalPluginId => JournalPlugin;
 
     public string ReadJournalPluginId => ReadJournalPlugin;
 
+    /// <summary>linq2db's provider name (<c>SQLite.MS</c>, <c>PostgreSQL.15</c>).</summary>
+    protected abstract string ProviderName { get; }
+
+    /// <summary>The plugin's connection string.</summary>
+    protected abstract string ConnectionString { get; }
+
+    /// <summary>A new connection for the catch-up query.</summary>
+    protected abstract DbConnection OpenConnection();
+
+    /// <summary>Whether the plugin has created its tables yet (a node that never wrote an event has none).</summary>
+    protected abstract Task<bool> HasJournalAsync(DbConnection connection, CancellationToken cancellationToken);
+
+    public abstract Task PrepareAsync(CancellationToken cancellationToken);
+
     public string PersistenceConfiguration
     {
         get
         {
-            string connection = Quote(new SqliteConnectionStringBuilder { DataSource = Path, DefaultTimeout = 30 }.ToString());
+            string connection = Quote(ConnectionString);
             // The plugin's own defaults first (Akka.Persistence.Sql does not load them by itself); these settings win over them.
             return PluginDefaults.Value + "\n" + $$"""
                 akka.persistence {
@@ -34,7 +46,7 @@ public sealed class SqliteJournalStore(string path) : IJournalStore
                     plugin = "{{JournalPlugin}}"
                     sql {
                       connection-string = {{connection}}
-                      provider-name = "SQLite.MS"
+                      provider-name = "{{ProviderName}}"
                       auto-initialize = true
                     }
                   }
@@ -42,13 +54,13 @@ public sealed class SqliteJournalStore(string path) : IJournalStore
                     plugin = "akka.persistence.snapshot-store.sql"
                     sql {
                       connection-string = {{connection}}
-                      provider-name = "SQLite.MS"
+                      provider-name = "{{ProviderName}}"
                       auto-initialize = true
                     }
                   }
                   query.journal.sql {
                     connection-string = {{connection}}
-                    provider-name = "SQLite.MS"
+                    provider-name = "{{ProviderName}}"
                   }
                 }
                 """;
@@ -67,31 +79,18 @@ public sealed class SqliteJournalStore(string path) : IJournalStore
         }));
     });
 
-    /// <summary>WAL mode, set once per file (Akka.Persistence.Sql then opens it as it likes).</summary>
-    public async Task PrepareAsync(CancellationToken cancellationToken)
-    {
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))!);
-        await using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path, Pooling = false }.ToString());
-        await c.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = c.CreateCommand();
-        cmd.CommandText = "PRAGMA journal_mode=WAL;";
-        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>From Akka.Persistence.Sql's <c>journal</c> table (default table mapping: <c>created</c> holds UTC ticks and is indexed).</summary>
+    /// <summary>From the plugin's <c>journal</c> table (default table mapping: <c>created</c> holds UTC ticks and is indexed).</summary>
     public async IAsyncEnumerable<string> PersistenceIdsWrittenSinceAsync(DateTimeOffset since, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        if (!File.Exists(Path)) yield break;
-        await using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path, Mode = SqliteOpenMode.ReadOnly, DefaultTimeout = 30 }.ToString());
+        await using var c = OpenConnection();
         await c.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using (var exists = c.CreateCommand())
-        {
-            exists.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'journal'";
-            if ((long)(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))! == 0) yield break; // the plugin has not created its tables yet
-        }
+        if (!await HasJournalAsync(c, cancellationToken).ConfigureAwait(false)) yield break;
         await using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT DISTINCT persistence_id FROM journal INDEXED BY journal_created_idx WHERE created >= $t";
-        cmd.Parameters.AddWithValue("$t", since.UtcTicks);
+        cmd.CommandText = "SELECT DISTINCT persistence_id FROM journal WHERE created >= @t";
+        var p = cmd.CreateParameter();
+        p.ParameterName = "@t";
+        p.Value = since.UtcTicks;
+        cmd.Parameters.Add(p);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false)) yield return r.GetString(0);
     }

@@ -1,0 +1,58 @@
+using System.Data.Common;
+using AkkaVna.Core.Model;
+
+namespace AkkaVna.Core.Ports;
+
+/// <summary>
+/// The row shapes every SQL index adapter reads back, in one place: the columns each query selects (in this order) and
+/// how a row becomes a record. The query-first tables have the same columns on every database; only the SQL dialect
+/// around them differs.
+/// </summary>
+public static class IndexRows
+{
+    public const string StudyColumns = """
+        study_uid, patient_id, issuer_of_patient_id, patient_name, study_date, accession_number, modalities, series_count, instance_count,
+        size_bytes, stable, stable_due, stable_at, journal_seq, patient_birth_date, patient_sex, study_time, study_id, study_description, referring_physician
+        """;
+
+    public const string SeriesColumns = "study_uid, series_uid, modality, series_number, instance_count, series_description, body_part, series_date";
+
+    public const string InstanceColumns =
+        "study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, blob_key, size_bytes, sha256, received_at, number_of_frames, rows, columns, "
+        + "blob_store, blob_representation, blob_tier";
+
+    /// <summary>A row of <see cref="StudyColumns"/>.</summary>
+    public static StudyRecord ReadStudy(DbDataReader r) =>
+        new(r.GetString(0), r.GetString(1), r.GetString(2), Str(r, 3), Str(r, 4), Str(r, 5), r.GetString(6), r.GetInt32(7), r.GetInt32(8),
+            r.GetInt64(9), Bool(r, 10), Time(r, 11), Time(r, 12), r.GetInt64(13))
+        {
+            PatientBirthDate = Str(r, 14), PatientSex = Str(r, 15), StudyTime = Str(r, 16), StudyId = Str(r, 17), StudyDescription = Str(r, 18),
+            ReferringPhysicianName = Str(r, 19),
+        };
+
+    /// <summary>A row of <see cref="SeriesColumns"/>.</summary>
+    public static SeriesRecord ReadSeries(DbDataReader r) =>
+        new(r.GetString(0), r.GetString(1), Str(r, 2), Int(r, 3), r.GetInt32(4))
+        {
+            SeriesDescription = Str(r, 5), BodyPartExamined = Str(r, 6), SeriesDate = Str(r, 7),
+        };
+
+    /// <summary>A row of <see cref="InstanceColumns"/>.</summary>
+    public static IndexedInstance ReadInstance(DbDataReader r) =>
+        new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), Int(r, 5),
+            new BlobRef(r.GetString(13), r.GetString(6), r.GetString(14), r.GetString(15)), r.GetInt64(7), r.GetString(8),
+            DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(9)))
+        {
+            NumberOfFrames = Int(r, 10), Rows = Int(r, 11), Columns = Int(r, 12),
+        };
+
+    /// <summary>Milliseconds since the epoch, or null.</summary>
+    public static DateTimeOffset? Time(DbDataReader r, int i) => r.IsDBNull(i) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(i));
+
+    public static string? Str(DbDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+
+    public static int? Int(DbDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt32(i);
+
+    /// <summary>A boolean column (a boolean where the database has one, 0 or 1 where it does not).</summary>
+    private static bool Bool(DbDataReader r, int i) => r.GetValue(i) is bool b ? b : Convert.ToInt64(r.GetValue(i), System.Globalization.CultureInfo.InvariantCulture) != 0;
+}
