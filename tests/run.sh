@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every AkkaVna test on a fresh Debian machine: installs what the tests need when it is missing
-# (dcmtk, Orthanc and its DICOMweb plugin, PostgreSQL, curl, util-linux and iproute2; radosgw when the S3 store needs it), then
-# builds and tests the solution. PostgreSQL is only installed: the tests start their own throwaway server (Unix socket only,
-# as the postgres user) and stop it; no system service is used.
+# (dcmtk, Orthanc and its DICOMweb plugin, PostgreSQL, Ceph's radosgw, curl, util-linux and iproute2), then builds and tests
+# the solution. PostgreSQL and Ceph are only installed: the tests start their own throwaway servers (PostgreSQL on a Unix
+# socket as the postgres user; a Ceph monitor, OSD and radosgw on 127.0.0.1) and stop them; no system service is used.
 # Needs root (or sudo) for apt-get. Usage: bash tests/run.sh [extra dotnet test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,8 @@ declare -A package=(
   [findscu]=dcmtk [movescu]=dcmtk [getscu]=dcmtk
   [Orthanc]=orthanc [curl]=curl [nsenter]=util-linux
   [unshare]=util-linux [ip]=iproute2
+  [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd [radosgw]=radosgw [radosgw-admin]=radosgw [ceph]=ceph-common
+  [ceph-authtool]=ceph-common [monmaptool]=ceph-common
 )
 need=()
 for tool in "${!package[@]}"; do

@@ -9,7 +9,7 @@ namespace AkkaVna.Perf;
 /// answer), to <c>akka-vna serve</c> without blob fsync (to show what the flush costs), to dcmtk storescp (the limit: it
 /// writes files, neither fsyncs nor indexes) and to Debian's Orthanc (the peer; installed when missing), over 1 and 4
 /// associations, in one run. Every target starts empty for every run and gets the same warm-up study first, over the
-/// same associations (300 instances by default: .NET compiles its hot paths in tiers, so a short warm-up measures the
+/// same associations (1,500 instances by default: .NET re-compiles its hot paths in tiers with dynamic PGO, and 300 left a third of the node's CPU to the JIT — perf/results/restructure-before-after.md — so a short warm-up measures the
 /// JIT); afterwards the benchmark checks that it holds every instance. Everything runs in a private network namespace.
 /// </summary>
 public static class ArchiveBenchmark
@@ -27,7 +27,7 @@ public static class ArchiveBenchmark
         using var dir = new TempDir();
         var files = Enumerable.Range(1, studies)
             .SelectMany(s => Instances.WriteStudy(Path.Combine(dir.Path, "src", s.ToString(CultureInfo.InvariantCulture)), perStudy, 512 * 512 * 2, seed: s)).ToList();
-        int warmupCount = (int)Bench.Option(args, "--warmup", 300);
+        int warmupCount = (int)Bench.Option(args, "--warmup", 1500);
         var warmup = Instances.WriteStudy(Path.Combine(dir.Path, "warmup"), warmupCount, 512 * 512 * 2, seed: 999);
         long bytes = files.Sum(f => new FileInfo(f).Length);
 

@@ -1,4 +1,5 @@
 using AkkaVna.Blobs.FileSystem;
+using AkkaVna.Blobs.S3;
 using AkkaVna.Core.Ports;
 using AkkaVna.Index.PostgreSql;
 using AkkaVna.Index.Sqlite;
@@ -16,7 +17,7 @@ namespace AkkaVna.Host;
 public static class Adapters
 {
     public static readonly IReadOnlyList<string> IndexProviders = ["sqlite", "postgresql"];
-    public static readonly IReadOnlyList<string> BlobProviders = ["filesystem"];
+    public static readonly IReadOnlyList<string> BlobProviders = ["filesystem", "s3"];
     public static readonly IReadOnlyList<string> JournalProviders = ["sqlite", "postgresql"];
 
     /// <summary>The embedded index file in a data folder.</summary>
@@ -37,6 +38,14 @@ public static class Adapters
     public static IBlobStore CreateBlobStore(ArchiveOptions options) => options.BlobProvider switch
     {
         "filesystem" => new FileSystemBlobStore(options.BlobsFolder, time: options.Time, node: options.NodeName, othersGrace: options.StagedGrace),
+        "s3" when options.S3 is { } s3 => new S3BlobStore(new S3BlobStoreOptions
+        {
+            Bucket = s3.Bucket, Prefix = s3.Prefix, ServiceUrl = s3.Endpoint, Region = s3.Region, ForcePathStyle = s3.ForcePathStyle,
+            // Keys from the configuration when given; otherwise the SDK's chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, profiles, roles).
+            Credentials = s3.AccessKey is { } ak && s3.SecretKey is { } sk ? new Amazon.Runtime.BasicAWSCredentials(ak, sk) : null,
+            StagingFolder = Path.Combine(options.DataFolder, "s3-staging"), Node = options.NodeName,
+            MultipartThreshold = s3.MultipartThreshold, PartSize = s3.PartSize, RequestTimeout = s3.RequestTimeout, MaxRetries = s3.MaxRetries,
+        }, time: options.Time, othersGrace: options.StagedGrace),
         var other => throw new ArchiveConfigException(Unknown("blobs", other, BlobProviders)),
     };
 

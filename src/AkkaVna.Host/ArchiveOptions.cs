@@ -19,6 +19,8 @@ public sealed record ArchiveOptions
     public string BlobProvider { get; init; } = "filesystem";
     /// <summary>The filesystem store's folder.</summary>
     public required string BlobsFolder { get; init; }
+    /// <summary>The S3 store's settings (<c>akka-vna.blobs.s3</c>), when the blob provider is s3.</summary>
+    public S3Settings? S3 { get; init; }
     /// <summary>The journal adapter (<c>akka-vna.journal.provider</c>): sqlite or postgresql; by default the index's.</summary>
     public string JournalProvider { get; init; } = "sqlite";
     /// <summary>The shared PostgreSQL (<c>akka-vna.postgresql.connection-string</c>), when an adapter uses it.</summary>
@@ -134,6 +136,7 @@ public sealed record ArchiveOptions
         ["AKKAVNA_BLOBS_PROVIDER"] = "blobs.provider",
         ["AKKAVNA_BLOBS"] = "blobs.path",
         ["AKKAVNA_POSTGRES"] = "postgresql.connection-string",
+        ["AKKAVNA_S3_ENDPOINT"] = "blobs.s3.endpoint",
         ["AKKAVNA_AE_TITLE"] = "dicom.ae-title",
         ["AKKAVNA_DICOM_PORT"] = "dicom.port",
         ["AKKAVNA_DICOM_BIND"] = "dicom.bind",
@@ -205,6 +208,11 @@ public sealed record ArchiveOptions
         string Provider(string section, IReadOnlyList<string> known, string? fallback = null) =>
             (c.GetString($"{section}.provider") is { Length: > 0 } p ? p : fallback ?? Str($"{section}.provider")) is var v && known.Contains(v) ? v
                 : throw new ArchiveConfigException(Adapters.Unknown(section, v, known));
+        // --blobs s3://BUCKET[/PREFIX] (or blobs.path so) selects the S3 store.
+        string blobsPath = c.GetString("blobs.path") ?? "";
+        bool s3Path = blobsPath.StartsWith("s3://", StringComparison.Ordinal);
+        string blobProvider = s3Path ? "s3" : Provider("blobs", Adapters.BlobProviders);
+        S3Settings? s3 = blobProvider == "s3" ? S3Settings.From(c, s3Path ? blobsPath : null) : null;
         string index = Provider("index", Adapters.IndexProviders);
         string journal = Provider("journal", Adapters.JournalProviders, fallback: index);
         string? postgres = c.GetString("postgresql.connection-string") is { Length: > 0 } pg ? pg : null;
@@ -224,8 +232,9 @@ public sealed record ArchiveOptions
         {
             DataFolder = data,
             IndexProvider = index,
-            BlobProvider = Provider("blobs", Adapters.BlobProviders),
-            BlobsFolder = c.GetString("blobs.path") is { Length: > 0 } blobs ? Path.GetFullPath(Path.Combine(data, blobs)) : Path.Combine(data, "blobs"),
+            BlobProvider = blobProvider,
+            BlobsFolder = blobsPath.Length > 0 && !s3Path ? Path.GetFullPath(Path.Combine(data, blobsPath)) : Path.Combine(data, "blobs"),
+            S3 = s3,
             JournalProvider = journal,
             PostgresConnectionString = postgres,
             PostgresSchema = schema,
@@ -270,3 +279,43 @@ public sealed record ArchiveOptions
 }
 
 public sealed class ArchiveConfigException(string message) : Exception(message);
+
+/// <summary>The S3 blob store's settings (<c>akka-vna.blobs.s3</c>).</summary>
+public sealed record S3Settings(string Bucket, string Prefix, string? Endpoint, string Region, bool ForcePathStyle, string? AccessKey, string? SecretKey,
+    long MultipartThreshold, long PartSize, TimeSpan RequestTimeout, int MaxRetries)
+{
+    /// <summary>Reads <c>blobs.s3</c>; <paramref name="url"/> (<c>s3://BUCKET[/PREFIX]</c>) names the bucket and prefix when given.</summary>
+    internal static S3Settings From(Akka.Configuration.Config c, string? url)
+    {
+        string bucket = c.GetString("blobs.s3.bucket") ?? "", prefix = c.GetString("blobs.s3.prefix") ?? "";
+        if (url is not null)
+        {
+            string rest = url["s3://".Length..];
+            int slash = rest.IndexOf('/');
+            bucket = slash < 0 ? rest : rest[..slash];
+            prefix = slash < 0 ? "" : rest[(slash + 1)..];
+        }
+        // S3's bucket naming rules (3-63 lower-case letters, digits, dots and dashes, starting and ending with a letter or digit).
+        if (bucket.Length is < 3 or > 63 || !bucket.All(ch => char.IsAsciiLetterLower(ch) || char.IsAsciiDigit(ch) || ch is '-' or '.')
+            || !char.IsAsciiLetterOrDigit(bucket[0]) || !char.IsAsciiLetterOrDigit(bucket[^1]))
+            throw new ArchiveConfigException($"akka-vna.blobs.s3.bucket: '{bucket}' is not a bucket name (3-63 lower-case letters, digits, dots and dashes)");
+        prefix = prefix.Trim('/');
+        if (prefix.Contains("..", StringComparison.Ordinal) || prefix.Any(char.IsControl))
+            throw new ArchiveConfigException($"akka-vna.blobs.s3.prefix: '{prefix}' is not a key prefix");
+        if (prefix.Length > 0) prefix += "/";
+        string? endpoint = c.GetString("blobs.s3.endpoint") is { Length: > 0 } e ? e : null;
+        if (endpoint is not null && !(Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
+            throw new ArchiveConfigException($"akka-vna.blobs.s3.endpoint: '{endpoint}' is not an http or https URL");
+        long part = c.GetByteSize("blobs.s3.part-size") ?? 16L * 1024 * 1024;
+        if (part < 5L * 1024 * 1024) throw new ArchiveConfigException("akka-vna.blobs.s3.part-size must be at least 5MiB (S3's smallest part)");
+        long threshold = c.GetByteSize("blobs.s3.multipart-threshold") ?? 64L * 1024 * 1024;
+        if (threshold < part) throw new ArchiveConfigException("akka-vna.blobs.s3.multipart-threshold must be at least the part size");
+        var timeout = c.GetTimeSpan("blobs.s3.request-timeout", TimeSpan.FromSeconds(60), allowInfinite: false);
+        if (timeout <= TimeSpan.Zero) throw new ArchiveConfigException("akka-vna.blobs.s3.request-timeout must be a positive duration");
+        int retries = c.GetInt("blobs.s3.max-retries", 4);
+        if (retries is < 0 or > 20) throw new ArchiveConfigException("akka-vna.blobs.s3.max-retries must be between 0 and 20");
+        return new S3Settings(bucket, prefix, endpoint, c.GetString("blobs.s3.region") is { Length: > 0 } r ? r : "us-east-1",
+            c.GetBoolean("blobs.s3.force-path-style", true), c.GetString("blobs.s3.access-key") is { Length: > 0 } ak ? ak : null,
+            c.GetString("blobs.s3.secret-key") is { Length: > 0 } sk ? sk : null, threshold, part, timeout, retries);
+    }
+}

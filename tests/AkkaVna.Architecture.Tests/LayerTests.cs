@@ -22,6 +22,7 @@ public sealed class LayerTests
         ["AkkaVna.Actors"] = (["AkkaVna.Core"], ["Microsoft.AspNetCore", "Microsoft.Data", "Npgsql", "AWSSDK", "Amazon", "prometheus", "Prometheus", "Akka.Persistence.Sql"]),
         ["AkkaVna.Index.Sqlite"] = (["AkkaVna.Core"], ["Akka", "Microsoft.AspNetCore", "Npgsql", "AWSSDK", "Amazon", "prometheus", "Prometheus"]),
         ["AkkaVna.Blobs.FileSystem"] = (["AkkaVna.Core"], ["Akka", "Microsoft.AspNetCore", "Microsoft.Data", "Npgsql", "AWSSDK", "Amazon", "prometheus", "Prometheus"]),
+        ["AkkaVna.Blobs.S3"] = (["AkkaVna.Core"], ["Akka", "Microsoft.AspNetCore", "Microsoft.Data", "Npgsql", "prometheus", "Prometheus"]),
         ["AkkaVna.Index.PostgreSql"] = (["AkkaVna.Core"], ["Akka", "Microsoft.AspNetCore", "Microsoft.Data", "AWSSDK", "Amazon", "prometheus", "Prometheus"]),
         // The journal adapter is Akka.Persistence.Sql's plugin on SQLite or PostgreSQL: it may know both databases, nothing else.
         ["AkkaVna.Journal.Sql"] = (["AkkaVna.Core"], ["Microsoft.AspNetCore", "AWSSDK", "Amazon", "prometheus", "Prometheus"]),

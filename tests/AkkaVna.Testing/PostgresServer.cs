@@ -28,7 +28,8 @@ public sealed class PostgresServer : IDisposable
     private int _databases;
     private int _stopped;
 
-    public PostgresServer()
+    /// <param name="sharedBuffers">PostgreSQL's shared_buffers: small for tests; a benchmark gives what a production server would.</param>
+    public PostgresServer(string sharedBuffers = "64MB")
     {
         _bin = Directory.EnumerateDirectories("/usr/lib/postgresql").OrderByDescending(d => d, StringComparer.Ordinal)
                    .Select(d => Path.Combine(d, "bin")).FirstOrDefault(d => File.Exists(Path.Combine(d, "initdb")))
@@ -41,7 +42,7 @@ public sealed class PostgresServer : IDisposable
         Pg("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"], TimeSpan.FromMinutes(2));
         // Unix socket only (listen_addresses empty); fsync stays on: the durability tests mean it.
         Pg("pg_ctl", ["-D", data, "-l", Path.Combine(_folder, "server.log"), "-w", "-t", "60",
-            "-o", $"-c listen_addresses='' -k {_folder} -c max_connections=300 -c shared_buffers=64MB", "start"], TimeSpan.FromMinutes(2));
+            "-o", $"-c listen_addresses='' -k {_folder} -c max_connections=300 -c shared_buffers={sharedBuffers}", "start"], TimeSpan.FromMinutes(2));
     }
 
     /// <summary>The folder holding the server's socket (the Host of a connection string).</summary>

@@ -62,9 +62,15 @@ public static class ArchiveCommands
         {
             Description = "PostgreSQL connection string (Npgsql), e.g. \"Host=db1;Database=archive;Username=akkavna;Password=...\". Default: akka-vna.postgresql.connection-string, env AKKAVNA_POSTGRES.",
         };
-        private readonly Option<DirectoryInfo?> _blobs = new("--blobs")
+        private readonly Option<string?> _blobs = new("--blobs")
         {
-            Description = "Folder of the filesystem blob store; in a cluster one every node mounts (the data folder stays node-local). Default: akka-vna.blobs.path, env AKKAVNA_BLOBS, else DATA/blobs.",
+            Description = "Where the blobs are: a folder (the filesystem store; in a cluster one every node mounts, the data folder staying node-local) "
+                + "or s3://BUCKET[/PREFIX] (an S3-compatible store; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY). "
+                + "Default: akka-vna.blobs.path, env AKKAVNA_BLOBS, else DATA/blobs.",
+        };
+        private readonly Option<string?> _s3Endpoint = new("--s3-endpoint")
+        {
+            Description = "The S3 store's URL for an on-premises store, e.g. http://10.0.0.5:7480 (path-style). Default: akka-vna.blobs.s3.endpoint, env AKKAVNA_S3_ENDPOINT; none: AWS.",
         };
 
         public void AddTo(Command cmd)
@@ -73,6 +79,7 @@ public static class ArchiveCommands
             cmd.Options.Add(_index);
             cmd.Options.Add(_postgres);
             cmd.Options.Add(_blobs);
+            cmd.Options.Add(_s3Endpoint);
         }
 
         public List<string> Overrides(ParseResult r)
@@ -80,7 +87,9 @@ public static class ArchiveCommands
             var overrides = new List<string>();
             if (r.GetValue(_index) is { } i) overrides.Add($"akka-vna.index.provider = {ArchiveOptions.Quote(i)}");
             if (r.GetValue(_postgres) is { } pg) overrides.Add($"akka-vna.postgresql.connection-string = {ArchiveOptions.Quote(pg)}");
-            if (r.GetValue(_blobs) is { } b) overrides.Add($"akka-vna.blobs.path = {ArchiveOptions.Quote(b.FullName)}");
+            if (r.GetValue(_blobs) is { Length: > 0 } b)
+                overrides.Add($"akka-vna.blobs.path = {ArchiveOptions.Quote(b.StartsWith("s3://", StringComparison.Ordinal) ? b : Path.GetFullPath(b))}");
+            if (r.GetValue(_s3Endpoint) is { Length: > 0 } e) overrides.Add($"akka-vna.blobs.s3.endpoint = {ArchiveOptions.Quote(e)}");
             return overrides;
         }
     }

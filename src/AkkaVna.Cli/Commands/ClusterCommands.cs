@@ -10,7 +10,7 @@ public static class ClusterCommands
 {
     public static Command Create()
     {
-        var http = new Option<Uri>("--http")
+        var http = new Option<string>("--http")
         {
             Description = "The HTTP address of any node, e.g. http://10.0.0.1:8080.",
             Required = true,
@@ -22,7 +22,16 @@ public static class ClusterCommands
         {
             http, json, timeout,
         };
-        status.SetAction((r, ct) => RunStatus(r.GetValue(http)!, r.GetValue(json), TimeSpan.FromSeconds(Math.Clamp(r.GetValue(timeout), 1, 600)), ct));
+        status.SetAction((r, ct) =>
+        {
+            string url = r.GetValue(http)!;
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var node) || node.Scheme is not ("http" or "https"))
+            {
+                Console.Error.WriteLine($"error: --http '{url}' is not an http or https URL, e.g. http://10.0.0.1:8080");
+                return Task.FromResult(2);
+            }
+            return RunStatus(node, r.GetValue(json), TimeSpan.FromSeconds(Math.Clamp(r.GetValue(timeout), 1, 600)), ct);
+        });
         return new Command("cluster", "Look at an AkkaVna cluster.") { status };
     }
 

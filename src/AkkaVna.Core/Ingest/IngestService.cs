@@ -197,7 +197,21 @@ public sealed class IngestService(IBlobStore blobs, IArchiveIndex index, IStudyG
             switch (result.Outcome)
             {
                 case StoreOutcome.Stored or StoreOutcome.Replaced:
-                    await writer.PromoteAsync(blob, cancellationToken);
+                    try
+                    {
+                        await writer.PromoteAsync(blob, cancellationToken);
+                    }
+                    catch (IOException e)
+                    {
+                        // Committed, but the blob store cannot take the bytes now (an object store out of reach): the staged
+                        // blob stays for recovery (the sweep promotes it, as the index has it), and the sender is told to send
+                        // again — a resend of this content is a duplicate that promotes it too. Never acknowledged before then.
+                        writer.LeaveForRecovery();
+                        owner._log.LogError("{Source}: {SopInstance} committed but not yet in the blob store: {Reason}", request.Description,
+                            request.SopInstanceUid, e.Message);
+                        metrics.InstanceAnswered("failed");
+                        return For(IngestResult.Refused(IngestRefusal.OutOfResources, $"the blob store cannot take the instance now ({e.Message}); send it again"));
+                    }
                     Phase("promote", ref started);
                     if (result.ObsoleteBlob is { } obsolete) await owner._blobs.DeleteAsync(obsolete, cancellationToken);
                     metrics.BytesArchived(writer.Length);
@@ -210,7 +224,17 @@ public sealed class IngestService(IBlobStore blobs, IArchiveIndex index, IStudyG
                     // Same content as archived. Its first copy's blob is normally in place; if it is not (its promotion was
                     // lost), this copy takes its place when its bytes are identical (a copy from another sender or in
                     // another syntax has other bytes than the index records).
-                    if (result.ArchivedSha256 == sha && !await owner._blobs.ExistsAsync(blob, cancellationToken)) await writer.PromoteAsync(blob, cancellationToken);
+                    try
+                    {
+                        if (result.ArchivedSha256 == sha && !await owner._blobs.ExistsAsync(blob, cancellationToken)) await writer.PromoteAsync(blob, cancellationToken);
+                    }
+                    catch (IOException e)
+                    {
+                        owner._log.LogError("{Source}: {SopInstance} is archived, but its blob cannot be written now: {Reason}", request.Description,
+                            request.SopInstanceUid, e.Message);
+                        metrics.InstanceAnswered("failed");
+                        return For(IngestResult.Refused(IngestRefusal.OutOfResources, $"the blob store cannot take the instance now ({e.Message}); send it again"));
+                    }
                     metrics.InstanceAnswered("duplicate");
                     return For(new IngestResult(IngestOutcome.Duplicate));
                 case StoreOutcome.Rejected:

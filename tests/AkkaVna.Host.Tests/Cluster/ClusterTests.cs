@@ -160,13 +160,14 @@ public sealed class ClusterTests(ITestOutputHelper output)
         cluster.Nodes[victim].Server.Kill();
         var alive = new[] { "n1", "n2", "n3" }.Where(n => n != victim).ToList();
 
-        // A fourth node joins through the survivors; then one of the first nodes leaves gracefully (SIGTERM).
+        // A fourth node joins through the survivors; then the oldest node left leaves gracefully (SIGTERM): it hosts the
+        // cluster singletons (the stability watch, the shard coordinator), which must move to a survivor.
         var n4 = cluster.Start("n4", [.. alive]);
         await WaitUntilAsync(async () => await UpMembersAsync(n4) == 3, TimeSpan.FromSeconds(90), "the dead node downed and the new one up");
-        string leaver = alive[1];
+        string leaver = alive[0];
         cluster.Nodes[leaver].Server.Terminate();
         Assert.Equal(0, cluster.Nodes[leaver].Server.WaitForExit(TimeSpan.FromMinutes(2)));
-        var survivors = new[] { cluster.Nodes[alive[0]].Server, n4 };
+        var survivors = new[] { cluster.Nodes[alive[1]].Server, n4 };
         var sent = await replay;
         output.WriteLine(sent.StdOut[^Math.Min(sent.StdOut.Length, 1500)..]);
 

@@ -32,6 +32,7 @@ public sealed class ArchiveServer : IDisposable
             "--http-port", "0" };
         args.AddRange(StoreArgs(dataFolder));
         if (extraArgs is not null) args.AddRange(extraArgs);
+        if (S3Of(dataFolder) is { } s3) config = s3 + "\n" + (config ?? "");
         if (config is not null)
         {
             string path = Path.Combine(Path.GetDirectoryName(dataFolder)!, "akka-vna-" + Guid.NewGuid().ToString("N")[..8] + ".conf");
@@ -64,10 +65,14 @@ public sealed class ArchiveServer : IDisposable
 
     public void Dispose() => _process.Dispose();
 
-    /// <summary>The index backends the serve suite runs on.</summary>
-    public const string Sqlite = "sqlite", PostgreSql = "postgresql";
+    /// <summary>The backends the serve suite runs on: SQLite, PostgreSQL (index and journal), S3 (blobs on radosgw, SQLite index).</summary>
+    public const string Sqlite = "sqlite", PostgreSql = "postgresql", S3 = "s3";
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Postgres = new(StringComparer.Ordinal);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> S3Stores = new(StringComparer.Ordinal);
+
+    /// <summary>The HOCON that puts a data folder's blobs on S3 (a bucket of its own on the tests' radosgw), or null.</summary>
+    public static string? S3Of(string dataFolder) => S3Stores.TryGetValue(dataFolder, out var c) ? c : null;
 
     /// <summary>
     /// A new data folder under <paramref name="dir"/> for a node on <paramref name="backend"/>: SQLite (embedded) or
@@ -78,6 +83,13 @@ public sealed class ArchiveServer : IDisposable
     {
         string data = dir.File(name);
         if (backend == PostgreSql) Postgres[data] = PostgresServer.Shared.CreateDatabase();
+        else if (backend == S3)
+            S3Stores[data] = $"""
+                akka-vna.blobs.path = "s3://{RadosGateway.Shared.NewBucket()}/archive"
+                akka-vna.blobs.s3.endpoint = "{RadosGateway.Shared.Endpoint}"
+                akka-vna.blobs.s3.access-key = "{RadosGateway.AccessKey}"
+                akka-vna.blobs.s3.secret-key = "{RadosGateway.SecretKey}"
+                """;
         else if (backend != Sqlite) throw new ArgumentException($"unknown backend {backend}", nameof(backend));
         return data;
     }
@@ -90,7 +102,9 @@ public sealed class ArchiveServer : IDisposable
 
     /// <summary>The options of a node on <paramref name="dataFolder"/>: its adapters come from <see cref="Adapters"/>, as the node's.</summary>
     public static ArchiveOptions OptionsFor(string dataFolder) => ArchiveOptions.Load(null, $"akka-vna.data = {ArchiveOptions.Quote(dataFolder)}"
-        + (PostgresOf(dataFolder) is { } pg ? $"\nakka-vna.index.provider = postgresql\nakka-vna.postgresql.connection-string = {ArchiveOptions.Quote(pg)}" : ""));
+        + (PostgresOf(dataFolder) is { } pg ? $"\nakka-vna.index.provider = postgresql\nakka-vna.postgresql.connection-string = {ArchiveOptions.Quote(pg)}" : "")
+        + (S3Of(dataFolder) is { } s3 ? "\n" + s3 : "")
+        + "\nakka-vna.node-name = test-reader");
 
     /// <summary>Opens the node's index (it may be running: SQLite in WAL mode is readable while the node writes).</summary>
     public static async Task<IArchiveIndex> OpenIndexAsync(string dataFolder)
@@ -116,6 +130,19 @@ public sealed class ArchiveServer : IDisposable
     /// <summary>Where the filesystem store of a node on <paramref name="dataFolder"/> keeps a blob (tests compare files with dcmtk and the toolkit).</summary>
     public static string BlobPath(string dataFolder, BlobRef blob) => Path.Combine(OptionsFor(dataFolder).BlobsFolder, blob.Key);
 
+    /// <summary>A blob as a local file, read through the node's store (a copy under <paramref name="scratch"/> when it is not on the file system).</summary>
+    public static async Task<string> BlobFileAsync(string dataFolder, BlobRef blob, string scratch)
+    {
+        if (S3Of(dataFolder) is null) return BlobPath(dataFolder, blob);
+        string path = Path.Combine(scratch, Guid.NewGuid().ToString("N") + ".dcm");
+        Directory.CreateDirectory(scratch);
+        await using var store = OpenBlobs(dataFolder);
+        await using var content = await store.OpenAsync(blob, CancellationToken.None);
+        await using (var from = content.OpenRead())
+        await using (var to = File.Create(path)) await from.CopyToAsync(to);
+        return path;
+    }
+
     public static async Task<List<IndexedInstance>> ListAsync(IArchiveIndex index)
     {
         var list = new List<IndexedInstance>();
@@ -124,5 +151,16 @@ public sealed class ArchiveServer : IDisposable
     }
 
     /// <summary>Runs <c>akka-vna verify</c> and returns its exit code and output.</summary>
-    public static Tool.Result Verify(string dataFolder) => AkkaVnaCli.Run(TimeSpan.FromMinutes(3), ["verify", "--data", dataFolder, .. StoreArgs(dataFolder)]);
+    public static Tool.Result Verify(string dataFolder)
+    {
+        var args = new List<string> { "verify", "--data", dataFolder };
+        args.AddRange(StoreArgs(dataFolder));
+        if (S3Of(dataFolder) is { } s3)
+        {
+            string conf = dataFolder + ".verify.conf";
+            File.WriteAllText(conf, s3);
+            args.AddRange(["--config", conf]);
+        }
+        return AkkaVnaCli.Run(TimeSpan.FromMinutes(3), [.. args]);
+    }
 }

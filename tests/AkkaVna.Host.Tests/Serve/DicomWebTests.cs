@@ -19,6 +19,9 @@ public sealed class DicomWebTests() : DicomWebSuite(ArchiveServer.Sqlite);
 /// <summary>The same DICOMweb tests on the PostgreSQL index and journal.</summary>
 public sealed class PostgreSqlDicomWebTests() : DicomWebSuite(ArchiveServer.PostgreSql);
 
+/// <summary>The same DICOMweb tests with the blobs on S3 (radosgw): WADO-RS instances, frames and bulk data read with ranged GETs.</summary>
+public sealed class S3DicomWebTests() : DicomWebSuite(ArchiveServer.S3);
+
 public abstract class DicomWebSuite(string backend) : IAsyncLifetime
 {
     private readonly TempDir _dir = new();
@@ -141,7 +144,6 @@ public abstract class DicomWebSuite(string backend) : IAsyncLifetime
         // WADO-RS: the study as multipart/related application/dicom, each part the instance as archived.
         var parts = await PartsAsync($"dicom-web/studies/{_study}", "multipart/related; type=\"application/dicom\"; transfer-syntax=*");
         Assert.Equal(3, parts.Count);
-        var blobs = ArchiveServer.OpenBlobs(_server.DataFolder);
         await using (var index = await ArchiveServer.OpenIndexAsync(_server.DataFolder))
         {
             foreach (var (contentType, body) in parts)
@@ -151,7 +153,7 @@ public abstract class DicomWebSuite(string backend) : IAsyncLifetime
                 await File.WriteAllBytesAsync(received, body);
                 var sop = StoreFile.Read(received).SopInstanceUid;
                 var row = await index.FindInstanceAsync(sop, CancellationToken.None);
-                Assert.Equal(await File.ReadAllBytesAsync(ArchiveServer.BlobPath(_server.DataFolder, row!.Blob)), body);
+                Assert.Equal(await File.ReadAllBytesAsync(await ArchiveServer.BlobFileAsync(_server.DataFolder, row!.Blob, _dir.File("blobs-read"))), body);
                 Storescu.AssertSameDataSet(_files.Single(f => f.SopInstanceUid == sop).Path, received);
             }
         }

@@ -41,12 +41,13 @@ public sealed class IngestTests(ITestOutputHelper output)
     /// <summary>Each blob holds the source's data set, and its study row counts exactly the instance rows.</summary>
     internal static async Task AssertArchivedAsync(string data, IEnumerable<StoreFile> sent, List<IndexedInstance> rows)
     {
-        var blobs = ArchiveServer.OpenBlobs(data);
+        await using var blobs = ArchiveServer.OpenBlobs(data);
         var bySop = rows.ToDictionary(r => r.SopInstanceUid);
+        using var scratch = new TempDir();
         foreach (var f in sent)
         {
             Assert.True(bySop.TryGetValue(f.SopInstanceUid, out var row), $"{f.Path} is not indexed");
-            Storescu.AssertSameDataSet(f.Path, ArchiveServer.BlobPath(data, row.Blob));
+            Storescu.AssertSameDataSet(f.Path, await ArchiveServer.BlobFileAsync(data, row.Blob, scratch.Path));
             await using var content = await blobs.OpenAsync(row.Blob, CancellationToken.None);
             await using var stream = content.OpenRead();
             Assert.Equal(row.Sha256, Convert.ToHexStringLower(await SHA256.HashDataAsync(stream)));
@@ -66,6 +67,7 @@ public sealed class IngestTests(ITestOutputHelper output)
     [Theory]
     [InlineData(ArchiveServer.Sqlite)]
     [InlineData(ArchiveServer.PostgreSql)]
+    [InlineData(ArchiveServer.S3)]
     public async Task Storescu_sends_the_corpus_and_four_generated_studies_over_four_associations_and_the_archive_holds_exactly_them(string backend)
     {
         using var dir = new TempDir();

@@ -1,0 +1,314 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using AkkaVna.Core.Model;
+using AkkaVna.Core.Ports;
+using Microsoft.Win32.SafeHandles;
+
+namespace AkkaVna.Core.Blobs;
+
+/// <summary>
+/// Where a blob store's writes land first: files on a local disk, written as they arrive (streamed, SHA-256 on the way,
+/// writeback started early), flushed when sealed, and promoted by the store (a rename into a folder, an upload to an
+/// object store). Each node stages in a folder of its own under <c>root</c> and holds an exclusive lock on its
+/// <c>.lock</c> file while it writes, so that where several nodes share the root, recovery tells a live node's blobs in
+/// flight (left to it unless older than a grace) from those of a node that died (its lock is free: settled at once).
+/// Blobs staged straight in <c>root</c> by an earlier version are nobody's and settled like this node's own.
+/// </summary>
+public sealed class StagingArea : IAsyncDisposable
+{
+    private const string LockFile = ".lock";
+    private readonly string _root;
+    private readonly string _mine;
+    private readonly string _store;
+    private readonly string _keyRoot;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _othersGrace;
+    private readonly EarlyWriteback _writeback = new();
+    private readonly Lock _gate = new();
+    private FileStream? _lock;
+
+    /// <param name="root">The staging folder (created when missing).</param>
+    /// <param name="node">This node's name: its own folder under <paramref name="root"/>.</param>
+    /// <param name="store">The store's name, for the references of staged content.</param>
+    /// <param name="keyRoot">Where staged keys are relative to (staged content is named by its path below it).</param>
+    /// <param name="othersGrace">How long another live node's staged blob may stay before recovery settles it (an unanswered commit).</param>
+    public StagingArea(string root, string node, string store, string keyRoot, TimeSpan othersGrace, TimeProvider time)
+    {
+        _root = Directory.CreateDirectory(root).FullName;
+        _mine = Path.Combine(_root, SafeName(node));
+        _store = store;
+        _keyRoot = Path.GetFullPath(keyRoot);
+        _othersGrace = othersGrace;
+        _time = time;
+    }
+
+    /// <summary>The staging root (stores that keep their blobs beside it skip it when they list).</summary>
+    public string Root => _root;
+
+    /// <summary>A node name as a folder name: letters, digits, dots, dashes and underscores kept, anything else hex-escaped.</summary>
+    private static string SafeName(string node)
+    {
+        var b = new System.Text.StringBuilder();
+        foreach (char c in node)
+        {
+            if (char.IsAsciiLetterOrDigit(c) || c is '-' or '_' || (c == '.' && b.Length > 0)) b.Append(c);
+            else b.Append('~').Append(((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture));
+        }
+        return b.Length is > 0 and <= 200 ? b.ToString() : Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(node)))[..32];
+    }
+
+    /// <summary>
+    /// This node's folder, locked (on first write) for as long as the area lives: a second live writer under the same
+    /// node name is refused, and other nodes see this one as alive.
+    /// </summary>
+    private string Mine()
+    {
+        lock (_gate)
+        {
+            if (_lock is null)
+            {
+                Directory.CreateDirectory(_mine);
+                try
+                {
+                    _lock = new FileStream(Path.Combine(_mine, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                }
+                catch (IOException e)
+                {
+                    throw new IOException($"the staging folder {_mine} is held by another live node with the same name (node-name must be unique in a cluster): {e.Message}", e);
+                }
+            }
+            return _mine;
+        }
+    }
+
+    /// <summary>Whether a staging folder's node is gone: its lock can be taken (then held until the folder is settled).</summary>
+    private static FileStream? TryTakeOver(string folder)
+    {
+        try
+        {
+            return new FileStream(Path.Combine(folder, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null; // held: that node is alive
+        }
+    }
+
+    /// <summary>Begins a staged blob; <paramref name="promote"/> makes the sealed file readable under a reference (and removes or moves the file).</summary>
+    public IBlobWriter Create(Func<string, BlobRef, CancellationToken, ValueTask> promote) =>
+        new Writer(this, Path.Combine(Mine(), Guid.NewGuid().ToString("N") + ".part"), promote);
+
+    /// <summary>Every node's staged blobs.</summary>
+    public int Count() => Directory.EnumerateFiles(_root, "*.part", SearchOption.AllDirectories).Count();
+
+    /// <summary>A staged (or any local) file as blob content.</summary>
+    public IBlobContent Content(string path) =>
+        new LocalFileContent(new BlobRef(_store, Path.GetRelativePath(_keyRoot, path).Replace(Path.DirectorySeparatorChar, '/')), path);
+
+    /// <summary>
+    /// This node's staged blobs older than <paramref name="olderThan"/>; those of a node that is gone, all of them;
+    /// those of another live node, when older than the grace. <paramref name="resolve"/> names the reference to promote
+    /// each to (its commit happened) or null (never acknowledged: deleted); when it throws, the blob stays for the next run.
+    /// </summary>
+    public async Task<StagedRecovery> RecoverAsync(Func<IBlobContent, Task<BlobRef?>> resolve, Func<string, BlobRef, CancellationToken, ValueTask> promote,
+        TimeSpan olderThan, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow().UtcDateTime;
+        var total = await RecoverFolderAsync(_root, resolve, promote, now - olderThan, cancellationToken).ConfigureAwait(false);
+        foreach (var folder in Directory.EnumerateDirectories(_root))
+        {
+            if (folder == _mine)
+            {
+                total += await RecoverFolderAsync(folder, resolve, promote, now - olderThan, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            var takenOver = TryTakeOver(folder);
+            if (takenOver is null)
+            {
+                total += await RecoverFolderAsync(folder, resolve, promote, now - _othersGrace, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            StagedRecovery settled;
+            await using (takenOver)
+                settled = await RecoverFolderAsync(folder, resolve, promote, DateTime.MaxValue, cancellationToken).ConfigureAwait(false);
+            total += settled;
+            if (settled.Kept == 0 && !Directory.EnumerateFiles(folder, "*.part").Any())
+            {
+                try { Directory.Delete(folder, recursive: true); }
+                catch (IOException) { } // a node of that name came back meanwhile
+            }
+        }
+        return total;
+    }
+
+    private async Task<StagedRecovery> RecoverFolderAsync(string folder, Func<IBlobContent, Task<BlobRef?>> resolve,
+        Func<string, BlobRef, CancellationToken, ValueTask> promote, DateTime cutoff, CancellationToken cancellationToken)
+    {
+        int promoted = 0, discarded = 0, kept = 0;
+        foreach (var file in Directory.EnumerateFiles(folder, "*.part"))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (File.GetLastWriteTimeUtc(file) > cutoff) continue;
+            BlobRef? target;
+            try
+            {
+                await using var staged = Content(file);
+                target = await resolve(staged).ConfigureAwait(false);
+            }
+            catch (FileNotFoundException)
+            {
+                continue; // its writer settled it meanwhile
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                kept++; // undecided (the study or the index did not answer): left for the next run
+                continue;
+            }
+            try
+            {
+                if (target is null)
+                {
+                    File.Delete(file);
+                    discarded++;
+                }
+                else
+                {
+                    await promote(file, target, cancellationToken).ConfigureAwait(false);
+                    promoted++;
+                }
+            }
+            catch (FileNotFoundException)
+            {
+                // its writer promoted or discarded it meanwhile
+            }
+            catch (Exception e) when (e is IOException or TimeoutException)
+            {
+                kept++; // the store could not take it (or let go of it) now: the next run tries again
+            }
+        }
+        return new StagedRecovery(promoted, discarded, kept);
+    }
+
+    /// <summary>Releases this node's folder (its blobs in flight are then another node's to settle).</summary>
+    public ValueTask DisposeAsync()
+    {
+        lock (_gate)
+        {
+            _lock?.Dispose();
+            _lock = null;
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>A local file, read through its own streams (each reader opens one; ranged reads seek).</summary>
+    public sealed class LocalFileContent(BlobRef blob, string path) : IBlobContent
+    {
+        public BlobRef Blob { get; } = blob;
+        public long Length { get; } = new FileInfo(path).Length;
+        public string Description => Blob.ToString();
+
+        public Stream OpenRead() => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    private sealed class Writer(StagingArea area, string path, Func<string, BlobRef, CancellationToken, ValueTask> promote) : IBlobWriter
+    {
+        private readonly SafeFileHandle _handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, FileOptions.None);
+        private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private long _length, _writebackFrom;
+        private bool _sealed, _promoted, _disposed;
+
+        public long Length => _length;
+
+        public ValueTask WriteAsync(ReadOnlySequence<byte> data, CancellationToken cancellationToken)
+        {
+            foreach (var segment in data) Write(segment.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            Write(data.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        private void Write(ReadOnlySpan<byte> span)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_sealed) throw new InvalidOperationException("the blob is sealed");
+            if (span.IsEmpty) return;
+            RandomAccess.Write(_handle, span, _length);
+            _sha.AppendData(span);
+            _length += span.Length;
+            if (_length - _writebackFrom >= EarlyWriteback.Chunk)
+            {
+                area._writeback.Start(_handle, _writebackFrom, _length - _writebackFrom);
+                _writebackFrom = _length;
+            }
+        }
+
+        public ValueTask<string> SealAsync(bool flushToDisk, CancellationToken cancellationToken)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (flushToDisk) RandomAccess.FlushToDisk(_handle);
+            _sealed = true;
+            _handle.Dispose();
+            return ValueTask.FromResult(Convert.ToHexStringLower(_sha.GetHashAndReset()));
+        }
+
+        public async ValueTask PromoteAsync(BlobRef blob, CancellationToken cancellationToken)
+        {
+            if (!_sealed) throw new InvalidOperationException("seal the blob before promoting it");
+            await promote(path, blob, cancellationToken).ConfigureAwait(false);
+            _promoted = true;
+        }
+
+        public void LeaveForRecovery()
+        {
+            if (!_sealed) throw new InvalidOperationException("only a sealed blob can be left for recovery");
+            _promoted = true; // not deleted on dispose
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            if (_disposed) return ValueTask.CompletedTask;
+            _disposed = true;
+            _handle.Dispose();
+            _sha.Dispose();
+            if (!_promoted)
+            {
+                try { File.Delete(path); }
+                catch (IOException) { } // left for recovery, which discards what the index does not know
+            }
+            return ValueTask.CompletedTask;
+        }
+    }
+}
+
+/// <summary>
+/// Starts writing a staged blob's pages to disk while the rest of it is still arriving (Linux <c>sync_file_range</c>,
+/// which does not wait), so the fsync that seals it waits only for the tail instead of the whole instance.
+/// </summary>
+internal sealed class EarlyWriteback
+{
+    public const long Chunk = 256 * 1024;
+    private const uint SyncFileRangeWrite = 2;
+    private bool _unavailable = !OperatingSystem.IsLinux();
+
+    public void Start(SafeFileHandle handle, long offset, long length)
+    {
+        if (_unavailable) return;
+        try
+        {
+            sync_file_range((int)handle.DangerousGetHandle(), offset, length, SyncFileRangeWrite);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            _unavailable = true; // an optimisation only: the seal's fsync still makes the blob durable
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int sync_file_range(int fd, long offset, long nbytes, uint flags);
+}
