@@ -306,11 +306,10 @@ public sealed class S3BlobStore : IBlobStore
         _s3.Dispose();
     }
 
-    /// <summary>A byte range of a file as a stream (one part of a multipart upload).</summary>
-    private sealed class FileSlice(string path, long offset, long length) : Stream
+    /// <summary>What both streams here share: read-only, seekable over a known length, the position kept by the reader.</summary>
+    private abstract class ReadOnlySeekableStream(long length) : Stream
     {
-        private readonly FileStream _file = new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        private long _position;
+        protected long Current;
 
         public override bool CanRead => true;
         public override bool CanSeek => true;
@@ -319,32 +318,42 @@ public sealed class S3BlobStore : IBlobStore
 
         public override long Position
         {
-            get => _position;
-            set => _position = Math.Clamp(value, 0, length);
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            int n = (int)Math.Min(buffer.Length, length - _position);
-            if (n <= 0) return 0;
-            _file.Position = offset + _position;
-            n = _file.Read(buffer[..n]);
-            _position += n;
-            return n;
+            get => Current;
+            set
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(value);
+                Current = value;
+            }
         }
 
         public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
         {
             SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
+            SeekOrigin.Current => Current + offset,
             _ => length + offset,
         };
 
         public override void Flush() { }
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>A byte range of a file as a stream (one part of a multipart upload).</summary>
+    private sealed class FileSlice(string path, long offset, long length) : ReadOnlySeekableStream(length)
+    {
+        private readonly FileStream _file = new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            int n = (int)Math.Min(buffer.Length, Length - Current);
+            if (n <= 0) return 0;
+            _file.Position = offset + Current;
+            n = _file.Read(buffer[..n]);
+            Current += n;
+            return n;
+        }
 
         protected override void Dispose(bool disposing)
         {
@@ -368,34 +377,11 @@ public sealed class S3BlobStore : IBlobStore
     /// window, or the whole rest for a large sequential read) and keeps reading it while the reader goes on in order; a
     /// seek elsewhere drops it. Bytes before a seek target are never fetched.
     /// </summary>
-    private sealed class RangedStream(S3BlobStore store, string key, long length) : Stream
+    private sealed class RangedStream(S3BlobStore store, string key, long length) : ReadOnlySeekableStream(length)
     {
-        private long _position;
         private GetObjectResponse? _response;
         private Stream? _body;
         private long _bodyAt, _bodyEnd;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => true;
-        public override bool CanWrite => false;
-        public override long Length => length;
-
-        public override long Position
-        {
-            get => _position;
-            set
-            {
-                ArgumentOutOfRangeException.ThrowIfNegative(value);
-                _position = value;
-            }
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
-            _ => length + offset,
-        };
 
         public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
@@ -419,31 +405,31 @@ public sealed class S3BlobStore : IBlobStore
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            if (_position >= length || buffer.IsEmpty) return 0;
-            if (_body is null || _bodyAt != _position || _bodyAt >= _bodyEnd)
+            if (Current >= Length || buffer.IsEmpty) return 0;
+            if (_body is null || _bodyAt != Current || _bodyAt >= _bodyEnd)
             {
                 Drop();
-                long end = Math.Min(length, _position + Math.Max(store._options.ReadWindow, buffer.Length)) - 1;
+                long end = Math.Min(Length, Current + Math.Max(store._options.ReadWindow, buffer.Length)) - 1;
                 try
                 {
                     _response = await store._s3.GetObjectAsync(new GetObjectRequest
                     {
-                        BucketName = store._options.Bucket, Key = key, ByteRange = new ByteRange(_position, end),
+                        BucketName = store._options.Bucket, Key = key, ByteRange = new ByteRange(Current, end),
                     }, cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is AmazonServiceException or HttpRequestException)
                 {
-                    throw new IOException($"cannot read s3://{store._options.Bucket}/{key} at {_position}: {e.Message}", e);
+                    throw new IOException($"cannot read s3://{store._options.Bucket}/{key} at {Current}: {e.Message}", e);
                 }
                 _body = _response.ResponseStream;
-                _bodyAt = _position;
+                _bodyAt = Current;
                 _bodyEnd = end + 1;
             }
             int want = (int)Math.Min(buffer.Length, _bodyEnd - _bodyAt);
             int n = await _body.ReadAsync(buffer[..want], cancellationToken).ConfigureAwait(false);
-            if (n == 0) throw new IOException($"s3://{store._options.Bucket}/{key} ended at {_bodyAt} of {length} bytes");
+            if (n == 0) throw new IOException($"s3://{store._options.Bucket}/{key} ended at {_bodyAt} of {Length} bytes");
             _bodyAt += n;
-            _position += n;
+            Current += n;
             return n;
         }
 
@@ -454,10 +440,6 @@ public sealed class S3BlobStore : IBlobStore
             _body = null;
             _response = null;
         }
-
-        public override void Flush() { }
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

@@ -75,10 +75,16 @@ public sealed class ArchiveNode : IAsyncDisposable
         _http = http;
         _log = log;
         HttpPort = new Uri(http.Urls.First()).Port;
-        Downed = system.WhenTerminated.ContinueWith(_ => { }, TaskScheduler.Default)
-            .ContinueWith(_ => Volatile.Read(ref _stopped) == 0 ? Task.CompletedTask : new TaskCompletionSource().Task, TaskScheduler.Default).Unwrap();
+        Downed = WhenDownedAsync(system);
         _sweeper = Task.Run(SweepLoopAsync);
         _indexSync = Task.Run(IndexSyncLoopAsync);
+    }
+
+    /// <summary>Completes when the actor system ends while the node is not stopping; never when <see cref="StopAsync"/> ended it.</summary>
+    private async Task WhenDownedAsync(ActorSystem system)
+    {
+        await system.WhenTerminated.ConfigureAwait(false);
+        if (Volatile.Read(ref _stopped) != 0) await Task.Delay(Timeout.Infinite).ConfigureAwait(false);
     }
 
     public static async Task<ArchiveNode> StartAsync(ArchiveOptions options, Action<ILoggingBuilder> logging, CancellationToken cancellationToken)

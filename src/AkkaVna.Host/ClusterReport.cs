@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
@@ -14,11 +13,7 @@ public sealed record ClusterMemberReport(string Address, string Status, IReadOnl
 public sealed record ClusterReport(string Self, string? Leader, IReadOnlyList<ClusterMemberReport> Members, IReadOnlyList<string> Unreachable,
     int TotalShards, int TotalActiveStudies, string? ShardStatsError)
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        WriteIndented = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-    };
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     /// <summary>
     /// The membership from this node's cluster state and, from the shard region, the shards and study actors on every

@@ -443,15 +443,13 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
     {
         const int Page = 1000;
         (string Id, string Issuer, string Study) after = ("", "", "");
-        bool first = true;
         while (true)
         {
             var page = new List<(string, string, string)>(Page);
             await using (var cmd = _data.CreateCommand("SELECT patient_id, issuer_of_patient_id, study_uid FROM patient_studies "
-                + "WHERE @first OR (patient_id COLLATE \"C\", issuer_of_patient_id COLLATE \"C\", study_uid COLLATE \"C\") > (@p, @i, @s) "
+                + "WHERE (patient_id COLLATE \"C\", issuer_of_patient_id COLLATE \"C\", study_uid COLLATE \"C\") > (@p, @i, @s) "
                 + $"ORDER BY patient_id COLLATE \"C\", issuer_of_patient_id COLLATE \"C\", study_uid COLLATE \"C\" LIMIT {Page}"))
             {
-                cmd.Parameters.AddWithValue("first", first);
                 cmd.Parameters.AddWithValue("p", after.Id);
                 cmd.Parameters.AddWithValue("i", after.Issuer);
                 cmd.Parameters.AddWithValue("s", after.Study);
@@ -461,7 +459,6 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
             foreach (var row in page) yield return row;
             if (page.Count < Page) yield break;
             after = page[^1];
-            first = false;
         }
     }
 

@@ -37,7 +37,8 @@ public static class ClusterCommands
 
     private static async Task<int> RunStatus(Uri node, bool json, TimeSpan timeout, CancellationToken ct)
     {
-        using var client = new HttpClient { BaseAddress = node, Timeout = timeout };
+        // A cluster report is a few KB per member: a node answering more than 16 MB is not answering a report.
+        using var client = new HttpClient { BaseAddress = node, Timeout = timeout, MaxResponseContentBufferSize = 16 * 1024 * 1024 };
         ClusterReport? report;
         string body;
         try
