@@ -157,7 +157,7 @@ internal static class QueryBenchmark
 
     private static DicomVR DicomDictionaryVR(DicomTag tag) => Dicom.Dictionary.DicomDictionary.ImplicitVR(tag);
 
-    private static double GetSeconds(int port, string aet, string anyFileOfStudy, string temp)
+    internal static double GetSeconds(int port, string aet, string anyFileOfStudy, string temp)
     {
         string study;
         using (var f = DicomFile.Open(anyFileOfStudy, new DicomReadOptions { StopBefore = t => t.Group > 0x0020 })) study = f.Dataset.GetString(DicomTags.StudyInstanceUID)!;

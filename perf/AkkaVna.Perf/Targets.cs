@@ -52,7 +52,8 @@ internal sealed class AkkaVnaTarget : ITarget
     /// <summary>The node's data folder in <paramref name="work"/> (a benchmark may fill its index before the node starts).</summary>
     public static string DataFolder(string work) => Path.Combine(work, "data");
 
-    public AkkaVnaTarget(string work, bool flushBlobs, int nodes = 1, string? postgres = null)
+    /// <param name="extraConfig">More HOCON for the nodes (an S3 store and its acknowledge mode).</param>
+    public AkkaVnaTarget(string work, bool flushBlobs, int nodes = 1, string? postgres = null, string? extraConfig = null)
     {
         if (nodes > 1 && postgres is null) throw new ArgumentException("a cluster needs PostgreSQL", nameof(postgres));
         _data = DataFolder(work);
@@ -61,7 +62,7 @@ internal sealed class AkkaVnaTarget : ITarget
         _blobs = Path.Combine(work, "blobs");
         string config = Path.Combine(work, "bench.conf");
         File.WriteAllText(config, $"akka-vna.ingest.flush-blobs = {(flushBlobs ? "on" : "off")}\nakka-vna.dicom.max-pdu = 131072\n"
-            + (Environment.GetEnvironmentVariable("AKKAVNA_BENCH_CONF") is { Length: > 0 } extra ? File.ReadAllText(extra) : ""));
+            + (Environment.GetEnvironmentVariable("AKKAVNA_BENCH_CONF") is { Length: > 0 } extra ? File.ReadAllText(extra) : "") + (extraConfig ?? "") + "\n");
         for (int i = 0; i < nodes; i++)
         {
             var args = new List<string> { AkkaVnaCli.Dll, "serve", "--data", i == 0 ? _data : _data + i.ToString(CultureInfo.InvariantCulture), "--config", config,
@@ -117,6 +118,9 @@ internal sealed class AkkaVnaTarget : ITarget
         return [.. Enumerable.Range(0, _nodes).Select(i => http.GetStringAsync($"http://127.0.0.1:{Targets.HttpPort + i}/metrics").GetAwaiter().GetResult())];
     }
 
+    /// <summary>A metric of the first node (0 when it has none).</summary>
+    public double Metric(string series) => Value(Metrics(), series);
+
     /// <summary>A series summed over the nodes.</summary>
     private static double Value(List<string> metrics, string series) => metrics.Sum(m => m.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal))
         .Select(l => double.Parse(l[(series.Length + 1)..], CultureInfo.InvariantCulture)).FirstOrDefault());
@@ -136,7 +140,7 @@ internal sealed class AkkaVnaTarget : ITarget
         var parts = new List<string>();
         long instances = CountInstances() - _instancesAtMark;
         if (instances > 0) parts.Add(Bench.Invariant($"node CPU {(Value("process_cpu_seconds_total") - _cpuAtMark) / instances * 1000:F2} ms per instance"));
-        foreach (var phase in new[] { "seal", "header", "lookup", "commit", "promote" })
+        foreach (var phase in new[] { "seal", "header", "lookup", "prepare", "commit", "promote" })
         {
             double sum = Value($"akkavna_ingest_phase_seconds_sum{{phase=\"{phase}\"}}"), count = Value($"akkavna_ingest_phase_seconds_count{{phase=\"{phase}\"}}");
             if (count > 0) parts.Add(Bench.Invariant($"{phase} {sum / count * 1000:F2} ms"));

@@ -26,6 +26,7 @@ public sealed class FileSystemBlobStore : IBlobStore
     private readonly string _root;
     private readonly string _tier;
     private readonly StagingArea _staging;
+    private readonly IStagingTarget _target;
 
     /// <param name="name">The store's name in blob references (<see cref="BlobRef.PrimaryStore"/> for the one ingest writes to).</param>
     /// <param name="node">The writing node's name (its staging folder); nodes sharing the folder must have distinct ones.</param>
@@ -37,16 +38,19 @@ public sealed class FileSystemBlobStore : IBlobStore
         _staging = new StagingArea(Path.Combine(_root, StagingFolder), node, name, _root, othersGrace ?? TimeSpan.FromMinutes(10), time ?? TimeProvider.System);
         Name = name;
         _tier = tier;
+        _target = new PromoteOnlyTarget(MoveAsync);
     }
 
     public string Name { get; }
 
     public string Description => _root;
 
-    public BlobRef RefFor(string studyInstanceUid, string seriesInstanceUid, string sopInstanceUid, string representation = BlobRef.Original) =>
+    /// <summary>A file is replaced by an atomic rename, so keys are not versioned by content here.</summary>
+    public BlobRef RefFor(string studyInstanceUid, string seriesInstanceUid, string sopInstanceUid, string representation = BlobRef.Original,
+        string? contentSha256 = null) =>
         BlobKeys.For(Name, _tier, studyInstanceUid, seriesInstanceUid, sopInstanceUid, representation);
 
-    public ValueTask<IBlobWriter> CreateAsync(CancellationToken cancellationToken) => ValueTask.FromResult(_staging.Create(MoveAsync));
+    public ValueTask<IBlobWriter> CreateAsync(CancellationToken cancellationToken) => ValueTask.FromResult(_staging.Create(_target));
 
     public ValueTask<IBlobContent> OpenAsync(BlobRef blob, CancellationToken cancellationToken)
     {
@@ -89,8 +93,8 @@ public sealed class FileSystemBlobStore : IBlobStore
         }
     }
 
-    public Task<StagedRecovery> RecoverStagedAsync(Func<IBlobContent, Task<BlobRef?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken) =>
-        _staging.RecoverAsync(resolve, MoveAsync, olderThan, cancellationToken);
+    public Task<StagedRecovery> RecoverStagedAsync(IStagedBlobResolver resolver, TimeSpan olderThan, CancellationToken cancellationToken) =>
+        _staging.RecoverAsync(resolver, _target, olderThan, cancellationToken);
 
     /// <summary>Releases this node's staging folder (its blobs in flight are then another node's to settle).</summary>
     public ValueTask DisposeAsync() => _staging.DisposeAsync();

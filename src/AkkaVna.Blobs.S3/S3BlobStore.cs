@@ -9,6 +9,7 @@ using AkkaVna.Core.Blobs;
 using AkkaVna.Core.Model;
 using AkkaVna.Core.Ports;
 using AkkaVna.Dicom.Dictionary;
+using Microsoft.Extensions.Logging;
 
 namespace AkkaVna.Blobs.S3;
 
@@ -37,26 +38,56 @@ public sealed record S3BlobStoreOptions
     public int MaxRetries { get; init; } = 4;
     /// <summary>How much a sequential reader fetches per ranged GET.</summary>
     public int ReadWindow { get; init; } = 4 * 1024 * 1024;
+    /// <summary>When a C-STORE success may be sent (<c>akka-vna.blobs.s3.acknowledge</c>).</summary>
+    public S3Acknowledge Acknowledge { get; init; } = S3Acknowledge.AfterUpload;
+    /// <summary>The node's receive cache (recent instances, and those not yet uploaded); null: none (after-upload only).</summary>
+    public string? CacheFolder { get; init; }
+    /// <summary>The cache's size bound: past it, what is in S3 is evicted; with after-local-commit, what is not yet in S3 past it is refused (A700H).</summary>
+    public long CacheMaxBytes { get; init; } = 10L * 1024 * 1024 * 1024;
+    /// <summary>Whether this process is the node that owns the cache (uploads its queue, evicts); tools beside it only read.</summary>
+    public bool OwnsCache { get; init; } = true;
+    /// <summary>Uploads the queue runs at once.</summary>
+    public int UploadConcurrency { get; init; } = 4;
+    /// <summary>A multipart upload started longer ago than this and not completed was cut short (a crash): recovery aborts it.</summary>
+    public TimeSpan AbandonedUploadAge { get; init; } = TimeSpan.FromHours(1);
+    public Microsoft.Extensions.Logging.ILogger? Log { get; init; }
+}
+
+/// <summary>When the S3 store lets a C-STORE success be sent.</summary>
+public enum S3Acknowledge
+{
+    /// <summary>The object is in S3 (uploaded and checked) before the commit: a success means it is in S3.</summary>
+    AfterUpload,
+    /// <summary>The instance is durable in the node's cache and journal; the upload follows from a persistent queue.</summary>
+    AfterLocalCommit,
 }
 
 /// <summary>
 /// The blob port on an S3-compatible object store (AWSSDK.S3). A blob is staged on the node's local disk as it arrives
-/// (streamed, SHA-256 on the way, fsynced when sealed) and uploaded when promoted: one PUT up to the multipart
-/// threshold, else a multipart upload of parts read from the staged file (an interrupted one is aborted, not left
-/// behind). Integrity is end to end: every PUT and part carries its Content-MD5, which the store checks on receipt; the
+/// (streamed, SHA-256 on the way, fsynced when sealed), then uploaded: with <see cref="S3Acknowledge.AfterUpload"/>
+/// before the commit, under a key versioned by its checksum (so it never overwrites what an index row names, and a
+/// commit never names what S3 does not hold); with <see cref="S3Acknowledge.AfterLocalCommit"/> after it, from the
+/// receive cache's persistent queue (<see cref="ReceiveCache"/>). One PUT up to the multipart threshold, else a multipart
+/// upload of parts read from the local file (an interrupted one is aborted, not left behind). Integrity is end to end: every PUT and part carries its Content-MD5, which the store checks on receipt; the
 /// object records the blob's SHA-256 in its metadata, and a promotion is complete only when the stored object's size and
 /// recorded SHA-256 are the staged file's. Reads are streamed and ranged (a seekable stream of ranged GETs), so a
 /// WADO-RS frame reads only its bytes. Keys are readable and spread: <c>PREFIX fff/study/series/sop.dcm</c>, <c>fff</c> a
 /// stable hash of the Study Instance UID. Every request has a timeout and is retried with backoff by the SDK.
 /// </summary>
-public sealed class S3BlobStore : IBlobStore
+public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
 {
     private const string ShaMetadata = "x-amz-meta-akkavna-sha256";
     private readonly S3BlobStoreOptions _options;
     private readonly IAmazonS3 _s3;
     private readonly StagingArea _staging;
+    private readonly Target _target;
+    private readonly ReceiveCache? _cache;
     private readonly string _tier;
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _uploader = Task.CompletedTask;
     private int _bucketReady;
+    private long _uploaded, _uploadFailures;
 
     public S3BlobStore(S3BlobStoreOptions options, string name = BlobRef.PrimaryStore, string tier = BlobRef.DefaultTier, TimeProvider? time = null,
         TimeSpan? othersGrace = null)
@@ -85,14 +116,21 @@ public sealed class S3BlobStore : IBlobStore
         _s3 = options.Credentials is { } credentials ? new AmazonS3Client(credentials, config) : new AmazonS3Client(config);
         string staging = Directory.CreateDirectory(options.StagingFolder).FullName;
         _staging = new StagingArea(staging, options.Node, name, staging, othersGrace ?? TimeSpan.FromMinutes(10), time ?? TimeProvider.System);
+        if (options.Acknowledge == S3Acknowledge.AfterLocalCommit && (options.CacheFolder is null || options.CacheMaxBytes <= 0))
+            throw new ArgumentException("acknowledge = after-local-commit needs a receive cache (a folder and a size bound)", nameof(options));
+        if (options.CacheFolder is { } cache && options.CacheMaxBytes > 0) _cache = new ReceiveCache(cache, options.CacheMaxBytes, options.OwnsCache);
+        _target = new Target(this);
+        if (_cache is not null && options.OwnsCache) _uploader = Task.Run(UploadLoopAsync);
     }
 
     public string Name { get; }
 
     public string Description => $"s3://{_options.Bucket}/{_options.Prefix}" + (_options.ServiceUrl is { } url ? $" at {url}" : "");
 
-    public BlobRef RefFor(string studyInstanceUid, string seriesInstanceUid, string sopInstanceUid, string representation = BlobRef.Original) =>
-        BlobKeys.For(Name, _tier, studyInstanceUid, seriesInstanceUid, sopInstanceUid, representation);
+    /// <summary>Keys are versioned by content when the checksum is given (an object is never overwritten with other bytes).</summary>
+    public BlobRef RefFor(string studyInstanceUid, string seriesInstanceUid, string sopInstanceUid, string representation = BlobRef.Original,
+        string? contentSha256 = null) =>
+        BlobKeys.For(Name, _tier, studyInstanceUid, seriesInstanceUid, sopInstanceUid, representation, contentSha256);
 
     /// <summary>The object key of a reference; only keys this store makes (UIDs, digits and dots) are accepted.</summary>
     private string KeyOf(BlobRef blob)
@@ -103,6 +141,13 @@ public sealed class S3BlobStore : IBlobStore
             || !parts[3].EndsWith(".dcm", StringComparison.Ordinal) || parts[3].Contains("..", StringComparison.Ordinal))
             throw new ArgumentException($"'{blob.Key}' is not a blob key of this store", nameof(blob));
         return _options.Prefix + blob.Key;
+    }
+
+    /// <summary>The key below the prefix of a reference this store makes (checked as by <see cref="KeyOf"/>).</summary>
+    private string RelativeKeyOf(BlobRef blob)
+    {
+        KeyOf(blob);
+        return blob.Key;
     }
 
     private async Task EnsureBucketAsync(CancellationToken cancellationToken)
@@ -118,18 +163,98 @@ public sealed class S3BlobStore : IBlobStore
         Volatile.Write(ref _bucketReady, 1);
     }
 
-    public ValueTask<IBlobWriter> CreateAsync(CancellationToken cancellationToken) => ValueTask.FromResult(_staging.Create(UploadAsync));
-
-    /// <summary>Promotion: the staged file uploaded under the key, checked, and then removed from the staging folder.</summary>
-    private async ValueTask UploadAsync(string staged, BlobRef blob, CancellationToken cancellationToken)
+    /// <summary>
+    /// Begins a staged blob. With after-local-commit and the cache's bound reached by what is not yet in S3: while S3
+    /// answers (the queue is only behind) the sender waits for room, as long as one upload may take (the request timeout,
+    /// times the tries) — back-pressure, not a
+    /// failure; while it does not, the instance is refused at once (A700H: send it again later).
+    /// </summary>
+    public async ValueTask<IBlobWriter> CreateAsync(CancellationToken cancellationToken)
     {
-        string key = KeyOf(blob);
+        if (_options.Acknowledge == S3Acknowledge.AfterLocalCommit && _cache is { } cache && cache.PendingBytes >= cache.MaxBytes)
+        {
+            var until = DateTime.UtcNow + _options.RequestTimeout * (_options.MaxRetries + 1);
+            while (cache.PendingBytes >= cache.MaxBytes && LastUploadError is null && DateTime.UtcNow < until)
+                await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+            if (cache.PendingBytes >= cache.MaxBytes)
+                throw new IOException($"the receive cache holds {cache.PendingBytes / 1024} KiB not yet in S3, its bound: S3 is not taking uploads ({LastUploadError ?? "too slow"})");
+        }
+        return _staging.Create(_target);
+    }
+
+    /// <summary>What the staging area does for this store: upload before the commit, or queue after it.</summary>
+    private sealed class Target(S3BlobStore store) : IStagingTarget
+    {
+        public bool PreparesBeforeCommit => store._options.Acknowledge == S3Acknowledge.AfterUpload;
+
+        public async ValueTask PrepareAsync(string staged, BlobRef blob, CancellationToken cancellationToken)
+        {
+            if (PreparesBeforeCommit) await store.UploadAsync(staged, store.RelativeKeyOf(blob), cancellationToken).ConfigureAwait(false);
+        }
+
+        public async ValueTask PromoteAsync(string staged, BlobRef blob, bool prepared, CancellationToken cancellationToken)
+        {
+            string key = store.RelativeKeyOf(blob);
+            if (store._options.Acknowledge == S3Acknowledge.AfterLocalCommit)
+            {
+                store._cache!.Adopt(staged, key, pending: true);
+                store._wake.Release();
+                return;
+            }
+            // Recovery (or a writer whose preparation did not run): upload unless the object is these bytes already.
+            if (!prepared && !await store.HoldsAsync(key, staged, cancellationToken).ConfigureAwait(false))
+                await store.UploadAsync(staged, key, cancellationToken).ConfigureAwait(false);
+            if (store._cache is { } cache && store._options.OwnsCache)
+            {
+                cache.Adopt(staged, key, pending: false);
+                cache.Evict();
+            }
+            else File.Delete(staged);
+        }
+
+        public async ValueTask DiscardPreparedAsync(BlobRef blob, CancellationToken cancellationToken) =>
+            await store.DeleteObjectAsync(store.RelativeKeyOf(blob), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether the object under <paramref name="key"/> is the local file's bytes (same size and recorded SHA-256).</summary>
+    private async Task<bool> HoldsAsync(string key, string local, CancellationToken cancellationToken)
+    {
+        GetObjectMetadataResponse head;
+        try
+        {
+            head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _options.Bucket, Key = _options.Prefix + key }, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound || e.ErrorCode == "NoSuchBucket")
+        {
+            return false;
+        }
+        catch (Exception e) when (Unreachable(e, cancellationToken))
+        {
+            throw new IOException($"cannot reach s3://{_options.Bucket}: {e.Message}", e);
+        }
+        if (head.ContentLength != new FileInfo(local).Length) return false;
+        return head.Metadata[ShaMetadata] == await Sha256OfAsync(local, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<string> Sha256OfAsync(string path, CancellationToken cancellationToken)
+    {
+        await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, FileOptions.SequentialScan);
+        return Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>A local file uploaded under <paramref name="relativeKey"/> (below the prefix) and checked; the file stays.</summary>
+    private async ValueTask UploadAsync(string local, string relativeKey, CancellationToken cancellationToken)
+    {
+        string key = _options.Prefix + relativeKey;
+        string staged = local;
         try
         {
             await EnsureBucketAsync(cancellationToken).ConfigureAwait(false);
             long length = new FileInfo(staged).Length;
-            string sha;
-            await using (var fs = File.OpenRead(staged)) sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken).ConfigureAwait(false));
+            string sha = await Sha256OfAsync(staged, cancellationToken).ConfigureAwait(false);
+            if (BlobKeys.VersionOf(relativeKey) is { } version && !sha.StartsWith(version, StringComparison.Ordinal))
+                throw new InvalidDataException($"{local} has SHA-256 {sha}, not the {version}… its key names: the local copy is damaged, it is not uploaded");
             if (length <= _options.MultipartThreshold) await PutAsync(staged, key, sha, cancellationToken).ConfigureAwait(false);
             else await PutMultipartAsync(staged, key, sha, length, cancellationToken).ConfigureAwait(false);
             // End to end: what the store holds now is these bytes (each request's MD5 was checked on receipt).
@@ -141,7 +266,117 @@ public sealed class S3BlobStore : IBlobStore
         {
             throw new IOException($"cannot upload s3://{_options.Bucket}/{key}: {e.Message}", e);
         }
-        File.Delete(staged);
+    }
+
+    private async Task DeleteObjectAsync(string relativeKey, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _s3.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _options.Bucket, Key = _options.Prefix + relativeKey }, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            // never written, or its bucket not yet made: nothing to delete
+        }
+        catch (Exception e) when (Unreachable(e, cancellationToken))
+        {
+            throw new IOException($"cannot delete s3://{_options.Bucket}/{_options.Prefix}{relativeKey}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Received and not yet in S3 (after-local-commit): what the upload queue holds.</summary>
+    public int PendingUploads => _cache is null ? 0 : _cache.Pending().Count;
+
+    public long PendingUploadBytes => _cache?.PendingBytes ?? 0;
+
+    public long CachedBytes => _cache?.Bytes ?? 0;
+
+    public long Uploaded => Interlocked.Read(ref _uploaded);
+
+    public long UploadFailures => Interlocked.Read(ref _uploadFailures);
+
+    /// <summary>Why the last upload from the queue failed (null once one succeeds again).</summary>
+    public string? LastUploadError { get; private set; }
+
+    /// <summary>
+    /// The upload queue: what the cache holds and S3 does not yet, uploaded (a few at once) and checked, then unmarked.
+    /// When S3 does not answer, a round stops at the first failure and the next waits (1 s, doubling to 30 s); it runs
+    /// again at once when something is queued, and every few seconds anyway.
+    /// </summary>
+    private async Task UploadLoopAsync()
+    {
+        var log = _options.Log;
+        var backoff = TimeSpan.FromSeconds(1);
+        var cache = _cache!;
+        while (!_stopping.IsCancellationRequested)
+        {
+            bool failed = false;
+            try
+            {
+                using var round = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+                var pending = cache.Pending();
+                foreach (var (key, _) in pending.Where(p => p.Path is null))
+                    if (File.GetLastWriteTimeUtc(Path.Combine(_options.CacheFolder!, "queue", key.Replace('/', '+'))) < DateTime.UtcNow.AddHours(-1))
+                    {
+                        log?.LogWarning("upload queue: {Key} has no file in the cache after an hour (its staged copy was settled elsewhere): dropped", key);
+                        cache.DropMarker(key);
+                    }
+                await Parallel.ForEachAsync(pending.Where(p => p.Path is not null),
+                    new ParallelOptions { MaxDegreeOfParallelism = _options.UploadConcurrency, CancellationToken = round.Token }, async (p, ct) =>
+                    {
+                        try
+                        {
+                            if (!await HoldsAsync(p.Key, p.Path!, ct).ConfigureAwait(false)) await UploadAsync(p.Path!, p.Key, ct).ConfigureAwait(false);
+                            cache.Uploaded(p.Key);
+                            Interlocked.Increment(ref _uploaded);
+                            LastUploadError = null;
+                        }
+                        catch (Exception e) when (e is IOException or InvalidDataException && !_stopping.IsCancellationRequested)
+                        {
+                            Interlocked.Increment(ref _uploadFailures);
+                            if (!failed) log?.LogWarning("upload queue: {Key} not uploaded ({Reason}); {Pending} instance(s) wait for S3", p.Key, e.Message, pending.Count);
+                            LastUploadError = e.Message;
+                            failed = true;
+                            if (e is IOException) await round.CancelAsync().ConfigureAwait(false); // S3 is away: the rest waits too
+                        }
+                        catch (FileNotFoundException)
+                        {
+                            // deleted meanwhile
+                        }
+                    }).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!_stopping.IsCancellationRequested)
+            {
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                failed = true;
+                log?.LogError(e, "upload queue: a round failed");
+            }
+            cache.Evict();
+            try
+            {
+                if (failed)
+                {
+                    await Task.Delay(backoff, _stopping.Token).ConfigureAwait(false);
+                    backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                }
+                else
+                {
+                    backoff = TimeSpan.FromSeconds(1);
+                    await _wake.WaitAsync(TimeSpan.FromSeconds(5), _stopping.Token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
     }
 
     private static string Md5Of(Stream stream)
@@ -211,6 +446,19 @@ public sealed class S3BlobStore : IBlobStore
     public async ValueTask<IBlobContent> OpenAsync(BlobRef blob, CancellationToken cancellationToken)
     {
         string key = KeyOf(blob);
+        // Received lately (or not yet uploaded): the node reads from its cache, not from S3. A tool beside it (verify)
+        // reads what S3 holds, and the cache only for what is not uploaded yet.
+        if ((_options.OwnsCache || _cache?.IsPending(blob.Key) == true) && _cache?.TryGet(blob.Key) is { } cached)
+        {
+            try
+            {
+                return new StagingArea.LocalFileContent(blob, cached);
+            }
+            catch (FileNotFoundException)
+            {
+                // evicted just now: S3 has it
+            }
+        }
         try
         {
             var head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _options.Bucket, Key = key }, cancellationToken).ConfigureAwait(false);
@@ -232,9 +480,11 @@ public sealed class S3BlobStore : IBlobStore
 
     public async ValueTask<bool> ExistsAsync(BlobRef blob, CancellationToken cancellationToken)
     {
+        string key = KeyOf(blob);
+        if ((_options.OwnsCache || _cache?.IsPending(blob.Key) == true) && _cache?.TryGet(blob.Key) is not null) return true;
         try
         {
-            await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _options.Bucket, Key = KeyOf(blob) }, cancellationToken).ConfigureAwait(false);
+            await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _options.Bucket, Key = key }, cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
@@ -249,18 +499,9 @@ public sealed class S3BlobStore : IBlobStore
 
     public async ValueTask DeleteAsync(BlobRef blob, CancellationToken cancellationToken)
     {
-        try
-        {
-            await _s3.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _options.Bucket, Key = KeyOf(blob) }, cancellationToken).ConfigureAwait(false);
-        }
-        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
-        {
-            // never written, or its bucket not yet made: nothing to delete
-        }
-        catch (Exception e) when (Unreachable(e, cancellationToken))
-        {
-            throw new IOException($"cannot delete from s3://{_options.Bucket}: {e.Message}", e);
-        }
+        KeyOf(blob);
+        await DeleteObjectAsync(blob.Key, cancellationToken).ConfigureAwait(false);
+        if (_options.OwnsCache) _cache?.Remove(blob.Key);
     }
 
     public ValueTask<int> CountStagedAsync(CancellationToken cancellationToken) => ValueTask.FromResult(_staging.Count());
@@ -297,13 +538,70 @@ public sealed class S3BlobStore : IBlobStore
         while (token is not null);
     }
 
-    public Task<StagedRecovery> RecoverStagedAsync(Func<IBlobContent, Task<BlobRef?>> resolve, TimeSpan olderThan, CancellationToken cancellationToken) =>
-        _staging.RecoverAsync(resolve, UploadAsync, olderThan, cancellationToken);
+    /// <summary>Settles what is staged (see <see cref="StagingArea.RecoverAsync"/>) and aborts multipart uploads a crash cut short.</summary>
+    public async Task<StagedRecovery> RecoverStagedAsync(IStagedBlobResolver resolver, TimeSpan olderThan, CancellationToken cancellationToken)
+    {
+        var settled = await _staging.RecoverAsync(resolver, _target, olderThan, cancellationToken).ConfigureAwait(false);
+        if (_options.OwnsCache) await AbortAbandonedUploadsAsync(cancellationToken).ConfigureAwait(false);
+        return settled;
+    }
+
+    /// <summary>Multipart uploads under the prefix begun longer ago than <see cref="S3BlobStoreOptions.AbandonedUploadAge"/> (a node died mid-upload): aborted.</summary>
+    public async Task<int> AbortAbandonedUploadsAsync(CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _bucketReady) == 0) return 0; // nothing uploaded by this node yet: its first upload makes the bucket
+        int aborted = 0;
+        var before = DateTime.UtcNow - _options.AbandonedUploadAge;
+        try
+        {
+            string? keyMarker = null, uploadMarker = null;
+            do
+            {
+                var page = await _s3.ListMultipartUploadsAsync(new ListMultipartUploadsRequest
+                {
+                    BucketName = _options.Bucket, Prefix = _options.Prefix, KeyMarker = keyMarker, UploadIdMarker = uploadMarker,
+                }, cancellationToken).ConfigureAwait(false);
+                foreach (var upload in page.MultipartUploads ?? [])
+                {
+                    if (upload.Initiated is not { } initiated || initiated.ToUniversalTime() > before) continue;
+                    await _s3.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = _options.Bucket, Key = upload.Key, UploadId = upload.UploadId },
+                        cancellationToken).ConfigureAwait(false);
+                    aborted++;
+                    _options.Log?.LogWarning("aborted the multipart upload of s3://{Bucket}/{Key} begun {Initiated:u} and never completed", _options.Bucket, upload.Key, initiated);
+                }
+                (keyMarker, uploadMarker) = page.IsTruncated == true ? (page.NextKeyMarker, page.NextUploadIdMarker) : (null, null);
+            }
+            while (keyMarker is not null);
+        }
+        catch (Exception e) when (Unreachable(e, cancellationToken))
+        {
+            throw new IOException($"cannot list the multipart uploads of s3://{_options.Bucket}: {e.Message}", e);
+        }
+        return aborted;
+    }
+
+    /// <summary>
+    /// Repairs a blob that S3 lacks (or holds other bytes under) from the receive cache, when the cache still holds the
+    /// indexed bytes: uploaded and checked. False when it cannot be repaired from here.
+    /// </summary>
+    public async Task<bool> TryRepairAsync(BlobRef blob, string sha256, CancellationToken cancellationToken)
+    {
+        string key = KeyOf(blob);
+        if (_cache?.TryGet(blob.Key) is not { } local) return false;
+        if (await Sha256OfAsync(local, cancellationToken).ConfigureAwait(false) != sha256) return false;
+        await UploadAsync(local, blob.Key, cancellationToken).ConfigureAwait(false);
+        if (_options.OwnsCache) _cache.Uploaded(blob.Key);
+        return true;
+    }
 
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _uploader.ConfigureAwait(false);
         await _staging.DisposeAsync().ConfigureAwait(false);
+        _cache?.Dispose();
         _s3.Dispose();
+        _stopping.Dispose();
     }
 
     /// <summary>What both streams here share: read-only, seekable over a known length, the position kept by the reader.</summary>

@@ -1,5 +1,7 @@
 using AkkaVna.Blobs.FileSystem;
 using AkkaVna.Blobs.S3;
+using AkkaVna.Core.Blobs;
+using AkkaVna.Core.Model;
 using AkkaVna.Core.Ports;
 using AkkaVna.Index.PostgreSql;
 using AkkaVna.Index.Sqlite;
@@ -34,20 +36,45 @@ public static class Adapters
         var other => throw new ArchiveConfigException(Unknown("index", other, IndexProviders)),
     };
 
-    /// <summary>The primary blob store the options name (ingest writes there).</summary>
-    public static IBlobStore CreateBlobStore(ArchiveOptions options) => options.BlobProvider switch
+    /// <summary>
+    /// The blob stores the options name: the primary one (ingest writes there) and, when <c>akka-vna.blobs.stores</c>
+    /// names more, all of them behind a <see cref="BlobStoreSet"/> that reads each blob from the store its reference
+    /// names. <paramref name="serving"/>: the node itself (it owns its S3 receive cache and runs the upload queue); a
+    /// tool beside it (verify, tests) only reads the cache.
+    /// </summary>
+    public static IBlobStore CreateBlobStore(ArchiveOptions options, bool serving = false, ILoggerFactory? loggers = null)
     {
-        "filesystem" => new FileSystemBlobStore(options.BlobsFolder, time: options.Time, node: options.NodeName, othersGrace: options.StagedGrace),
-        "s3" when options.S3 is { } s3 => new S3BlobStore(new S3BlobStoreOptions
+        var primary = CreateStore(BlobRef.PrimaryStore, options.BlobProvider, options.BlobsFolder, options.S3, options, serving, loggers);
+        if (options.BlobStores.Count == 0) return primary;
+        var others = new List<IBlobStore>();
+        try
         {
-            Bucket = s3.Bucket, Prefix = s3.Prefix, ServiceUrl = s3.Endpoint, Region = s3.Region, ForcePathStyle = s3.ForcePathStyle,
-            // Keys from the configuration when given; otherwise the SDK's chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, profiles, roles).
-            Credentials = s3.AccessKey is { } ak && s3.SecretKey is { } sk ? new Amazon.Runtime.BasicAWSCredentials(ak, sk) : null,
-            StagingFolder = Path.Combine(options.DataFolder, "s3-staging"), Node = options.NodeName,
-            MultipartThreshold = s3.MultipartThreshold, PartSize = s3.PartSize, RequestTimeout = s3.RequestTimeout, MaxRetries = s3.MaxRetries,
-        }, time: options.Time, othersGrace: options.StagedGrace),
-        var other => throw new ArchiveConfigException(Unknown("blobs", other, BlobProviders)),
-    };
+            foreach (var store in options.BlobStores) others.Add(CreateStore(store.Name, store.Provider, store.Folder, store.S3, options, serving, loggers));
+            return new BlobStoreSet(primary, others);
+        }
+        catch
+        {
+            foreach (var store in others.Prepend(primary)) store.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
+        }
+    }
+
+    private static IBlobStore CreateStore(string name, string provider, string folder, S3Settings? s3, ArchiveOptions options, bool serving, ILoggerFactory? loggers) =>
+        provider switch
+        {
+            "filesystem" => new FileSystemBlobStore(folder, name, time: options.Time, node: options.NodeName, othersGrace: options.StagedGrace),
+            "s3" when s3 is not null => new S3BlobStore(new S3BlobStoreOptions
+            {
+                Bucket = s3.Bucket, Prefix = s3.Prefix, ServiceUrl = s3.Endpoint, Region = s3.Region, ForcePathStyle = s3.ForcePathStyle,
+                // Keys from the configuration when given; otherwise the SDK's chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, profiles, roles).
+                Credentials = s3.AccessKey is { } ak && s3.SecretKey is { } sk ? new Amazon.Runtime.BasicAWSCredentials(ak, sk) : null,
+                StagingFolder = Path.Combine(options.DataFolder, name == BlobRef.PrimaryStore ? "s3-staging" : "s3-staging-" + name), Node = options.NodeName,
+                MultipartThreshold = s3.MultipartThreshold, PartSize = s3.PartSize, RequestTimeout = s3.RequestTimeout, MaxRetries = s3.MaxRetries,
+                Acknowledge = s3.Acknowledge, CacheFolder = s3.CacheMaxBytes > 0 ? s3.CacheFolder : null, CacheMaxBytes = s3.CacheMaxBytes,
+                OwnsCache = serving, UploadConcurrency = s3.UploadConcurrency, Log = loggers?.CreateLogger("blobs." + name),
+            }, name, time: options.Time, othersGrace: options.StagedGrace),
+            var other => throw new ArchiveConfigException(Unknown("blobs", other, BlobProviders)),
+        };
 
     /// <summary>The journal the options name.</summary>
     public static IJournalStore CreateJournal(ArchiveOptions options) => options.JournalProvider switch

@@ -20,6 +20,26 @@ public sealed class ArchiveMetrics : IArchiveMetrics
     /// <summary>DICOM associations open on this node.</summary>
     public Gauge Associations { get; }
 
+    /// <summary>Exports an S3 store's upload backlog (after-local-commit) and receive cache, read at each scrape.</summary>
+    public void Watch(IUploadBacklog backlog)
+    {
+        var f = Metrics.WithCustomRegistry(Registry);
+        var pending = f.CreateGauge("akkavna_blob_uploads_pending",
+            "Instances acknowledged (after-local-commit) and not yet in S3: they exist on this node's disk only until uploaded.");
+        var pendingBytes = f.CreateGauge("akkavna_blob_uploads_pending_bytes", "Bytes of the instances waiting for upload to S3.");
+        var cached = f.CreateGauge("akkavna_blob_cache_bytes", "Bytes in the node's receive cache (recent instances, and those waiting for upload).");
+        var uploaded = f.CreateGauge("akkavna_blob_uploads_total", "Instances the upload queue uploaded since the node started.");
+        var failures = f.CreateGauge("akkavna_blob_upload_failures_total", "Uploads from the queue that failed (S3 out of reach) since the node started; each is retried.");
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            pending.Set(backlog.PendingUploads);
+            pendingBytes.Set(backlog.PendingUploadBytes);
+            cached.Set(backlog.CachedBytes);
+            uploaded.Set(backlog.Uploaded);
+            failures.Set(backlog.UploadFailures);
+        });
+    }
+
     public ArchiveMetrics()
     {
         DotNetStats.Register(Registry);
@@ -32,7 +52,7 @@ public sealed class ArchiveMetrics : IArchiveMetrics
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
         _phase = f.CreateHistogram("akkavna_ingest_phase_seconds",
             "Where an instance's time goes after its data set arrived: seal (blob flush and checksum), header (the indexed attributes, read while the data "
-            + "set streamed), lookup (SOP Instance UID across studies), commit (the study actor: journal and index), promote (the blob to its reference).",
+            + "set streamed), lookup (SOP Instance UID across studies), prepare (an S3 upload before the commit, acknowledge = after-upload), commit (the study actor: journal and index), promote (the blob to its reference).",
             new HistogramConfiguration { LabelNames = ["phase"], Buckets = Histogram.ExponentialBuckets(0.00005, 2, 18) });
         _studyCommit = f.CreateHistogram("akkavna_study_commit_seconds",
             "A study actor's batch commit, by phase: journal (PersistAllAsync) and index (the index transaction).",

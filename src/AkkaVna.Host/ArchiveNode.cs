@@ -17,6 +17,7 @@ using Prometheus;
 using AkkaVna.Actors.Logging;
 using AkkaVna.Actors.Studies;
 using AkkaVna.Core.Ingest;
+using AkkaVna.Core.Blobs;
 using AkkaVna.Core.Model;
 using AkkaVna.Core.Ports;
 using AkkaVna.Core.Query;
@@ -94,7 +95,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         Directory.CreateDirectory(options.DataFolder);
         var time = options.Time;
         // The adapters the configuration names (the one place they are chosen).
-        var blobs = Adapters.CreateBlobStore(options);
+        var blobs = Adapters.CreateBlobStore(options, serving: true, loggerFactory);
         var index = Adapters.CreateIndex(options, loggerFactory);
         var journal = Adapters.CreateJournal(options);
         await index.InitializeAsync(cancellationToken);
@@ -111,6 +112,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         tracker.StartedFrom(checkpoint);
 
         var metrics = new ArchiveMetrics();
+        if (blobs is IUploadBacklog backlog) metrics.Watch(backlog);
         var system = ActorSystem.Create("akka-vna", ActorSystemSetup.Create(BootstrapSetup.Create().WithConfig(AkkaConfig(options, journal)), new LoggingSetup(loggerFactory)));
         try
         {
@@ -330,11 +332,15 @@ public sealed class ArchiveNode : IAsyncDisposable
     /// <summary>
     /// Settles staged blobs: each is read (its header names the study and instance), its study actor is woken (so it
     /// re-projects any commit the index missed), and the index decides — promote to the indexed key when the checksum
-    /// matches, delete otherwise.
+    /// matches, delete otherwise (with what was uploaded for it before a commit that no row names).
     /// </summary>
     private static Task<StagedRecovery> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IStudyGateway studies, TimeSpan olderThan,
         CancellationToken cancellationToken) =>
-        blobs.RecoverStagedAsync(async staged =>
+        blobs.RecoverStagedAsync(new IndexResolver(index, studies), olderThan, cancellationToken);
+
+    private sealed class IndexResolver(IArchiveIndex index, IStudyGateway studies) : IStagedBlobResolver
+    {
+        public async Task<BlobRef?> ResolveAsync(IBlobContent staged, CancellationToken cancellationToken)
         {
             InstanceHeader header;
             try
@@ -350,7 +356,15 @@ public sealed class ArchiveNode : IAsyncDisposable
             string sha;
             await using (var fs = staged.OpenRead()) sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken));
             return sha == row.Sha256 && row.StudyInstanceUid == header.StudyInstanceUid ? row.Blob : null;
-        }, olderThan, cancellationToken);
+        }
+
+        public async Task<bool> IsReferencedAsync(BlobRef blob, CancellationToken cancellationToken)
+        {
+            if (BlobKeys.Parse(blob.Key) is not var (study, _, sop)) return false;
+            await studies.GetSummaryAsync(study, TimeSpan.FromSeconds(60), cancellationToken);
+            return await index.FindInstanceAsync(sop, cancellationToken) is { } row && row.Blob == blob;
+        }
+    }
 
     private async Task SweepLoopAsync()
     {

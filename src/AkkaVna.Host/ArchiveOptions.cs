@@ -21,6 +21,8 @@ public sealed record ArchiveOptions
     public required string BlobsFolder { get; init; }
     /// <summary>The S3 store's settings (<c>akka-vna.blobs.s3</c>), when the blob provider is s3.</summary>
     public S3Settings? S3 { get; init; }
+    /// <summary>Further stores blob references may name (<c>akka-vna.blobs.stores</c>): tiers beside the primary store.</summary>
+    public IReadOnlyList<BlobStoreSettings> BlobStores { get; init; } = [];
     /// <summary>The journal adapter (<c>akka-vna.journal.provider</c>): sqlite or postgresql; by default the index's.</summary>
     public string JournalProvider { get; init; } = "sqlite";
     /// <summary>The shared PostgreSQL (<c>akka-vna.postgresql.connection-string</c>), when an adapter uses it.</summary>
@@ -212,7 +214,29 @@ public sealed record ArchiveOptions
         string blobsPath = c.GetString("blobs.path") ?? "";
         bool s3Path = blobsPath.StartsWith("s3://", StringComparison.Ordinal);
         string blobProvider = s3Path ? "s3" : Provider("blobs", Adapters.BlobProviders);
-        S3Settings? s3 = blobProvider == "s3" ? S3Settings.From(c, s3Path ? blobsPath : null) : null;
+        S3Settings? s3 = blobProvider == "s3"
+            ? S3Settings.From(c.GetConfig("blobs.s3") ?? Akka.Configuration.Config.Empty, "akka-vna.blobs.s3", s3Path ? blobsPath : null, data, Path.Combine(data, "s3-cache"))
+            : null;
+        // Further stores a blob reference may name (tiers: `hot` is the primary store, `cold` another).
+        var stores = new List<BlobStoreSettings>();
+        if (c.GetConfig("blobs.stores") is { IsEmpty: false } extra)
+        {
+            foreach (var storeName in extra.Root.GetObject().Items.Keys)
+            {
+                string where = $"akka-vna.blobs.stores.{storeName}";
+                if (storeName == BlobRef.PrimaryStore || storeName.Length > 32 || !storeName.All(ch => char.IsAsciiLetterLower(ch) || char.IsAsciiDigit(ch) || ch == '-'))
+                    throw new ArchiveConfigException($"{where}: a store's name is lower-case letters, digits and dashes, and not '{BlobRef.PrimaryStore}' (the primary store's)");
+                var section = extra.GetConfig(storeName);
+                string path = section.GetString("path") ?? "";
+                bool isS3 = path.StartsWith("s3://", StringComparison.Ordinal);
+                string provider = isS3 ? "s3" : section.GetString("provider") is { Length: > 0 } p ? p : "filesystem";
+                if (!Adapters.BlobProviders.Contains(provider)) throw new ArchiveConfigException($"{where}.provider is '{provider}'; this build has: {string.Join(", ", Adapters.BlobProviders)}");
+                if (provider == "filesystem" && path.Length == 0) throw new ArchiveConfigException($"{where}.path must name the store's folder");
+                stores.Add(new BlobStoreSettings(storeName, provider, provider == "filesystem" ? Path.GetFullPath(Path.Combine(data, path)) : "",
+                    provider == "s3" ? S3Settings.From(section.GetConfig("s3") ?? Akka.Configuration.Config.Empty, where + ".s3", isS3 ? path : null, data,
+                        Path.Combine(data, "s3-cache-" + storeName)) : null));
+            }
+        }
         string index = Provider("index", Adapters.IndexProviders);
         string journal = Provider("journal", Adapters.JournalProviders, fallback: index);
         string? postgres = c.GetString("postgresql.connection-string") is { Length: > 0 } pg ? pg : null;
@@ -235,6 +259,7 @@ public sealed record ArchiveOptions
             BlobProvider = blobProvider,
             BlobsFolder = blobsPath.Length > 0 && !s3Path ? Path.GetFullPath(Path.Combine(data, blobsPath)) : Path.Combine(data, "blobs"),
             S3 = s3,
+            BlobStores = stores,
             JournalProvider = journal,
             PostgresConnectionString = postgres,
             PostgresSchema = schema,
@@ -280,14 +305,28 @@ public sealed record ArchiveOptions
 
 public sealed class ArchiveConfigException(string message) : Exception(message);
 
-/// <summary>The S3 blob store's settings (<c>akka-vna.blobs.s3</c>).</summary>
+/// <summary>One more blob store a blob reference may name (<c>akka-vna.blobs.stores.NAME</c>): a tier beside the primary store.</summary>
+public sealed record BlobStoreSettings(string Name, string Provider, string Folder, S3Settings? S3);
+
+/// <summary>The S3 blob store's settings (<c>akka-vna.blobs.s3</c>, or a further store's <c>s3</c>).</summary>
 public sealed record S3Settings(string Bucket, string Prefix, string? Endpoint, string Region, bool ForcePathStyle, string? AccessKey, string? SecretKey,
     long MultipartThreshold, long PartSize, TimeSpan RequestTimeout, int MaxRetries)
 {
-    /// <summary>Reads <c>blobs.s3</c>; <paramref name="url"/> (<c>s3://BUCKET[/PREFIX]</c>) names the bucket and prefix when given.</summary>
-    internal static S3Settings From(Akka.Configuration.Config c, string? url)
+    public AkkaVna.Blobs.S3.S3Acknowledge Acknowledge { get; init; } = AkkaVna.Blobs.S3.S3Acknowledge.AfterUpload;
+    /// <summary>The node's receive cache folder.</summary>
+    public required string CacheFolder { get; init; }
+    /// <summary>The cache's bound; 0: no cache (after-upload only).</summary>
+    public long CacheMaxBytes { get; init; }
+    public int UploadConcurrency { get; init; } = 4;
+
+    /// <summary>
+    /// Reads an <c>s3</c> section (<paramref name="where"/> names it in errors); <paramref name="url"/>
+    /// (<c>s3://BUCKET[/PREFIX]</c>) names the bucket and prefix when given; <paramref name="defaultCache"/> is the cache
+    /// folder when none is set (relative folders are in <paramref name="data"/>).
+    /// </summary>
+    internal static S3Settings From(Akka.Configuration.Config c, string where, string? url, string data, string defaultCache)
     {
-        string bucket = c.GetString("blobs.s3.bucket") ?? "", prefix = c.GetString("blobs.s3.prefix") ?? "";
+        string bucket = c.GetString("bucket") ?? "", prefix = c.GetString("prefix") ?? "";
         if (url is not null)
         {
             string rest = url["s3://".Length..];
@@ -298,24 +337,40 @@ public sealed record S3Settings(string Bucket, string Prefix, string? Endpoint, 
         // S3's bucket naming rules (3-63 lower-case letters, digits, dots and dashes, starting and ending with a letter or digit).
         if (bucket.Length is < 3 or > 63 || !bucket.All(ch => char.IsAsciiLetterLower(ch) || char.IsAsciiDigit(ch) || ch is '-' or '.')
             || !char.IsAsciiLetterOrDigit(bucket[0]) || !char.IsAsciiLetterOrDigit(bucket[^1]))
-            throw new ArchiveConfigException($"akka-vna.blobs.s3.bucket: '{bucket}' is not a bucket name (3-63 lower-case letters, digits, dots and dashes)");
+            throw new ArchiveConfigException($"{where}.bucket: '{bucket}' is not a bucket name (3-63 lower-case letters, digits, dots and dashes)");
         prefix = prefix.Trim('/');
         if (prefix.Contains("..", StringComparison.Ordinal) || prefix.Any(char.IsControl))
-            throw new ArchiveConfigException($"akka-vna.blobs.s3.prefix: '{prefix}' is not a key prefix");
+            throw new ArchiveConfigException($"{where}.prefix: '{prefix}' is not a key prefix");
         if (prefix.Length > 0) prefix += "/";
-        string? endpoint = c.GetString("blobs.s3.endpoint") is { Length: > 0 } e ? e : null;
+        string? endpoint = c.GetString("endpoint") is { Length: > 0 } e ? e : null;
         if (endpoint is not null && !(Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
-            throw new ArchiveConfigException($"akka-vna.blobs.s3.endpoint: '{endpoint}' is not an http or https URL");
-        long part = c.GetByteSize("blobs.s3.part-size") ?? 16L * 1024 * 1024;
-        if (part < 5L * 1024 * 1024) throw new ArchiveConfigException("akka-vna.blobs.s3.part-size must be at least 5MiB (S3's smallest part)");
-        long threshold = c.GetByteSize("blobs.s3.multipart-threshold") ?? 64L * 1024 * 1024;
-        if (threshold < part) throw new ArchiveConfigException("akka-vna.blobs.s3.multipart-threshold must be at least the part size");
-        var timeout = c.GetTimeSpan("blobs.s3.request-timeout", TimeSpan.FromSeconds(60), allowInfinite: false);
-        if (timeout <= TimeSpan.Zero) throw new ArchiveConfigException("akka-vna.blobs.s3.request-timeout must be a positive duration");
-        int retries = c.GetInt("blobs.s3.max-retries", 4);
-        if (retries is < 0 or > 20) throw new ArchiveConfigException("akka-vna.blobs.s3.max-retries must be between 0 and 20");
-        return new S3Settings(bucket, prefix, endpoint, c.GetString("blobs.s3.region") is { Length: > 0 } r ? r : "us-east-1",
-            c.GetBoolean("blobs.s3.force-path-style", true), c.GetString("blobs.s3.access-key") is { Length: > 0 } ak ? ak : null,
-            c.GetString("blobs.s3.secret-key") is { Length: > 0 } sk ? sk : null, threshold, part, timeout, retries);
+            throw new ArchiveConfigException($"{where}.endpoint: '{endpoint}' is not an http or https URL");
+        long part = c.GetByteSize("part-size") ?? 16L * 1024 * 1024;
+        if (part < 5L * 1024 * 1024) throw new ArchiveConfigException($"{where}.part-size must be at least 5MiB (S3's smallest part)");
+        long threshold = c.GetByteSize("multipart-threshold") ?? 64L * 1024 * 1024;
+        if (threshold < part) throw new ArchiveConfigException($"{where}.multipart-threshold must be at least the part size");
+        var timeout = c.GetTimeSpan("request-timeout", TimeSpan.FromSeconds(60), allowInfinite: false);
+        if (timeout <= TimeSpan.Zero) throw new ArchiveConfigException($"{where}.request-timeout must be a positive duration");
+        int retries = c.GetInt("max-retries", 4);
+        if (retries is < 0 or > 20) throw new ArchiveConfigException($"{where}.max-retries must be between 0 and 20");
+        var acknowledge = (c.GetString("acknowledge") is { Length: > 0 } a ? a : "after-upload") switch
+        {
+            "after-upload" => AkkaVna.Blobs.S3.S3Acknowledge.AfterUpload,
+            "after-local-commit" => AkkaVna.Blobs.S3.S3Acknowledge.AfterLocalCommit,
+            var other => throw new ArchiveConfigException($"{where}.acknowledge must be after-upload or after-local-commit, not '{other}'"),
+        };
+        long cacheMax = c.GetByteSize("cache.max-size") ?? 10L * 1024 * 1024 * 1024;
+        if (cacheMax < 0) throw new ArchiveConfigException($"{where}.cache.max-size must not be negative");
+        if (cacheMax == 0 && acknowledge == AkkaVna.Blobs.S3.S3Acknowledge.AfterLocalCommit)
+            throw new ArchiveConfigException($"{where}.acknowledge = after-local-commit keeps what is not yet in S3 in the receive cache: cache.max-size must be more than 0");
+        int concurrency = c.GetInt("upload-concurrency", 4);
+        if (concurrency is < 1 or > 64) throw new ArchiveConfigException($"{where}.upload-concurrency must be between 1 and 64");
+        string cache = c.GetString("cache.folder") is { Length: > 0 } f ? Path.GetFullPath(Path.Combine(data, f)) : defaultCache;
+        return new S3Settings(bucket, prefix, endpoint, c.GetString("region") is { Length: > 0 } r ? r : "us-east-1",
+            c.GetBoolean("force-path-style", true), c.GetString("access-key") is { Length: > 0 } ak ? ak : null,
+            c.GetString("secret-key") is { Length: > 0 } sk ? sk : null, threshold, part, timeout, retries)
+        {
+            Acknowledge = acknowledge, CacheFolder = cache, CacheMaxBytes = cacheMax, UploadConcurrency = concurrency,
+        };
     }
 }

@@ -41,6 +41,11 @@ public sealed class ArchiveOptionsTests
     [InlineData("akka-vna.blobs.provider = azure", "akka-vna.blobs.provider is 'azure', which this build does not have; it has: filesystem, s3")]
     [InlineData("akka-vna.blobs.provider = s3", "akka-vna.blobs.s3.bucket")]
     [InlineData("akka-vna.blobs.path = \"s3://Bad_Bucket\"", "is not a bucket name")]
+    [InlineData("akka-vna.blobs.s3.acknowledge = eventually\nakka-vna.blobs.path = \"s3://bucket\"", "akka-vna.blobs.s3.acknowledge must be after-upload or after-local-commit")]
+    [InlineData("akka-vna.blobs.s3.acknowledge = after-local-commit\nakka-vna.blobs.s3.cache.max-size = 0\nakka-vna.blobs.path = \"s3://bucket\"", "cache.max-size must be more than 0")]
+    [InlineData("akka-vna.blobs.stores.primary.path = x", "not 'primary'")]
+    [InlineData("akka-vna.blobs.stores.cold.provider = tape", "akka-vna.blobs.stores.cold.provider is 'tape'")]
+    [InlineData("akka-vna.blobs.stores.cold.provider = s3", "akka-vna.blobs.stores.cold.s3.bucket")]
     [InlineData("akka-vna.journal.provider = mongodb", "akka-vna.journal.provider is 'mongodb'")]
     [InlineData("akka-vna.index.provider = postgresql", "akka-vna.postgresql.connection-string must be set")]
     [InlineData("akka-vna.cluster.seed-nodes = [\"10.0.0.1:4053\"]", "SQLite cannot be shared")]
@@ -76,5 +81,31 @@ public sealed class ArchiveOptionsTests
         string bad = Path.Combine(dir.Path, "bad.conf");
         File.WriteAllText(bad, "akka-vna { dicom { port = ");
         Assert.Throws<ArchiveConfigException>(() => ArchiveOptions.Load(bad));
+    }
+
+    [Fact]
+    public void Further_stores_are_named_with_their_own_provider_and_the_S3_cache_and_acknowledge_mode_are_read()
+    {
+        var o = ArchiveOptions.Load(null, """
+            akka-vna.data = "/srv/vna"
+            akka-vna.blobs.path = "s3://hot-bucket/site-a"
+            akka-vna.blobs.s3.acknowledge = after-local-commit
+            akka-vna.blobs.s3.cache.max-size = 2GiB
+            akka-vna.blobs.stores.cold.provider = s3
+            akka-vna.blobs.stores.cold.s3.bucket = cold-bucket
+            akka-vna.blobs.stores.cold.s3.endpoint = "http://10.0.0.5:7480"
+            akka-vna.blobs.stores.old-nas.path = "/mnt/nas"
+            """);
+        Assert.Equal("s3", o.BlobProvider);
+        Assert.Equal(("hot-bucket", "site-a/"), (o.S3!.Bucket, o.S3.Prefix));
+        Assert.Equal(AkkaVna.Blobs.S3.S3Acknowledge.AfterLocalCommit, o.S3.Acknowledge);
+        Assert.Equal(2L << 30, o.S3.CacheMaxBytes);
+        Assert.Equal("/srv/vna/s3-cache", o.S3.CacheFolder);
+        var cold = Assert.Single(o.BlobStores, s => s.Name == "cold");
+        Assert.Equal(("s3", "cold-bucket", "http://10.0.0.5:7480", AkkaVna.Blobs.S3.S3Acknowledge.AfterUpload),
+            (cold.Provider, cold.S3!.Bucket, cold.S3.Endpoint, cold.S3.Acknowledge));
+        var nas = Assert.Single(o.BlobStores, s => s.Name == "old-nas");
+        Assert.Equal(("filesystem", "/mnt/nas"), (nas.Provider, nas.Folder));
+        Assert.Empty(ArchiveOptions.Load(null).BlobStores);
     }
 }

@@ -166,19 +166,38 @@ public static class ArchiveCommands
         var data = new Option<DirectoryInfo?>("--data", "-d") { Description = "Data folder of the archive to check (the embedded index and blobs under it)." };
         var config = new Option<FileInfo?>("--config", "-c") { Description = "The node's configuration file (HOCON), for the adapters it names (index, blobs)." };
         var noChecksums = new Option<bool>("--no-checksums") { Description = "Check presence and sizes only; do not read every blob to compare its SHA-256." };
+        var repair = new Option<bool>("--repair")
+        {
+            Description = "Write missing or damaged blobs again from a good local copy (an S3 node's receive cache, whose bytes must have the indexed "
+                + "SHA-256), and list what no copy here can mend. Run it on the node whose cache it is.",
+        };
+        var inMemory = new Option<int>("--in-memory-blobs")
+        {
+            Description = "How many blob listings are compared in memory; past it both sides spill to hashed files and are compared a bucket at a time.",
+            DefaultValueFactory = _ => new VerifyOptions().InMemoryBlobs,
+        };
+        inMemory.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1) r.AddError("--in-memory-blobs must be at least 1");
+        });
         var stores = new StoreFlags();
         var cmd = new Command("verify", "Check an archive's index against its blobs: a blob (of the indexed size and SHA-256, and that parses as a whole "
             + "data set) for every indexed instance and an index row for every blob. Prints the counts and each problem; exits 0 only when the archive is clean. "
-            + "A cluster's archive is checked with the same store options as its nodes: --index postgresql --postgres ... --blobs DIR.")
+            + "A cluster's archive is checked with the same store options as its nodes: --index postgresql --postgres ... --blobs DIR (or s3://BUCKET). "
+            + "Stores of millions of blobs are listed a page at a time and compared in bounded memory (spilled to hashed files in the temporary folder).")
         {
-            data, config, noChecksums,
+            data, config, noChecksums, repair, inMemory,
         };
         stores.AddTo(cmd);
-        cmd.SetAction((r, ct) => RunVerify(r.GetValue(data), r.GetValue(config), !r.GetValue(noChecksums), stores.Overrides(r), ct));
+        cmd.SetAction((r, ct) => RunVerify(r.GetValue(data), r.GetValue(config), new VerifyOptions
+            {
+                Checksums = !r.GetValue(noChecksums), Repair = r.GetValue(repair), InMemoryBlobs = r.GetValue(inMemory),
+            },
+            stores.Overrides(r), ct));
         return cmd;
     }
 
-    private static async Task<int> RunVerify(DirectoryInfo? data, FileInfo? configFile, bool checksums, List<string> overrides, CancellationToken ct)
+    private static async Task<int> RunVerify(DirectoryInfo? data, FileInfo? configFile, VerifyOptions verify, List<string> overrides, CancellationToken ct)
     {
         ArchiveOptions options;
         try
@@ -198,13 +217,25 @@ public static class ArchiveCommands
         }
         await using var index = Adapters.CreateIndex(options, NullLoggerFactory.Instance);
         await index.InitializeAsync(ct);
-        var blobs = Adapters.CreateBlobStore(options);
+        await using var blobs = Adapters.CreateBlobStore(options);
         var counts = await index.CountAsync(ct);
         using var bar = Progress.Start((int)Math.Min(counts.Instances, int.MaxValue));
-        var report = await ArchiveVerifier.VerifyAsync(index, blobs, checksums, new Progress<(long Done, long Total)>(p => bar.Report((int)p.Done)), ct);
+        VerifyReport report;
+        try
+        {
+            report = await ArchiveVerifier.VerifyAsync(index, blobs, verify, new Progress<(long Done, long Total)>(p => bar.Report((int)p.Done)), ct);
+        }
+        catch (IOException e)
+        {
+            bar.Dispose();
+            Console.Error.WriteLine($"error: the blob store cannot be read: {e.Message}");
+            return 2;
+        }
         bar.Dispose();
         Console.WriteLine($"studies: {counts.Studies}, series: {counts.Series}, instances: {report.IndexedInstances} indexed, {report.Blobs} blob(s), "
-            + $"{report.ChecksumsVerified} checksum(s) verified, {report.StagedBlobs} staged");
+            + $"{report.ChecksumsVerified} checksum(s) verified, {report.StagedBlobs} staged" + (report.Spilled ? " (compared on disk, a bucket at a time)" : ""));
+        if (blobs is IUploadBacklog { PendingUploads: > 0 } backlog)
+            Console.WriteLine($"{backlog.PendingUploads} instance(s) received and not yet uploaded to S3 (read from the node's cache meanwhile)");
         void List(string what, IReadOnlyList<string> items)
         {
             Console.WriteLine($"{what}: {items.Count}");
@@ -215,7 +246,12 @@ public static class ArchiveCommands
         List("orphan blobs", report.OrphanBlobs);
         List("checksum mismatches", report.ChecksumMismatches);
         List("size mismatches", report.SizeMismatches);
-        if (checksums) List("not whole data sets", report.Unparseable);
+        if (verify.Checksums) List("not whole data sets", report.Unparseable);
+        if (verify.Repair)
+        {
+            List("repaired", report.Repaired);
+            List("cannot be repaired here", report.Unrepairable);
+        }
         Console.WriteLine(report.IsClean ? "clean" : "NOT CLEAN");
         return report.IsClean ? 0 : 1;
     }

@@ -7,6 +7,41 @@ using Microsoft.Win32.SafeHandles;
 namespace AkkaVna.Core.Blobs;
 
 /// <summary>
+/// What a store does with the blobs staged for it: the staging area keeps the files, the store says how they reach it.
+/// </summary>
+public interface IStagingTarget
+{
+    /// <summary>
+    /// Whether the store takes a blob's bytes before its commit (<see cref="PrepareAsync"/>): an object store that
+    /// acknowledges only what it holds. The area then keeps a note of the reference beside the staged file (a
+    /// <c>.key</c> file), so that what a crash or an unknown outcome leaves in the store is removed when nothing names it.
+    /// </summary>
+    bool PreparesBeforeCommit { get; }
+
+    /// <summary>Before the commit: writes the sealed file's bytes where <paramref name="blob"/> points (an upload).</summary>
+    ValueTask PrepareAsync(string staged, BlobRef blob, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// After the commit (or by recovery, once the index names it): makes the staged file readable under
+    /// <paramref name="blob"/> and takes it out of the staging folder (moved or deleted). <paramref name="prepared"/>:
+    /// this writer's own <see cref="PrepareAsync"/> put the bytes there already.
+    /// </summary>
+    ValueTask PromoteAsync(string staged, BlobRef blob, bool prepared, CancellationToken cancellationToken);
+
+    /// <summary>Removes what <see cref="PrepareAsync"/> wrote for a blob that no commit names; no error when there is nothing.</summary>
+    ValueTask DiscardPreparedAsync(BlobRef blob, CancellationToken cancellationToken);
+}
+
+/// <summary>A store whose promotion is a move (or an upload) and that writes nothing before the commit.</summary>
+public sealed class PromoteOnlyTarget(Func<string, BlobRef, CancellationToken, ValueTask> promote) : IStagingTarget
+{
+    public bool PreparesBeforeCommit => false;
+    public ValueTask PrepareAsync(string staged, BlobRef blob, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public ValueTask PromoteAsync(string staged, BlobRef blob, bool prepared, CancellationToken cancellationToken) => promote(staged, blob, cancellationToken);
+    public ValueTask DiscardPreparedAsync(BlobRef blob, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+}
+
+/// <summary>
 /// Where a blob store's writes land first: files on a local disk, written as they arrive (streamed, SHA-256 on the way,
 /// writeback started early), flushed when sealed, and promoted by the store (a rename into a folder, an upload to an
 /// object store). Each node stages in a folder of its own under <c>root</c> and holds an exclusive lock on its
@@ -94,9 +129,37 @@ public sealed class StagingArea : IAsyncDisposable
         }
     }
 
-    /// <summary>Begins a staged blob; <paramref name="promote"/> makes the sealed file readable under a reference (and removes or moves the file).</summary>
-    public IBlobWriter Create(Func<string, BlobRef, CancellationToken, ValueTask> promote) =>
-        new Writer(this, Path.Combine(Mine(), Guid.NewGuid().ToString("N") + ".part"), promote);
+    private const string NoteExtension = ".key";
+
+    /// <summary>Begins a staged blob; <paramref name="target"/> says how it reaches the store.</summary>
+    public IBlobWriter Create(IStagingTarget target) =>
+        new Writer(this, Path.Combine(Mine(), Guid.NewGuid().ToString("N") + ".part"), target);
+
+    /// <summary>The note beside a staged file naming where its bytes were written before the commit.</summary>
+    private static string NoteOf(string staged) => Path.ChangeExtension(staged, NoteExtension);
+
+    private static void WriteNote(string staged, BlobRef blob)
+    {
+        // Written (and flushed) before the bytes go out: whatever a crash leaves in the store, the note names it.
+        using var note = new FileStream(NoteOf(staged), FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.WriteThrough);
+        note.Write(System.Text.Encoding.UTF8.GetBytes(string.Join('\n', blob.Store, blob.Key, blob.Representation, blob.Tier)));
+    }
+
+    private static BlobRef? ReadNote(string note)
+    {
+        string[] lines;
+        try
+        {
+            var info = new FileInfo(note);
+            if (!info.Exists || info.Length > 4096) return null;
+            lines = File.ReadAllText(note).Split('\n');
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        return lines.Length == 4 && lines.All(l => l.Length > 0) ? new BlobRef(lines[0], lines[1], lines[2], lines[3]) : null;
+    }
 
     /// <summary>Every node's staged blobs.</summary>
     public int Count() => Directory.EnumerateFiles(_root, "*.part", SearchOption.AllDirectories).Count();
@@ -107,11 +170,11 @@ public sealed class StagingArea : IAsyncDisposable
 
     /// <summary>
     /// This node's staged blobs older than <paramref name="olderThan"/>; those of a node that is gone, all of them;
-    /// those of another live node, when older than the grace. <paramref name="resolve"/> names the reference to promote
-    /// each to (its commit happened) or null (never acknowledged: deleted); when it throws, the blob stays for the next run.
+    /// those of another live node, when older than the grace. The resolver names the reference to promote each to (its
+    /// commit happened) or none (never acknowledged: deleted, with whatever was written for it before a commit that no
+    /// index row names); when it throws, the blob stays for the next run.
     /// </summary>
-    public async Task<StagedRecovery> RecoverAsync(Func<IBlobContent, Task<BlobRef?>> resolve, Func<string, BlobRef, CancellationToken, ValueTask> promote,
-        TimeSpan olderThan, CancellationToken cancellationToken)
+    public async Task<StagedRecovery> RecoverAsync(IStagedBlobResolver resolve, IStagingTarget promote, TimeSpan olderThan, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().UtcDateTime;
         var total = await RecoverFolderAsync(_root, resolve, promote, now - olderThan, cancellationToken).ConfigureAwait(false);
@@ -132,7 +195,7 @@ public sealed class StagingArea : IAsyncDisposable
             await using (takenOver)
                 settled = await RecoverFolderAsync(folder, resolve, promote, DateTime.MaxValue, cancellationToken).ConfigureAwait(false);
             total += settled;
-            if (settled.Kept == 0 && !Directory.EnumerateFiles(folder, "*.part").Any())
+            if (settled.Kept == 0 && !Directory.EnumerateFiles(folder, "*.part").Any() && !Directory.EnumerateFiles(folder, "*" + NoteExtension).Any())
             {
                 try { Directory.Delete(folder, recursive: true); }
                 catch (IOException) { } // a node of that name came back meanwhile
@@ -141,19 +204,36 @@ public sealed class StagingArea : IAsyncDisposable
         return total;
     }
 
-    private async Task<StagedRecovery> RecoverFolderAsync(string folder, Func<IBlobContent, Task<BlobRef?>> resolve,
-        Func<string, BlobRef, CancellationToken, ValueTask> promote, DateTime cutoff, CancellationToken cancellationToken)
+    private async Task<StagedRecovery> RecoverFolderAsync(string folder, IStagedBlobResolver resolve, IStagingTarget target, DateTime cutoff,
+        CancellationToken cancellationToken)
     {
         int promoted = 0, discarded = 0, kept = 0;
+        // Notes left alone: an upload before a commit whose outcome its writer never learnt, its staged file gone.
+        foreach (var note in Directory.EnumerateFiles(folder, "*" + NoteExtension))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (File.Exists(Path.ChangeExtension(note, ".part")) || File.GetLastWriteTimeUtc(note) > cutoff) continue;
+            try
+            {
+                if (ReadNote(note) is { } written && !await resolve.IsReferencedAsync(written, cancellationToken).ConfigureAwait(false))
+                    await target.DiscardPreparedAsync(written, cancellationToken).ConfigureAwait(false);
+                File.Delete(note);
+                discarded++;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                kept++; // the index or the store did not answer: the next run tries again
+            }
+        }
         foreach (var file in Directory.EnumerateFiles(folder, "*.part"))
         {
             cancellationToken.ThrowIfCancellationRequested();
             if (File.GetLastWriteTimeUtc(file) > cutoff) continue;
-            BlobRef? target;
+            BlobRef? resolved;
             try
             {
                 await using var staged = Content(file);
-                target = await resolve(staged).ConfigureAwait(false);
+                resolved = await resolve.ResolveAsync(staged, cancellationToken).ConfigureAwait(false);
             }
             catch (FileNotFoundException)
             {
@@ -166,14 +246,19 @@ public sealed class StagingArea : IAsyncDisposable
             }
             try
             {
-                if (target is null)
+                string note = NoteOf(file);
+                if (resolved is null)
                 {
+                    if (ReadNote(note) is { } written && !await resolve.IsReferencedAsync(written, cancellationToken).ConfigureAwait(false))
+                        await target.DiscardPreparedAsync(written, cancellationToken).ConfigureAwait(false);
                     File.Delete(file);
+                    File.Delete(note);
                     discarded++;
                 }
                 else
                 {
-                    await promote(file, target, cancellationToken).ConfigureAwait(false);
+                    await target.PromoteAsync(file, resolved, prepared: false, cancellationToken).ConfigureAwait(false);
+                    File.Delete(note);
                     promoted++;
                 }
             }
@@ -181,9 +266,9 @@ public sealed class StagingArea : IAsyncDisposable
             {
                 // its writer promoted or discarded it meanwhile
             }
-            catch (Exception e) when (e is IOException or TimeoutException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                kept++; // the store could not take it (or let go of it) now: the next run tries again
+                kept++; // the store (or the index) could not take it or let go of it now: the next run tries again
             }
         }
         return new StagedRecovery(promoted, discarded, kept);
@@ -212,14 +297,17 @@ public sealed class StagingArea : IAsyncDisposable
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
-    private sealed class Writer(StagingArea area, string path, Func<string, BlobRef, CancellationToken, ValueTask> promote) : IBlobWriter
+    private sealed class Writer(StagingArea area, string path, IStagingTarget target) : IBlobWriter
     {
         private readonly SafeFileHandle _handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, FileOptions.None);
         private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         private long _length, _writebackFrom;
-        private bool _sealed, _promoted, _disposed;
+        private bool _sealed, _settled, _disposed;
+        private BlobRef? _prepared, _prepareFailed;
 
         public long Length => _length;
+
+        public bool IsPrepared => _prepared is not null;
 
         public ValueTask WriteAsync(ReadOnlySequence<byte> data, CancellationToken cancellationToken)
         {
@@ -257,31 +345,66 @@ public sealed class StagingArea : IAsyncDisposable
             return ValueTask.FromResult(Convert.ToHexStringLower(_sha.GetHashAndReset()));
         }
 
+        public async ValueTask PrepareAsync(BlobRef blob, CancellationToken cancellationToken)
+        {
+            if (!_sealed) throw new InvalidOperationException("seal the blob before preparing it");
+            if (_prepared is not null || _prepareFailed is not null) throw new InvalidOperationException("the blob is prepared already");
+            if (!target.PreparesBeforeCommit) return;
+            WriteNote(path, blob);
+            try
+            {
+                await target.PrepareAsync(path, blob, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                _prepareFailed = blob; // maybe written in part, or whole after all: the note stays for recovery
+                throw;
+            }
+            _prepared = blob;
+        }
+
         public async ValueTask PromoteAsync(BlobRef blob, CancellationToken cancellationToken)
         {
             if (!_sealed) throw new InvalidOperationException("seal the blob before promoting it");
-            await promote(path, blob, cancellationToken).ConfigureAwait(false);
-            _promoted = true;
+            await target.PromoteAsync(path, blob, prepared: _prepared == blob, cancellationToken).ConfigureAwait(false);
+            _settled = true;
+            DeleteQuietly(NoteOf(path));
         }
 
         public void LeaveForRecovery()
         {
             if (!_sealed) throw new InvalidOperationException("only a sealed blob can be left for recovery");
-            _promoted = true; // not deleted on dispose
+            _settled = true; // neither the file nor its note is deleted on dispose
         }
 
-        public ValueTask DisposeAsync()
+        public async ValueTask DisposeAsync()
         {
-            if (_disposed) return ValueTask.CompletedTask;
+            if (_disposed) return;
             _disposed = true;
             _handle.Dispose();
             _sha.Dispose();
-            if (!_promoted)
+            if (_settled) return;
+            if (_prepared is { } written)
             {
-                try { File.Delete(path); }
-                catch (IOException) { } // left for recovery, which discards what the index does not know
+                // The commit named other bytes (a refusal, or a duplicate of other content): what was written goes.
+                try
+                {
+                    await target.DiscardPreparedAsync(written, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or TimeoutException or OperationCanceledException)
+                {
+                    return; // the store is out of reach: recovery removes it (the note names it)
+                }
+                DeleteQuietly(NoteOf(path));
             }
-            return ValueTask.CompletedTask;
+            // After a failed preparation the note stays (the bytes may be there after all): recovery asks the index.
+            DeleteQuietly(path);
+        }
+
+        private static void DeleteQuietly(string file)
+        {
+            try { File.Delete(file); }
+            catch (IOException) { } // left for recovery, which discards what the index does not know
         }
     }
 }

@@ -168,17 +168,39 @@ public sealed class IngestService(IBlobStore blobs, IArchiveIndex index, IStudyG
                 return Refused(IngestRefusal.CannotUnderstand, e.Message);
             }
             IngestResult For(IngestResult r) => r with { StudyInstanceUid = header.StudyInstanceUid, SeriesInstanceUid = header.SeriesInstanceUid };
+            // The blob store out of reach (an object store): logged, counted, and the sender told to send it again (A700H).
+            IngestResult StoreUnavailable(string situation, IOException e)
+            {
+                owner._log.LogError("{Source}: {SopInstance} {Situation}: {Reason}", request.Description, request.SopInstanceUid, situation, e.Message);
+                metrics.InstanceAnswered("failed");
+                return IngestResult.Refused(IngestRefusal.OutOfResources, $"the blob store cannot take the instance now ({e.Message}); send it again");
+            }
             if (header.SopInstanceUid != request.SopInstanceUid)
                 return For(Refused(IngestRefusal.CannotUnderstand, $"the data set's SOP Instance UID {header.SopInstanceUid} is not the command's {request.SopInstanceUid}"));
             if (header.SopClassUid != request.SopClassUid)
                 return For(Refused(IngestRefusal.SopClassMismatch, $"the data set's SOP Class UID {header.SopClassUid} is not the command's {request.SopClassUid}"));
             // A SOP Instance UID is unique across the archive, not only within its study. This early look saves a journal
             // write; the claim that decides is made where the index commits (two studies at once: the first wins).
-            if (await owner._index.FindInstanceAsync(header.SopInstanceUid, cancellationToken) is { } elsewhere && elsewhere.StudyInstanceUid != header.StudyInstanceUid)
+            var archived = await owner._index.FindInstanceAsync(header.SopInstanceUid, cancellationToken);
+            if (archived is not null && archived.StudyInstanceUid != header.StudyInstanceUid)
                 return For(Refused(IngestRefusal.Conflict,
-                    $"SOP Instance {header.SopInstanceUid} is already archived in study {elsewhere.StudyInstanceUid}, not {header.StudyInstanceUid}; the archive keeps the first"));
+                    $"SOP Instance {header.SopInstanceUid} is already archived in study {archived.StudyInstanceUid}, not {header.StudyInstanceUid}; the archive keeps the first"));
             Phase("lookup", ref started);
-            var blob = owner._blobs.RefFor(header.StudyInstanceUid, header.SeriesInstanceUid, header.SopInstanceUid);
+            var blob = owner._blobs.RefFor(header.StudyInstanceUid, header.SeriesInstanceUid, header.SopInstanceUid, BlobRef.Original, sha);
+            // A store that acknowledges only what it holds takes the bytes now, before anything names them — unless the
+            // archive holds these very bytes already (a resend writes nothing to the store).
+            if (archived is null || archived.Blob != blob || archived.Sha256 != sha)
+            {
+                try
+                {
+                    await writer.PrepareAsync(blob, cancellationToken);
+                }
+                catch (IOException e)
+                {
+                    return For(StoreUnavailable("not archived, the blob store cannot take it", e));
+                }
+                Phase("prepare", ref started);
+            }
             var instance = new StoredInstance(header, blob, writer.Length, sha, owner._time.GetUtcNow(), request.Source) { ContentSha256 = inspection.ContentSha256 };
             StoreInstanceResult result;
             try
@@ -207,10 +229,7 @@ public sealed class IngestService(IBlobStore blobs, IArchiveIndex index, IStudyG
                         // blob stays for recovery (the sweep promotes it, as the index has it), and the sender is told to send
                         // again — a resend of this content is a duplicate that promotes it too. Never acknowledged before then.
                         writer.LeaveForRecovery();
-                        owner._log.LogError("{Source}: {SopInstance} committed but not yet in the blob store: {Reason}", request.Description,
-                            request.SopInstanceUid, e.Message);
-                        metrics.InstanceAnswered("failed");
-                        return For(IngestResult.Refused(IngestRefusal.OutOfResources, $"the blob store cannot take the instance now ({e.Message}); send it again"));
+                        return For(StoreUnavailable("committed but not yet in the blob store", e));
                     }
                     Phase("promote", ref started);
                     if (result.ObsoleteBlob is { } obsolete) await owner._blobs.DeleteAsync(obsolete, cancellationToken);
@@ -226,14 +245,14 @@ public sealed class IngestService(IBlobStore blobs, IArchiveIndex index, IStudyG
                     // another syntax has other bytes than the index records).
                     try
                     {
-                        if (result.ArchivedSha256 == sha && !await owner._blobs.ExistsAsync(blob, cancellationToken)) await writer.PromoteAsync(blob, cancellationToken);
+                        // (A prepared writer's bytes are in place already, under the archived key: settle it, whoever committed first.)
+                        if (result.ArchivedSha256 == sha && (archived is null || archived.Blob == blob)
+                            && (writer.IsPrepared || !await owner._blobs.ExistsAsync(blob, cancellationToken)))
+                            await writer.PromoteAsync(blob, cancellationToken);
                     }
                     catch (IOException e)
                     {
-                        owner._log.LogError("{Source}: {SopInstance} is archived, but its blob cannot be written now: {Reason}", request.Description,
-                            request.SopInstanceUid, e.Message);
-                        metrics.InstanceAnswered("failed");
-                        return For(IngestResult.Refused(IngestRefusal.OutOfResources, $"the blob store cannot take the instance now ({e.Message}); send it again"));
+                        return For(StoreUnavailable("is archived, but its blob cannot be written now", e));
                     }
                     metrics.InstanceAnswered("duplicate");
                     return For(new IngestResult(IngestOutcome.Duplicate));

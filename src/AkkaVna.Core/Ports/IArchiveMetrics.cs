@@ -14,7 +14,7 @@ public interface IArchiveMetrics
     /// <summary>From the end of a data set to the study actor's answer.</summary>
     void IngestCommitted(TimeSpan elapsed);
 
-    /// <summary>Where an instance's time goes after its data set arrived: seal, header, lookup, commit, promote.</summary>
+    /// <summary>Where an instance's time goes after its data set arrived: seal, header, lookup, prepare (an upload before the commit), commit, promote.</summary>
     void IngestPhase(string phase, TimeSpan elapsed);
 
     /// <summary>Instances in one study actor batch.</summary>

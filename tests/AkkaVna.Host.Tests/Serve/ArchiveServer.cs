@@ -151,9 +151,10 @@ public sealed class ArchiveServer : IDisposable
     }
 
     /// <summary>Runs <c>akka-vna verify</c> and returns its exit code and output.</summary>
-    public static Tool.Result Verify(string dataFolder)
+    public static Tool.Result Verify(string dataFolder, params string[] options)
     {
         var args = new List<string> { "verify", "--data", dataFolder };
+        args.AddRange(options);
         args.AddRange(StoreArgs(dataFolder));
         if (S3Of(dataFolder) is { } s3)
         {

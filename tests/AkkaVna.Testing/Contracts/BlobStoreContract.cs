@@ -152,11 +152,11 @@ public abstract class BlobStoreContract : IAsyncLifetime
         }
         Assert.Equal(2, await Store.CountStagedAsync(None));
         var target = Store.RefFor("1.2", "1.2.1", "1.2.1.1");
-        var undecided = await Store.RecoverStagedAsync(_ => throw new TimeoutException("the study did not answer"), TimeSpan.Zero, None);
+        var undecided = await Store.RecoverStagedAsync(new DelegateResolver(_ => throw new TimeoutException("the study did not answer")), TimeSpan.Zero, None);
         Assert.Equal(new StagedRecovery(0, 0, 2), undecided);
         Assert.Equal(2, await Store.CountStagedAsync(None));
         // The resolver reads each staged blob: the one holding 1 was committed, the other never acknowledged.
-        var settled = await Store.RecoverStagedAsync(async staged => (await ReadAllAsync(staged))[0] == 1 ? target : null, TimeSpan.Zero, None);
+        var settled = await Store.RecoverStagedAsync(new DelegateResolver(async staged => (await ReadAllAsync(staged))[0] == 1 ? target : null), TimeSpan.Zero, None);
         Assert.Equal(new StagedRecovery(1, 1, 0), settled);
         Assert.Equal(0, await Store.CountStagedAsync(None));
         await using var content = await Store.OpenAsync(target, None);
@@ -168,7 +168,7 @@ public abstract class BlobStoreContract : IAsyncLifetime
             await w.SealAsync(false, None);
             w.LeaveForRecovery();
         }
-        Assert.Equal(new StagedRecovery(0, 0, 0), await Store.RecoverStagedAsync(_ => Task.FromResult<BlobRef?>(null), TimeSpan.FromHours(1), None));
+        Assert.Equal(new StagedRecovery(0, 0, 0), await Store.RecoverStagedAsync(new DelegateResolver(_ => Task.FromResult<BlobRef?>(null)), TimeSpan.FromHours(1), None));
         Assert.Equal(1, await Store.CountStagedAsync(None));
     }
 
@@ -180,5 +180,48 @@ public abstract class BlobStoreContract : IAsyncLifetime
         await Assert.ThrowsAsync<InvalidOperationException>(async () => await w.PromoteAsync(Store.RefFor("1.2", "1.2.1", "1.2.1.9"), None));
         await w.SealAsync(false, None);
         await Assert.ThrowsAnyAsync<Exception>(async () => await w.WriteAsync(new byte[] { 2 }, None));
+    }
+
+    [Fact]
+    public async Task A_blob_prepared_before_its_commit_is_read_once_promoted_and_leaves_nothing_when_no_commit_names_it()
+    {
+        async Task<(IBlobWriter Writer, BlobRef Blob, byte[] Bytes)> PreparedAsync(string sop, int seed)
+        {
+            var bytes = Bytes(50_000, seed);
+            var w = await Store.CreateAsync(None);
+            await w.WriteAsync(bytes, None);
+            string sha = await w.SealAsync(flushToDisk: true, None);
+            var blob = Store.RefFor("1.2.3", "1.2.3.4", sop, BlobRef.Original, sha);
+            await w.PrepareAsync(blob, None);
+            return (w, blob, bytes);
+        }
+
+        // The commit named other bytes (a refusal): disposing the writer takes back what it prepared.
+        var (refused, refusedBlob, _) = await PreparedAsync("1.2.3.4.20", 20);
+        await refused.DisposeAsync();
+        Assert.False(await Store.ExistsAsync(refusedBlob, None));
+
+        // Committed: promoted, and read back.
+        var (committed, committedBlob, bytes) = await PreparedAsync("1.2.3.4.21", 21);
+        await using (committed) await committed.PromoteAsync(committedBlob, None);
+        await using (var content = await Store.OpenAsync(committedBlob, None)) Assert.Equal(bytes, await ReadAllAsync(content));
+
+        // Outcome unknown: recovery asks the index. No row names the first (gone), one names the second (promoted).
+        var (unknown1, blob1, _) = await PreparedAsync("1.2.3.4.22", 22);
+        var (unknown2, blob2, bytes2) = await PreparedAsync("1.2.3.4.23", 23);
+        foreach (var w in new[] { unknown1, unknown2 })
+        {
+            w.LeaveForRecovery();
+            await w.DisposeAsync();
+        }
+        var settled = await Store.RecoverStagedAsync(new DelegateResolver(async staged => (await ReadAllAsync(staged)).SequenceEqual(bytes2) ? blob2 : null,
+            referenced: b => b == blob2), TimeSpan.Zero, None);
+        Assert.Equal(new StagedRecovery(1, 1, 0), settled);
+        Assert.False(await Store.ExistsAsync(blob1, None));
+        await using (var content = await Store.OpenAsync(blob2, None)) Assert.Equal(bytes2, await ReadAllAsync(content));
+        Assert.Equal(0, await Store.CountStagedAsync(None));
+        var listed = new List<BlobRef>();
+        await foreach (var l in Store.ListAsync(None)) listed.Add(l.Blob);
+        Assert.Equal(new[] { committedBlob, blob2 }.OrderBy(b => b.Key), listed.OrderBy(b => b.Key));
     }
 }
