@@ -187,12 +187,12 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
     {
         public bool PreparesBeforeCommit => store._options.Acknowledge == S3Acknowledge.AfterUpload;
 
-        public async ValueTask PrepareAsync(string staged, BlobRef blob, CancellationToken cancellationToken)
+        public async ValueTask PrepareAsync(string staged, BlobRef blob, string sha256, CancellationToken cancellationToken)
         {
-            if (PreparesBeforeCommit) await store.UploadAsync(staged, store.RelativeKeyOf(blob), cancellationToken).ConfigureAwait(false);
+            if (PreparesBeforeCommit) await store.UploadAsync(staged, store.RelativeKeyOf(blob), sha256, cancellationToken).ConfigureAwait(false);
         }
 
-        public async ValueTask PromoteAsync(string staged, BlobRef blob, bool prepared, CancellationToken cancellationToken)
+        public async ValueTask PromoteAsync(string staged, BlobRef blob, string? sha256, bool prepared, CancellationToken cancellationToken)
         {
             string key = store.RelativeKeyOf(blob);
             if (store._options.Acknowledge == S3Acknowledge.AfterLocalCommit)
@@ -202,8 +202,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
                 return;
             }
             // Recovery (or a writer whose preparation did not run): upload unless the object is these bytes already.
-            if (!prepared && !await store.HoldsAsync(key, staged, cancellationToken).ConfigureAwait(false))
-                await store.UploadAsync(staged, key, cancellationToken).ConfigureAwait(false);
+            if (!prepared) await store.UploadUnlessHeldAsync(staged, key, sha256, cancellationToken).ConfigureAwait(false);
             if (store._cache is { } cache && store._options.OwnsCache)
             {
                 cache.Adopt(staged, key, pending: false);
@@ -216,10 +215,11 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
             await store.DeleteObjectAsync(store.RelativeKeyOf(blob), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Whether the object under <paramref name="key"/> is the local file's bytes (same size and recorded SHA-256).</summary>
-    private async Task<bool> HoldsAsync(string key, string local, CancellationToken cancellationToken)
+    /// <summary>Uploads a local file under <paramref name="key"/> unless the object there is these bytes already (same size and recorded SHA-256).</summary>
+    private async Task UploadUnlessHeldAsync(string local, string key, string? sha256, CancellationToken cancellationToken)
     {
-        GetObjectMetadataResponse head;
+        sha256 ??= await Sha256OfAsync(local, cancellationToken).ConfigureAwait(false);
+        GetObjectMetadataResponse? head;
         try
         {
             head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _options.Bucket, Key = _options.Prefix + key }, cancellationToken)
@@ -227,14 +227,14 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
         }
         catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound || e.ErrorCode == "NoSuchBucket")
         {
-            return false;
+            head = null;
         }
         catch (Exception e) when (Unreachable(e, cancellationToken))
         {
             throw new IOException($"cannot reach s3://{_options.Bucket}: {e.Message}", e);
         }
-        if (head.ContentLength != new FileInfo(local).Length) return false;
-        return head.Metadata[ShaMetadata] == await Sha256OfAsync(local, cancellationToken).ConfigureAwait(false);
+        if (head is not null && head.ContentLength == new FileInfo(local).Length && head.Metadata[ShaMetadata] == sha256) return;
+        await UploadAsync(local, key, sha256, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task<string> Sha256OfAsync(string path, CancellationToken cancellationToken)
@@ -243,8 +243,11 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
         return Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken).ConfigureAwait(false));
     }
 
-    /// <summary>A local file uploaded under <paramref name="relativeKey"/> (below the prefix) and checked; the file stays.</summary>
-    private async ValueTask UploadAsync(string local, string relativeKey, CancellationToken cancellationToken)
+    /// <summary>
+    /// A local file uploaded under <paramref name="relativeKey"/> (below the prefix) and checked; the file stays.
+    /// <paramref name="knownSha256"/>: its checksum when the caller has it (computed as it was written), else read here.
+    /// </summary>
+    private async ValueTask UploadAsync(string local, string relativeKey, string? knownSha256, CancellationToken cancellationToken)
     {
         string key = _options.Prefix + relativeKey;
         string staged = local;
@@ -252,12 +255,17 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
         {
             await EnsureBucketAsync(cancellationToken).ConfigureAwait(false);
             long length = new FileInfo(staged).Length;
-            string sha = await Sha256OfAsync(staged, cancellationToken).ConfigureAwait(false);
+            string sha = knownSha256 ?? await Sha256OfAsync(staged, cancellationToken).ConfigureAwait(false);
             if (BlobKeys.VersionOf(relativeKey) is { } version && !sha.StartsWith(version, StringComparison.Ordinal))
                 throw new InvalidDataException($"{local} has SHA-256 {sha}, not the {version}… its key names: the local copy is damaged, it is not uploaded");
-            if (length <= _options.MultipartThreshold) await PutAsync(staged, key, sha, cancellationToken).ConfigureAwait(false);
-            else await PutMultipartAsync(staged, key, sha, length, cancellationToken).ConfigureAwait(false);
-            // End to end: what the store holds now is these bytes (each request's MD5 was checked on receipt).
+            if (length <= _options.MultipartThreshold)
+            {
+                // One PUT: the store checked its Content-MD5 on receipt, and its ETag is that MD5 — these bytes are what it holds.
+                await PutAsync(staged, key, sha, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            await PutMultipartAsync(staged, key, sha, length, cancellationToken).ConfigureAwait(false);
+            // End to end for a multipart object (each part's MD5 was checked on receipt): its size and recorded SHA-256.
             var head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _options.Bucket, Key = key }, cancellationToken).ConfigureAwait(false);
             if (head.ContentLength != length || head.Metadata[ShaMetadata] != sha)
                 throw new IOException($"s3://{_options.Bucket}/{key} holds {head.ContentLength} bytes (SHA-256 {head.Metadata[ShaMetadata]}) after the upload of {length} ({sha})");
@@ -327,7 +335,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
                     {
                         try
                         {
-                            if (!await HoldsAsync(p.Key, p.Path!, ct).ConfigureAwait(false)) await UploadAsync(p.Path!, p.Key, ct).ConfigureAwait(false);
+                            await UploadUnlessHeldAsync(p.Path!, p.Key, null, ct).ConfigureAwait(false);
                             cache.Uploaded(p.Key);
                             Interlocked.Increment(ref _uploaded);
                             LastUploadError = null;
@@ -379,24 +387,22 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
         }
     }
 
-    private static string Md5Of(Stream stream)
-    {
-        using var md5 = MD5.Create();
-        return Convert.ToBase64String(md5.ComputeHash(stream));
-    }
+    private static string Md5Of(Stream stream) => Convert.ToBase64String(MD5.HashData(stream));
 
     private async Task PutAsync(string staged, string key, string sha, CancellationToken cancellationToken)
     {
-        await using var file = File.OpenRead(staged);
-        string md5 = Md5Of(file);
+        await using var file = new FileStream(staged, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, FileOptions.SequentialScan);
+        byte[] md5 = MD5.HashData(file);
         file.Position = 0;
         var request = new PutObjectRequest
         {
-            BucketName = _options.Bucket, Key = key, InputStream = file, AutoCloseStream = false, MD5Digest = md5, ContentType = "application/dicom",
-            UseChunkEncoding = false,
+            BucketName = _options.Bucket, Key = key, InputStream = file, AutoCloseStream = false, MD5Digest = Convert.ToBase64String(md5),
+            ContentType = "application/dicom", UseChunkEncoding = false,
         };
         request.Metadata[ShaMetadata] = sha;
-        await _s3.PutObjectAsync(request, cancellationToken).ConfigureAwait(false);
+        var response = await _s3.PutObjectAsync(request, cancellationToken).ConfigureAwait(false);
+        if (!string.Equals(response.ETag?.Trim('"'), Convert.ToHexStringLower(md5), StringComparison.OrdinalIgnoreCase))
+            throw new IOException($"s3://{_options.Bucket}/{key}: the store answered ETag {response.ETag} for content of MD5 {Convert.ToHexStringLower(md5)}");
     }
 
     private async Task PutMultipartAsync(string staged, string key, string sha, long length, CancellationToken cancellationToken)
@@ -589,7 +595,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
         string key = KeyOf(blob);
         if (_cache?.TryGet(blob.Key) is not { } local) return false;
         if (await Sha256OfAsync(local, cancellationToken).ConfigureAwait(false) != sha256) return false;
-        await UploadAsync(local, blob.Key, cancellationToken).ConfigureAwait(false);
+        await UploadAsync(local, blob.Key, sha256, cancellationToken).ConfigureAwait(false);
         if (_options.OwnsCache) _cache.Uploaded(blob.Key);
         return true;
     }

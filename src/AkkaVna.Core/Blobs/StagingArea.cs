@@ -18,15 +18,16 @@ public interface IStagingTarget
     /// </summary>
     bool PreparesBeforeCommit { get; }
 
-    /// <summary>Before the commit: writes the sealed file's bytes where <paramref name="blob"/> points (an upload).</summary>
-    ValueTask PrepareAsync(string staged, BlobRef blob, CancellationToken cancellationToken);
+    /// <summary>Before the commit: writes the sealed file's bytes (of SHA-256 <paramref name="sha256"/>) where <paramref name="blob"/> points (an upload).</summary>
+    ValueTask PrepareAsync(string staged, BlobRef blob, string sha256, CancellationToken cancellationToken);
 
     /// <summary>
     /// After the commit (or by recovery, once the index names it): makes the staged file readable under
     /// <paramref name="blob"/> and takes it out of the staging folder (moved or deleted). <paramref name="prepared"/>:
-    /// this writer's own <see cref="PrepareAsync"/> put the bytes there already.
+    /// this writer's own <see cref="PrepareAsync"/> put the bytes there already. <paramref name="sha256"/>: the file's
+    /// checksum when the writer knows it (null from recovery).
     /// </summary>
-    ValueTask PromoteAsync(string staged, BlobRef blob, bool prepared, CancellationToken cancellationToken);
+    ValueTask PromoteAsync(string staged, BlobRef blob, string? sha256, bool prepared, CancellationToken cancellationToken);
 
     /// <summary>Removes what <see cref="PrepareAsync"/> wrote for a blob that no commit names; no error when there is nothing.</summary>
     ValueTask DiscardPreparedAsync(BlobRef blob, CancellationToken cancellationToken);
@@ -36,8 +37,8 @@ public interface IStagingTarget
 public sealed class PromoteOnlyTarget(Func<string, BlobRef, CancellationToken, ValueTask> promote) : IStagingTarget
 {
     public bool PreparesBeforeCommit => false;
-    public ValueTask PrepareAsync(string staged, BlobRef blob, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-    public ValueTask PromoteAsync(string staged, BlobRef blob, bool prepared, CancellationToken cancellationToken) => promote(staged, blob, cancellationToken);
+    public ValueTask PrepareAsync(string staged, BlobRef blob, string sha256, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public ValueTask PromoteAsync(string staged, BlobRef blob, string? sha256, bool prepared, CancellationToken cancellationToken) => promote(staged, blob, cancellationToken);
     public ValueTask DiscardPreparedAsync(BlobRef blob, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }
 
@@ -257,7 +258,7 @@ public sealed class StagingArea : IAsyncDisposable
                 }
                 else
                 {
-                    await target.PromoteAsync(file, resolved, prepared: false, cancellationToken).ConfigureAwait(false);
+                    await target.PromoteAsync(file, resolved, sha256: null, prepared: false, cancellationToken).ConfigureAwait(false);
                     File.Delete(note);
                     promoted++;
                 }
@@ -304,6 +305,7 @@ public sealed class StagingArea : IAsyncDisposable
         private long _length, _writebackFrom;
         private bool _sealed, _settled, _disposed;
         private BlobRef? _prepared, _prepareFailed;
+        private string? _sealedSha;
 
         public long Length => _length;
 
@@ -342,7 +344,8 @@ public sealed class StagingArea : IAsyncDisposable
             if (flushToDisk) RandomAccess.FlushToDisk(_handle);
             _sealed = true;
             _handle.Dispose();
-            return ValueTask.FromResult(Convert.ToHexStringLower(_sha.GetHashAndReset()));
+            _sealedSha = Convert.ToHexStringLower(_sha.GetHashAndReset());
+            return ValueTask.FromResult(_sealedSha);
         }
 
         public async ValueTask PrepareAsync(BlobRef blob, CancellationToken cancellationToken)
@@ -353,7 +356,7 @@ public sealed class StagingArea : IAsyncDisposable
             WriteNote(path, blob);
             try
             {
-                await target.PrepareAsync(path, blob, cancellationToken).ConfigureAwait(false);
+                await target.PrepareAsync(path, blob, _sealedSha!, cancellationToken).ConfigureAwait(false);
             }
             catch
             {
@@ -366,7 +369,7 @@ public sealed class StagingArea : IAsyncDisposable
         public async ValueTask PromoteAsync(BlobRef blob, CancellationToken cancellationToken)
         {
             if (!_sealed) throw new InvalidOperationException("seal the blob before promoting it");
-            await target.PromoteAsync(path, blob, prepared: _prepared == blob, cancellationToken).ConfigureAwait(false);
+            await target.PromoteAsync(path, blob, _sealedSha, prepared: _prepared == blob, cancellationToken).ConfigureAwait(false);
             _settled = true;
             DeleteQuietly(NoteOf(path));
         }
