@@ -67,13 +67,16 @@ internal static class S3Benchmark
                 Bench.Storescu(warmup, target.Port, target.AETitle, associations);
                 if (target is AkkaVnaTarget warm) WaitForUploads(warm);
                 (target as AkkaVnaTarget)?.Mark();
+                double cephCpu = CephCpuSeconds();
                 var sw = Stopwatch.StartNew();
                 seconds[name] = Bench.Storescu(files, target.Port, target.AETitle, associations);
                 if (target is AkkaVnaTarget akka)
                 {
                     WaitForUploads(akka);
                     drained[name] = sw.Elapsed.TotalSeconds;
-                    breakdowns.Add($"{name}, {associations} association(s): {akka.PhaseBreakdown()}");
+                    string s3Cpu = name.Contains("S3", StringComparison.Ordinal)
+                        ? Bench.Invariant($", S3 (radosgw, OSD, monitor) CPU {(CephCpuSeconds() - cephCpu) / files.Count * 1000:F2} ms per instance") : "";
+                    breakdowns.Add($"{name}, {associations} association(s): {akka.PhaseBreakdown()}{s3Cpu}");
                 }
                 long held = target.CountInstances();
                 if (held != files.Count + warmup.Count) throw new InvalidOperationException($"{name} holds {held} of {files.Count + warmup.Count} instances");
@@ -125,6 +128,29 @@ internal static class S3Benchmark
             Console.WriteLine(Bench.Invariant($"| {name} | {150 / get:F0} | {getBytes / 1e6 / get:F0} | {wadoRate} | {fsGet / get:F2}x | {wadoRatio} |"));
         }
         return 0;
+    }
+
+    /// <summary>CPU seconds used so far by this machine's Ceph processes (radosgw, ceph-osd, ceph-mon), from /proc.</summary>
+    private static double CephCpuSeconds()
+    {
+        double ticks = 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out _)) continue;
+            try
+            {
+                string stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                int open = stat.IndexOf('('), close = stat.LastIndexOf(')');
+                if (stat[(open + 1)..close] is not ("radosgw" or "ceph-osd" or "ceph-mon")) continue;
+                var fields = stat[(close + 2)..].Split(' ');
+                ticks += double.Parse(fields[11], CultureInfo.InvariantCulture) + double.Parse(fields[12], CultureInfo.InvariantCulture); // utime, stime
+            }
+            catch (IOException)
+            {
+                // gone meanwhile
+            }
+        }
+        return ticks / 100; // USER_HZ
     }
 
     /// <summary>Waits until the node's upload queue is empty (after-local-commit; at once otherwise).</summary>

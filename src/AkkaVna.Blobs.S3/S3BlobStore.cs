@@ -467,18 +467,38 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
         }
         try
         {
-            var head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _options.Bucket, Key = key }, cancellationToken).ConfigureAwait(false);
-            return new S3Content(this, blob, key, head.ContentLength);
+            // One GET for the object's first bytes, which name its length (Content-Range) and hold its header: readers
+            // that parse the header and then stream it whole go back to S3 once more, for the rest.
+            using var first = await _s3.GetObjectAsync(new GetObjectRequest
+            {
+                BucketName = _options.Bucket, Key = key, ByteRange = new ByteRange(0, HeadBytes - 1),
+            }, cancellationToken).ConfigureAwait(false);
+            long length = LengthOf(first.ContentRange) ?? first.ContentLength;
+            var head = new byte[Math.Min(first.ContentLength, HeadBytes)];
+            await first.ResponseStream.ReadExactlyAsync(head, cancellationToken).ConfigureAwait(false);
+            return new S3Content(this, blob, key, length, head);
         }
         catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
         {
             throw new BlobNotFoundException(blob);
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
+        {
+            return new S3Content(this, blob, key, 0, []); // an empty object has no first byte
         }
         catch (Exception e) when (Unreachable(e, cancellationToken))
         {
             throw new IOException($"cannot read s3://{_options.Bucket}/{key}: {e.Message}", e);
         }
     }
+
+    /// <summary>How much of an object its opening reads (the header of any instance but those with huge private tags).</summary>
+    private const int HeadBytes = 64 * 1024;
+
+    /// <summary>The total length in a Content-Range (<c>bytes 0-65535/524800</c>).</summary>
+    private static long? LengthOf(string? contentRange) =>
+        contentRange is { } r && r.LastIndexOf('/') is > 0 and var slash && long.TryParse(r.AsSpan(slash + 1), System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out long total) ? total : null;
 
     /// <summary>A failure of the store or the way to it (as opposed to a caller's cancellation): surfaced as an I/O error.</summary>
     private static bool Unreachable(Exception e, CancellationToken cancellationToken) =>
@@ -667,21 +687,22 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
     }
 
     /// <summary>An object as a random-access source: each reader gets a seekable stream of ranged GETs.</summary>
-    private sealed class S3Content(S3BlobStore store, BlobRef blob, string key, long length) : IBlobContent
+    private sealed class S3Content(S3BlobStore store, BlobRef blob, string key, long length, byte[] head) : IBlobContent
     {
         public BlobRef Blob { get; } = blob;
         public long Length { get; } = length;
         public string Description => $"s3://{store._options.Bucket}/{key}";
-        public Stream OpenRead() => new RangedStream(store, key, Length);
+        public Stream OpenRead() => new RangedStream(store, key, Length, head);
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     /// <summary>
-    /// A seekable read-only stream over an object: a read at a position opens a ranged GET from there (up to the read
+    /// A seekable read-only stream over an object: its first bytes come from what the opening read (no request); a read at
+    /// a position past them opens a ranged GET from there (up to the read
     /// window, or the whole rest for a large sequential read) and keeps reading it while the reader goes on in order; a
     /// seek elsewhere drops it. Bytes before a seek target are never fetched.
     /// </summary>
-    private sealed class RangedStream(S3BlobStore store, string key, long length) : ReadOnlySeekableStream(length)
+    private sealed class RangedStream(S3BlobStore store, string key, long length, byte[] head) : ReadOnlySeekableStream(length)
     {
         private GetObjectResponse? _response;
         private Stream? _body;
@@ -710,6 +731,14 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (Current >= Length || buffer.IsEmpty) return 0;
+            if (Current < head.Length)
+            {
+                // The object's first bytes, read when it was opened.
+                int fromHead = (int)Math.Min(buffer.Length, head.Length - Current);
+                head.AsSpan((int)Current, fromHead).CopyTo(buffer.Span);
+                Current += fromHead;
+                return fromHead;
+            }
             if (_body is null || _bodyAt != Current || _bodyAt >= _bodyEnd)
             {
                 Drop();
