@@ -76,7 +76,7 @@ internal sealed class ReceiveCache : IDisposable
     /// marker first when it is not yet in S3. A file already there under the key (the same content: keys are versioned by
     /// checksum) is replaced.
     /// </summary>
-    public void Adopt(string staged, string key, bool pending)
+    public void Adopt(string staged, string key, bool pending, string? sha256 = null)
     {
         string path = PathOf(key);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -84,7 +84,8 @@ internal sealed class ReceiveCache : IDisposable
         {
             // The marker before the file: a crash between the two leaves a marker without its file (the staged file is
             // still staged, and recovery adopts it again), never a file that nobody uploads.
-            using (new FileStream(Path.Combine(_queue, MarkerOf(key)), FileMode.OpenOrCreate, FileAccess.Write, FileShare.None)) { }
+            // The marker holds the content's SHA-256 when the writer knows it: the upload checks the file against it.
+            File.WriteAllText(Path.Combine(_queue, MarkerOf(key)), sha256 ?? "");
         }
         long length = new FileInfo(staged).Length;
         File.Move(staged, path, overwrite: true);
@@ -118,15 +119,24 @@ internal sealed class ReceiveCache : IDisposable
         lock (_gate) return _entries.TryGetValue(key, out var e) && e.Pending;
     }
 
-    /// <summary>The keys waiting for upload (markers), oldest first, and whether each has its file yet.</summary>
-    public IReadOnlyList<(string Key, string? Path)> Pending()
+    /// <summary>The keys waiting for upload (markers), oldest first, whether each has its file yet, and its SHA-256 when known.</summary>
+    public IReadOnlyList<(string Key, string? Path, string? Sha256)> Pending()
     {
         var markers = new DirectoryInfo(_queue).EnumerateFiles().OrderBy(f => f.LastWriteTimeUtc).ToList();
         return markers.Select(m =>
         {
             string key = KeyOfMarker(m.Name);
             string path = PathOf(key);
-            return (key, File.Exists(path) ? path : null);
+            string? sha = null;
+            try
+            {
+                if (m.Length == 64) sha = File.ReadAllText(m.FullName);
+            }
+            catch (FileNotFoundException)
+            {
+                // uploaded meanwhile
+            }
+            return (key, File.Exists(path) ? path : null, sha is { Length: 64 } && sha.All(char.IsAsciiHexDigitLower) ? sha : null);
         }).ToList();
     }
 

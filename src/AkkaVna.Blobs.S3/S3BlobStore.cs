@@ -197,7 +197,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
             string key = store.RelativeKeyOf(blob);
             if (store._options.Acknowledge == S3Acknowledge.AfterLocalCommit)
             {
-                store._cache!.Adopt(staged, key, pending: true);
+                store._cache!.Adopt(staged, key, pending: true, sha256);
                 store._wake.Release();
                 return;
             }
@@ -255,15 +255,14 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
         {
             await EnsureBucketAsync(cancellationToken).ConfigureAwait(false);
             long length = new FileInfo(staged).Length;
-            string sha = knownSha256 ?? await Sha256OfAsync(staged, cancellationToken).ConfigureAwait(false);
-            if (BlobKeys.VersionOf(relativeKey) is { } version && !sha.StartsWith(version, StringComparison.Ordinal))
-                throw new InvalidDataException($"{local} has SHA-256 {sha}, not the {version}… its key names: the local copy is damaged, it is not uploaded");
             if (length <= _options.MultipartThreshold)
             {
                 // One PUT: the store checked its Content-MD5 on receipt, and its ETag is that MD5 — these bytes are what it holds.
-                await PutAsync(staged, key, sha, cancellationToken).ConfigureAwait(false);
+                await PutAsync(staged, key, relativeKey, knownSha256, cancellationToken).ConfigureAwait(false);
                 return;
             }
+            string sha = await Sha256OfAsync(staged, cancellationToken).ConfigureAwait(false);
+            CheckLocalCopy(staged, relativeKey, sha, knownSha256);
             await PutMultipartAsync(staged, key, sha, length, cancellationToken).ConfigureAwait(false);
             // End to end for a multipart object (each part's MD5 was checked on receipt): its size and recorded SHA-256.
             var head = await _s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _options.Bucket, Key = key }, cancellationToken).ConfigureAwait(false);
@@ -324,7 +323,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
             {
                 using var round = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
                 var pending = cache.Pending();
-                foreach (var (key, _) in pending.Where(p => p.Path is null))
+                foreach (var (key, _, _) in pending.Where(p => p.Path is null))
                     if (File.GetLastWriteTimeUtc(Path.Combine(_options.CacheFolder!, "queue", key.Replace('/', '+'))) < DateTime.UtcNow.AddHours(-1))
                     {
                         log?.LogWarning("upload queue: {Key} has no file in the cache after an hour (its staged copy was settled elsewhere): dropped", key);
@@ -335,7 +334,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
                     {
                         try
                         {
-                            await UploadUnlessHeldAsync(p.Path!, p.Key, null, ct).ConfigureAwait(false);
+                            await UploadAsync(p.Path!, p.Key, p.Sha256, ct).ConfigureAwait(false);
                             cache.Uploaded(p.Key);
                             Interlocked.Increment(ref _uploaded);
                             LastUploadError = null;
@@ -389,17 +388,45 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
 
     private static string Md5Of(Stream stream) => Convert.ToBase64String(MD5.HashData(stream));
 
-    private async Task PutAsync(string staged, string key, string sha, CancellationToken cancellationToken)
+    /// <summary>A local copy is uploaded only when its bytes are the ones its key (and its writer) name: a damaged file never replaces a good object.</summary>
+    private static void CheckLocalCopy(string local, string relativeKey, string sha, string? expected)
     {
-        await using var file = new FileStream(staged, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, FileOptions.SequentialScan);
-        byte[] md5 = MD5.HashData(file);
+        if (expected is not null && sha != expected || BlobKeys.VersionOf(relativeKey) is { } version && !sha.StartsWith(version, StringComparison.Ordinal))
+            throw new InvalidDataException($"{local} has SHA-256 {sha}, not the {expected ?? BlobKeys.VersionOf(relativeKey) + "…"} its key names: the local copy is damaged, it is not uploaded");
+    }
+
+    private async Task PutAsync(string staged, string key, string relativeKey, string? expectedSha256, CancellationToken cancellationToken)
+    {
+        await using var file = new FileStream(staged, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
+        // One read for both: the MD5 the store checks, and the SHA-256 the local copy must have.
+        byte[] md5, sha;
+        using (var md5Hash = IncrementalHash.CreateHash(HashAlgorithmName.MD5))
+        using (var shaHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        {
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 18);
+            try
+            {
+                for (int n; (n = await file.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0;)
+                {
+                    md5Hash.AppendData(buffer, 0, n);
+                    shaHash.AppendData(buffer, 0, n);
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+            (md5, sha) = (md5Hash.GetHashAndReset(), shaHash.GetHashAndReset());
+        }
+        string shaHex = Convert.ToHexStringLower(sha);
+        CheckLocalCopy(staged, relativeKey, shaHex, expectedSha256);
         file.Position = 0;
         var request = new PutObjectRequest
         {
             BucketName = _options.Bucket, Key = key, InputStream = file, AutoCloseStream = false, MD5Digest = Convert.ToBase64String(md5),
             ContentType = "application/dicom", UseChunkEncoding = false,
         };
-        request.Metadata[ShaMetadata] = sha;
+        request.Metadata[ShaMetadata] = shaHex;
         var response = await _s3.PutObjectAsync(request, cancellationToken).ConfigureAwait(false);
         if (!string.Equals(response.ETag?.Trim('"'), Convert.ToHexStringLower(md5), StringComparison.OrdinalIgnoreCase))
             throw new IOException($"s3://{_options.Bucket}/{key}: the store answered ETag {response.ETag} for content of MD5 {Convert.ToHexStringLower(md5)}");
