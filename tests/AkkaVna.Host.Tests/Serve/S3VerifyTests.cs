@@ -31,7 +31,7 @@ public sealed class S3VerifyTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Verify_finds_a_missing_object_a_damaged_one_and_an_orphan_in_the_bucket_and_repair_mends_the_first_two_from_the_cache()
+    public async Task A_resend_writes_nothing_and_verify_finds_a_missing_object_a_damaged_one_and_an_orphan_and_repair_mends_the_first_two_from_the_cache()
     {
         using var dir = new TempDir();
         string data = ArchiveServer.NewDataFolder(dir, ArchiveServer.S3);
@@ -46,6 +46,15 @@ public sealed class S3VerifyTests(ITestOutputHelper output)
 
         string bucket = BucketOf(data);
         using var s3 = Client();
+        // A resend of what is archived writes nothing to S3: every object as it was (same keys, same write times).
+        async Task<Dictionary<string, DateTime?>> ObjectsAsync() =>
+            ((await s3.ListObjectsV2Async(new ListObjectsV2Request { BucketName = bucket })).S3Objects ?? []).ToDictionary(o => o.Key, o => o.LastModified);
+        var before = await ObjectsAsync();
+        Assert.Equal(files.Count, before.Count);
+        await Task.Delay(1100); // S3's write times have a resolution of a second
+        var resent = Storescu.Send(Storescu.WriteConfig(dir, files), server.DicomPort, files, 2, TimeSpan.FromMinutes(3)).SelectMany(Storescu.Responses).ToList();
+        Assert.All(resent, kv => Assert.Equal("Success", kv.Value));
+        Assert.Equal(before, await ObjectsAsync());
         // Lost in S3, damaged in S3 (the same size, other bytes), and an object no row names.
         await s3.DeleteObjectAsync(bucket, "archive/" + rows[0].Blob.Key);
         var damaged = new byte[rows[1].Size];
