@@ -87,7 +87,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _uploader = Task.CompletedTask;
     private int _bucketReady;
-    private long _uploaded, _uploadFailures;
+    private long _uploaded, _uploadFailures, _downloaded;
 
     public S3BlobStore(S3BlobStoreOptions options, string name = BlobRef.PrimaryStore, string tier = BlobRef.DefaultTier, TimeProvider? time = null,
         TimeSpan? othersGrace = null)
@@ -303,6 +303,9 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
 
     public long UploadFailures => Interlocked.Read(ref _uploadFailures);
 
+    /// <summary>Bytes read from S3 (object bodies) since the store was opened: ranged reads fetch what their readers need.</summary>
+    public long BytesDownloaded => Interlocked.Read(ref _downloaded);
+
     /// <summary>Why the last upload from the queue failed (null once one succeeds again).</summary>
     public string? LastUploadError { get; private set; }
 
@@ -503,6 +506,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
             long length = LengthOf(first.ContentRange) ?? first.ContentLength;
             var head = new byte[Math.Min(first.ContentLength, HeadBytes)];
             await first.ResponseStream.ReadExactlyAsync(head, cancellationToken).ConfigureAwait(false);
+            Interlocked.Add(ref _downloaded, head.Length);
             return new S3Content(this, blob, key, length, head);
         }
         catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
@@ -787,6 +791,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
             }
             int want = (int)Math.Min(buffer.Length, _bodyEnd - _bodyAt);
             int n = await _body.ReadAsync(buffer[..want], cancellationToken).ConfigureAwait(false);
+            Interlocked.Add(ref store._downloaded, n);
             if (n == 0) throw new IOException($"s3://{store._options.Bucket}/{key} ended at {_bodyAt} of {Length} bytes");
             _bodyAt += n;
             Current += n;

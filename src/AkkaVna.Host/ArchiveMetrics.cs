@@ -30,8 +30,10 @@ public sealed class ArchiveMetrics : IArchiveMetrics
         var cached = f.CreateGauge("akkavna_blob_cache_bytes", "Bytes in the node's receive cache (recent instances, and those waiting for upload).");
         var uploaded = f.CreateGauge("akkavna_blob_uploads_total", "Instances the upload queue uploaded since the node started.");
         var failures = f.CreateGauge("akkavna_blob_upload_failures_total", "Uploads from the queue that failed (S3 out of reach) since the node started; each is retried.");
+        var downloaded = f.CreateGauge("akkavna_blob_s3_read_bytes_total", "Bytes read from S3 (object bodies) since the node started; reads of recent instances come from the receive cache instead.");
         Registry.AddBeforeCollectCallback(() =>
         {
+            downloaded.Set(backlog.BytesDownloaded);
             pending.Set(backlog.PendingUploads);
             pendingBytes.Set(backlog.PendingUploadBytes);
             cached.Set(backlog.CachedBytes);

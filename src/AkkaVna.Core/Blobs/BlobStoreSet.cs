@@ -74,6 +74,7 @@ public sealed class BlobStoreSet : IBlobStore, IUploadBacklog, IBlobRepair
     public long CachedBytes => Backlogs.Sum(b => b.CachedBytes);
     public long Uploaded => Backlogs.Sum(b => b.Uploaded);
     public long UploadFailures => Backlogs.Sum(b => b.UploadFailures);
+    public long BytesDownloaded => Backlogs.Sum(b => b.BytesDownloaded);
 
     public Task<bool> TryRepairAsync(BlobRef blob, string sha256, CancellationToken cancellationToken) =>
         StoreOf(blob) is IBlobRepair repair ? repair.TryRepairAsync(blob, sha256, cancellationToken) : Task.FromResult(false);

@@ -124,6 +124,9 @@ public interface IUploadBacklog
     long Uploaded { get; }
 
     long UploadFailures { get; }
+
+    /// <summary>Bytes read back from the remote store (object bodies).</summary>
+    long BytesDownloaded { get; }
 }
 
 /// <summary>A store that can mend a missing or damaged blob from a copy of its own (a node's receive cache).</summary>

@@ -68,6 +68,14 @@ public sealed class MemoryTests(ITestOutputHelper output)
         return Convert.ToHexStringLower(await SHA256.HashDataAsync(fs));
     }
 
+    private static async Task<double> S3ReadBytesAsync(ArchiveServer server)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        const string Name = "akkavna_blob_s3_read_bytes_total ";
+        var line = (await http.GetStringAsync($"http://127.0.0.1:{server.HttpPort}/metrics")).Split('\n').Single(l => l.StartsWith(Name, StringComparison.Ordinal));
+        return double.Parse(line[Name.Length..], CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Samples the node's RSS until <paramref name="work"/> ends; the peak.</summary>
     private static async Task<(T Result, long Peak)> PeakWhileAsync<T>(int pid, Func<T> work)
     {
@@ -121,10 +129,18 @@ public sealed class MemoryTests(ITestOutputHelper output)
         var request = new HttpRequestMessage(HttpMethod.Get,
             $"http://127.0.0.1:{server.HttpPort}/dicom-web/studies/{row.StudyInstanceUid}/series/{row.SeriesInstanceUid}/instances/{row.SopInstanceUid}/frames/300");
         request.Headers.TryAddWithoutValidation("Accept", "multipart/related; type=\"application/octet-stream\"");
+        double readBefore = backend == ArchiveServer.S3 ? await S3ReadBytesAsync(server) : 0;
         var (frame, framePeak) = await PeakWhileAsync(server.ProcessId, () => http.Send(request));
         Assert.Equal(System.Net.HttpStatusCode.OK, frame.StatusCode);
         byte[] body = await frame.Content.ReadAsByteArrayAsync();
         Assert.InRange(body.Length, Side * Side * 2, Side * Side * 2 + 1024);
+        if (backend == ArchiveServer.S3)
+        {
+            // A frame is read by ranged GETs of its bytes (and the object's first 64 KiB), not the whole object.
+            double read = await S3ReadBytesAsync(server) - readBefore;
+            output.WriteLine($"one 2 MiB frame of the 1 GiB object: {read / 1e6:0.0} MB read from S3");
+            Assert.InRange(read, Side * Side * 2, 8_000_000);
+        }
 
         long peak = Math.Max(ingestPeak, Math.Max(getPeak, framePeak)), growth = peak - baseline;
         output.WriteLine($"{backend}: node RSS {baseline / 1e6:0} MB before; peak {ingestPeak / 1e6:0} MB ingesting {huge.DataSetLength / 1e9:0.00} GB, "
