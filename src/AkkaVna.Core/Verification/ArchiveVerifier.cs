@@ -32,8 +32,11 @@ public sealed record VerifyReport(
     /// <summary>Whether the missing or damaged blobs were all repaired (true when there were none).</summary>
     private bool Mended => Repaired.Count > 0 && Unrepairable.Count == 0;
 
-    public bool IsClean => (Mended || MissingBlobs.Count == 0 && ChecksumMismatches.Count == 0 && SizeMismatches.Count == 0)
-        && OrphanBlobs.Count == 0 && Unparseable.Count == 0;
+    /// <summary>Of <see cref="Unparseable"/>, those whose bytes are the indexed ones (archived so: nothing to repair them from).</summary>
+    public int UnparseableAsIndexed { get; init; }
+
+    public bool IsClean => Mended ? OrphanBlobs.Count == 0 && UnparseableAsIndexed == 0
+        : MissingBlobs.Count == 0 && ChecksumMismatches.Count == 0 && SizeMismatches.Count == 0 && OrphanBlobs.Count == 0 && Unparseable.Count == 0;
 }
 
 /// <summary>How <see cref="ArchiveVerifier"/> runs.</summary>
@@ -72,6 +75,7 @@ public static class ArchiveVerifier
         public readonly List<string> Missing = [], Mismatched = [], WrongSize = [], Unparseable = [];
         public readonly List<Row> ToRepair = [];
         public long Indexed, Verified;
+        public int UnparseableAsIndexed;
     }
 
     public static async Task<VerifyReport> VerifyAsync(IArchiveIndex index, IBlobStore blobs, VerifyOptions options, IProgress<(long Done, long Total)>? progress,
@@ -162,7 +166,7 @@ public static class ArchiveVerifier
         return new VerifyReport(problems.Indexed, blobCount, problems.Verified, problems.Missing, orphans, problems.Mismatched, problems.WrongSize,
             await blobs.CountStagedAsync(cancellationToken))
         {
-            Unparseable = problems.Unparseable, Repaired = repaired, Unrepairable = unrepairable, Spilled = spill is not null,
+            Unparseable = problems.Unparseable, UnparseableAsIndexed = problems.UnparseableAsIndexed, Repaired = repaired, Unrepairable = unrepairable, Spilled = spill is not null,
         };
     }
 
@@ -180,13 +184,13 @@ public static class ArchiveVerifier
             }
             return;
         }
-        if (length != row.Size)
+        bool damaged = length != row.Size;
+        if (damaged) problems.WrongSize.Add($"{row.Sop}: blob {row.Blob} has {length} bytes, the index says {row.Size}");
+        if (!options.Checksums)
         {
-            problems.WrongSize.Add($"{row.Sop}: blob {row.Blob} has {length} bytes, the index says {row.Size}");
-            problems.ToRepair.Add(row);
+            if (damaged) problems.ToRepair.Add(row);
             return;
         }
-        if (!options.Checksums) return;
         // One read for both: the checksum of the bytes and whether they parse as a whole data set.
         string sha;
         string? parseError = null;
@@ -204,12 +208,11 @@ public static class ArchiveVerifier
             sha = stream.FinishHash();
         }
         problems.Verified++;
-        if (sha != row.Sha256)
-        {
-            problems.Mismatched.Add($"{row.Sop}: blob {row.Blob} has SHA-256 {sha}, the index says {row.Sha256}");
-            problems.ToRepair.Add(row);
-        }
-        else if (parseError is not null) problems.Unparseable.Add($"{row.Sop} (study {row.Study}): blob {row.Blob} is not a whole data set: {parseError}");
+        if (sha != row.Sha256) problems.Mismatched.Add($"{row.Sop}: blob {row.Blob} has SHA-256 {sha}, the index says {row.Sha256}");
+        if (damaged || sha != row.Sha256) problems.ToRepair.Add(row);
+        if (parseError is null) return;
+        problems.Unparseable.Add($"{row.Sop} (study {row.Study}): blob {row.Blob} is not a whole data set: {parseError}");
+        if (!damaged && sha == row.Sha256) problems.UnparseableAsIndexed++;
     }
 
     /// <summary>
