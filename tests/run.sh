@@ -25,6 +25,8 @@ done
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 # PostgreSQL's server binaries (initdb, pg_ctl) live under /usr/lib/postgresql/VERSION/bin, not on the PATH.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+# The codecs' native libraries (called through P/Invoke) are files too: CharLS for JPEG-LS.
+compgen -G "/usr/lib/*/libcharls.so.2" >/dev/null || need+=(libcharls2)
 if [ ${#need[@]} -gt 0 ]; then
   need=($(printf '%s\n' "${need[@]}" | sort -u))
   echo "installing: ${need[*]}"

@@ -14,8 +14,6 @@ namespace AkkaVna.Codecs.Tests;
 /// </summary>
 public sealed class RleLosslessTests
 {
-    private static readonly string[] NativeLittleEndian = [DicomUids.ImplicitVRLittleEndian, DicomUids.ExplicitVRLittleEndian];
-
     [Theory]
     [InlineData(1, 8, 0)]
     [InlineData(1, 16, 0)]
@@ -72,58 +70,17 @@ public sealed class RleLosslessTests
         Assert.Contains("at most 15", Assert.Throws<CodecException>(() => RleLossless.Encode(new byte[16 * 16], g with { SamplesPerPixel = 4, BitsAllocated = 32, BitsStored = 32 })).Reason, StringComparison.Ordinal);
     }
 
-    /// <summary>Corpus files with native little-endian pixel data a codec can take (8, 16 or 32 bits; 1, 3 or 4 samples).</summary>
-    public static TheoryData<string> NativeImages() => Corpus.Files(e => NativeLittleEndian.Contains(e.TransferSyntax) && Geometry(e.Path) is not null);
+    /// <summary>Corpus files with native little-endian pixel data RLE can take (8, 16 or 32 bits; 1, 3 or 4 samples).</summary>
+    public static TheoryData<string> NativeImages() => Corpus.Files(e => CodecOracle.NativeLittleEndian.Contains(e.TransferSyntax)
+        && CodecOracle.Geometry(e.Path) is { } g && g.SamplesPerPixel * g.BytesPerSample <= 15);
 
     public static TheoryData<string> RleImages() => Corpus.Files(e => e.TransferSyntax == RleLossless.TransferSyntaxUid && e.DcmdumpAccepts);
 
-    private static FrameGeometry? Geometry(string path)
-    {
-        try
-        {
-            using var file = DicomFile.Open(path);
-            return GeometryOf(file.Dataset) is { } g && PixelDataFrames.Of(file.Dataset).Count > 0 ? g : null;
-        }
-        catch (Exception e) when (e is DicomParseException or PixelDataException)
-        {
-            return null; // not an image a codec takes (no pixels, or pixels that do not fit the geometry)
-        }
-    }
+    private static FrameGeometry? GeometryOf(DicomDataset ds) => CodecOracle.GeometryOf(ds);
 
-    private static FrameGeometry? GeometryOf(DicomDataset ds)
-    {
-        if (!PixelDataFrames.HasPixelData(ds) || ds[DicomTags.PixelData] is null) return null;
-        var g = new FrameGeometry(ds.GetUInt16(DicomTags.Rows) ?? 0, ds.GetUInt16(DicomTags.Columns) ?? 0, ds.GetUInt16(DicomTags.SamplesPerPixel) ?? 1,
-            ds.GetUInt16(DicomTags.BitsAllocated) ?? 0, ds.GetUInt16(DicomTags.BitsStored) ?? 0, ds.GetUInt16(DicomTags.PixelRepresentation) == 1,
-            ds.GetUInt16(DicomTags.PlanarConfiguration) ?? 0);
-        try
-        {
-            g.Validate();
-            return g.SamplesPerPixel * g.BytesPerSample <= 15 ? g : null;
-        }
-        catch (CodecException)
-        {
-            return null;
-        }
-    }
+    private static List<byte[]> Frames(DicomDataset ds) => CodecOracle.Frames(ds);
 
-    private static List<byte[]> Frames(DicomDataset ds)
-    {
-        var frames = PixelDataFrames.Of(ds);
-        return [.. frames.Frames().Select(f =>
-        {
-            using var s = f.Open();
-            using var ms = new MemoryStream();
-            s.CopyTo(ms);
-            return ms.ToArray();
-        })];
-    }
-
-    private static void Dcmtk(string tool, params string[] args)
-    {
-        var r = Tool.Run(Tool.Dcmtk(tool), args, TimeSpan.FromMinutes(2));
-        Assert.True(r.ExitCode == 0, $"{tool}: {r.StdErr}{r.StdOut}");
-    }
+    private static void Dcmtk(string tool, params string[] args) => CodecOracle.Dcmtk(tool, args);
 
     [Theory]
     [MemberData(nameof(NativeImages))]
@@ -177,19 +134,7 @@ public sealed class RleLosslessTests
         using var dir = new TempDir();
         string native = dir.File("native.dcm");
         Dcmtk("dcmdrle", Corpus.Get(file).Path, native);
-        using var rle = DicomFile.Open(Corpus.Get(file).Path);
-        using var reference = DicomFile.Open(native);
-        var g = GeometryOf(rle.Dataset)!;
-        int referencePlanar = reference.Dataset.GetUInt16(DicomTags.PlanarConfiguration) ?? 0;
-        var fragments = Frames(rle.Dataset);
-        var expected = Frames(reference.Dataset);
-        Assert.Equal(expected.Count, fragments.Count);
-        for (int i = 0; i < fragments.Count; i++)
-        {
-            var decoded = new byte[g.FrameBytes];
-            RleLossless.Decode(fragments[i], g with { PlanarConfiguration = referencePlanar }, decoded);
-            Assert.Equal(expected[i], decoded);
-        }
+        CodecOracle.AssertDecodesAs(Corpus.Get(file).Path, native, (e, g, f) => RleLossless.Decode(e, g, f));
     }
 
     /// <summary>A native frame in the layout <paramref name="planar"/> (the same bytes when it is already so, or one sample).</summary>
