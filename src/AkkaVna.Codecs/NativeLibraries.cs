@@ -15,13 +15,14 @@ internal static class NativeLibraries
         ["charls"] = (["libcharls.so.2", "libcharls.so"], "libcharls2"),
     };
 
-    private static int _registered;
-
-    public static void Register()
+    /// <summary>The resolver, installed once per process for this assembly (the runtime allows one).</summary>
+    private static readonly Lazy<bool> Registered = new(() =>
     {
-        if (Interlocked.Exchange(ref _registered, 1) == 1) return;
         NativeLibrary.SetDllImportResolver(typeof(NativeLibraries).Assembly, Resolve);
-    }
+        return true;
+    });
+
+    public static void Register() => _ = Registered.Value;
 
     private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path)
     {
