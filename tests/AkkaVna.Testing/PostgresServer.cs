@@ -36,6 +36,7 @@ public sealed class PostgresServer : IDisposable
                ?? throw new InvalidOperationException("PostgreSQL is not installed (Debian package postgresql): tests/run.sh installs it");
         _asPostgres = Environment.UserName == "root";
         _folder = Path.Combine(Path.GetTempPath(), "akkavna-pg-" + Guid.NewGuid().ToString("N")[..8]);
+        Reaper.Watch(_folder);
         Directory.CreateDirectory(_folder);
         if (_asPostgres) Run("chown", ["postgres:postgres", _folder]);
         string data = Path.Combine(_folder, "data");

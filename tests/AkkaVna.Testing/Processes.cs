@@ -5,6 +5,31 @@ using System.Text;
 
 namespace AkkaVna.Testing;
 
+/// <summary>
+/// Cleans up after a test process that ends without disposing the servers it started (a test host is often ended without
+/// its exit handlers running): a small detached watcher waits for this process to be gone, then kills every process whose
+/// command line names <c>marker</c> (a server's own temporary folder: nothing else has it) and deletes the folder. So a
+/// test run never leaves Ceph or PostgreSQL servers behind for the next one.
+/// </summary>
+public static class Reaper
+{
+    public static void Watch(string folder)
+    {
+        string script = $$"""
+            exec </dev/null >/dev/null 2>&1
+            while kill -0 {{Environment.ProcessId}} 2>/dev/null; do sleep 2; done
+            for p in $(pgrep -f -- '{{folder}}'); do [ "$p" != "$$" ] && kill -9 "$p" 2>/dev/null; done
+            rm -rf -- '{{folder}}'
+            """;
+        // Its own pipes, closed at once: it must not hold the test host's output open (the test runner waits for that to end).
+        var psi = new ProcessStartInfo("setsid", ["bash", "-c", script])
+        {
+            UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        using var watcher = Process.Start(psi);
+    }
+}
+
 /// <summary>The akka-vna executable built beside the tests, run as a user runs it.</summary>
 public static class AkkaVnaCli
 {

@@ -38,6 +38,7 @@ public sealed class RadosGateway : IDisposable
             if (Tool.Run("which", [tool]).ExitCode != 0)
                 throw new InvalidOperationException($"{tool} is missing (Debian packages ceph-mon ceph-osd radosgw ceph-common): tests/run.sh installs them");
         _folder = Path.Combine(Path.GetTempPath(), "akkavna-rgw-" + Guid.NewGuid().ToString("N")[..8]);
+        Reaper.Watch(_folder);
         foreach (var sub in new[] { "mon", "osd/ceph-0", "run", "log", "rgw" }) Directory.CreateDirectory(Path.Combine(_folder, sub));
         _monPort = FreePort();
         _monV1Port = FreePort();
