@@ -154,8 +154,25 @@ internal sealed class ReceiveCache : IDisposable
         }
     }
 
-    /// <summary>A marker whose file never came (its staged file was discarded): dropped.</summary>
-    public void DropMarker(string key) => File.Delete(Path.Combine(_queue, MarkerOf(key)));
+    /// <summary>Instances held here and not yet in S3 (from the books: no file is read).</summary>
+    public int PendingCount
+    {
+        get { lock (_gate) return _entries.Values.Count(e => e.Pending); }
+    }
+
+    /// <summary>Markers whose file never came (their staged file was settled elsewhere) older than <paramref name="age"/>: dropped; their keys.</summary>
+    public IReadOnlyList<string> DropMarkersWithoutFile(TimeSpan age)
+    {
+        var dropped = new List<string>();
+        foreach (var marker in new DirectoryInfo(_queue).EnumerateFiles())
+        {
+            string key = KeyOfMarker(marker.Name);
+            if (File.Exists(PathOf(key)) || marker.LastWriteTimeUtc > DateTime.UtcNow - age) continue;
+            marker.Delete();
+            dropped.Add(key);
+        }
+        return dropped;
+    }
 
     /// <summary>Removes a key's file and marker (the blob was deleted).</summary>
     public void Remove(string key)

@@ -293,7 +293,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
     }
 
     /// <summary>Received and not yet in S3 (after-local-commit): what the upload queue holds.</summary>
-    public int PendingUploads => _cache is null ? 0 : _cache.Pending().Count;
+    public int PendingUploads => _cache?.PendingCount ?? 0;
 
     public long PendingUploadBytes => _cache?.PendingBytes ?? 0;
 
@@ -326,12 +326,8 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
             {
                 using var round = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
                 var pending = cache.Pending();
-                foreach (var (key, _, _) in pending.Where(p => p.Path is null))
-                    if (File.GetLastWriteTimeUtc(Path.Combine(_options.CacheFolder!, "queue", key.Replace('/', '+'))) < DateTime.UtcNow.AddHours(-1))
-                    {
-                        log?.LogWarning("upload queue: {Key} has no file in the cache after an hour (its staged copy was settled elsewhere): dropped", key);
-                        cache.DropMarker(key);
-                    }
+                foreach (var key in cache.DropMarkersWithoutFile(TimeSpan.FromHours(1)))
+                    log?.LogWarning("upload queue: {Key} has no file in the cache after an hour (its staged copy was settled elsewhere): dropped", key);
                 await Parallel.ForEachAsync(pending.Where(p => p.Path is not null),
                     new ParallelOptions { MaxDegreeOfParallelism = _options.UploadConcurrency, CancellationToken = round.Token }, async (p, ct) =>
                     {
