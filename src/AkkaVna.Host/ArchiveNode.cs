@@ -139,7 +139,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             // Checkpoints of nodes silent for a long while (crashed, not back) are covered by this catch-up: dropped.
             var silent = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMinutes(1).Ticks, options.IndexSyncInterval.Ticks * 30));
             await index.RecordCatchUpAsync(caughtUpTo, caughtUpTo - silent, cancellationToken);
-            var (promoted, discarded, kept) = await RecoverStagedAsync(blobs, index, gateway, TimeSpan.Zero, cancellationToken);
+            var (promoted, discarded, kept) = await RecoverStagedAsync(blobs, index, gateway, log, TimeSpan.Zero, cancellationToken);
             if (promoted + discarded + kept > 0)
                 log.LogInformation("recovery: {Promoted} staged blob(s) promoted (committed before a crash), {Discarded} discarded (never acknowledged), {Kept} left for the next sweep",
                     promoted, discarded, kept);
@@ -334,11 +334,11 @@ public sealed class ArchiveNode : IAsyncDisposable
     /// re-projects any commit the index missed), and the index decides — promote to the indexed key when the checksum
     /// matches, delete otherwise (with what was uploaded for it before a commit that no row names).
     /// </summary>
-    private static Task<StagedRecovery> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IStudyGateway studies, TimeSpan olderThan,
+    private static Task<StagedRecovery> RecoverStagedAsync(IBlobStore blobs, IArchiveIndex index, IStudyGateway studies, ILogger log, TimeSpan olderThan,
         CancellationToken cancellationToken) =>
-        blobs.RecoverStagedAsync(new IndexResolver(index, studies), olderThan, cancellationToken);
+        blobs.RecoverStagedAsync(new IndexResolver(index, studies, log), olderThan, cancellationToken);
 
-    private sealed class IndexResolver(IArchiveIndex index, IStudyGateway studies) : IStagedBlobResolver
+    private sealed class IndexResolver(IArchiveIndex index, IStudyGateway studies, ILogger log) : IStagedBlobResolver
     {
         public async Task<BlobRef?> ResolveAsync(IBlobContent staged, CancellationToken cancellationToken)
         {
@@ -352,10 +352,23 @@ public sealed class ArchiveNode : IAsyncDisposable
                 return null; // cut short or unreadable: it was never acknowledged
             }
             await studies.GetSummaryAsync(header.StudyInstanceUid, TimeSpan.FromSeconds(60), cancellationToken);
-            if (await index.FindInstanceAsync(header.SopInstanceUid, cancellationToken) is not { } row) return null;
+            if (await index.FindInstanceAsync(header.SopInstanceUid, cancellationToken) is not { } row)
+            {
+                log.LogInformation("recovery: staged blob {Staged} of {SopInstance} (study {Study}) is not indexed: never acknowledged, discarded",
+                    staged.Description, header.SopInstanceUid, header.StudyInstanceUid);
+                return null;
+            }
             string sha;
             await using (var fs = staged.OpenRead()) sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken));
-            return sha == row.Sha256 && row.StudyInstanceUid == header.StudyInstanceUid ? row.Blob : null;
+            if (sha == row.Sha256 && row.StudyInstanceUid == header.StudyInstanceUid)
+            {
+                log.LogInformation("recovery: staged blob {Staged} of {SopInstance} (study {Study}) is indexed: promoted to {Blob}",
+                    staged.Description, header.SopInstanceUid, header.StudyInstanceUid, row.Blob);
+                return row.Blob;
+            }
+            log.LogInformation("recovery: staged blob {Staged} of {SopInstance} (study {Study}) is not what the index holds (SHA-256 {Sha}, indexed {IndexedSha} in study {IndexedStudy}): discarded",
+                staged.Description, header.SopInstanceUid, header.StudyInstanceUid, sha[..16], row.Sha256[..Math.Min(16, row.Sha256.Length)], row.StudyInstanceUid);
+            return null;
         }
 
         public async Task<bool> IsReferencedAsync(BlobRef blob, CancellationToken cancellationToken)
@@ -375,7 +388,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 await Task.Delay(Options.SweepInterval, _stopping.Token);
                 try
                 {
-                    var (promoted, discarded, kept) = await RecoverStagedAsync(Blobs, Index, Studies, Options.StagedGrace, _stopping.Token);
+                    var (promoted, discarded, kept) = await RecoverStagedAsync(Blobs, Index, Studies, _log, Options.StagedGrace, _stopping.Token);
                     if (promoted + discarded + kept > 0)
                         _log.LogInformation("sweep: {Promoted} staged blob(s) promoted, {Discarded} discarded, {Kept} left for the next sweep", promoted, discarded, kept);
                 }

@@ -9,8 +9,8 @@ public sealed class ShardStudyGateway(IActorRef studies) : IStudyGateway
 {
     public IActorRef Region { get; } = studies;
 
-    public Task<StoreInstanceResult> StoreAsync(StoredInstance instance, TimeSpan timeout, CancellationToken cancellationToken) =>
-        AskAsync<StoreInstanceResult>(new StoreInstance(instance), timeout, cancellationToken);
+    public Task<StoreInstanceResult> StoreAsync(StoreInstance command, TimeSpan timeout, CancellationToken cancellationToken) =>
+        AskAsync<StoreInstanceResult>(command, timeout, cancellationToken);
 
     public Task<StudySummary> GetSummaryAsync(string studyInstanceUid, TimeSpan timeout, CancellationToken cancellationToken) =>
         AskAsync<StudySummary>(new GetStudySummary(studyInstanceUid), timeout, cancellationToken);

@@ -241,6 +241,15 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
 
     private void OnStore(StoreInstance cmd)
     {
+        if (cmd.CommitBy is { } deadline && _time.GetUtcNow() > deadline)
+        {
+            // Its sender stopped waiting and left the blob to recovery, which may have discarded it already: never committed.
+            _log.Warning("study {0}: {1} arrived {2:0.0} s after its sender stopped waiting; refused, not committed", _studyUid,
+                cmd.Instance.Header.SopInstanceUid, (_time.GetUtcNow() - deadline).TotalSeconds);
+            Sender.Tell(new StoreInstanceResult(cmd.Instance.Header.SopInstanceUid, StoreOutcome.Failed,
+                "the command reached the study after its sender stopped waiting; send the instance again"));
+            return;
+        }
         var (outcome, events, reason) = _decided.Decide(cmd.Instance, _settings.ConflictPolicy);
         BlobRef? obsolete = null;
         foreach (var e in events)

@@ -77,7 +77,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                     w.Write(e.Reason);
                     break;
                 case StudyState s: Write(w, s); break;
-                case StoreInstance c: Write(w, c.Instance); break;
+                case StoreInstance c: Write(w, c.Instance); WriteOpt(w, c.CommitBy); break;
                 case StoreInstanceResult r:
                     w.Write(r.SopInstanceUid);
                     w.Write((byte)r.Outcome);
@@ -121,7 +121,11 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
             StudyReopenedManifest => new StudyReopened(r.ReadString(), ReadTime(r)),
             InstanceWithdrawnManifest => new InstanceWithdrawn(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
             StateManifest => ReadState(r, v),
-            StoreInstanceManifest => new StoreInstance(ReadInstance(r, v)),
+            StoreInstanceManifest => new StoreInstance(ReadInstance(r, v))
+            {
+                // An earlier build's command ends after the instance: no deadline.
+                CommitBy = r.BaseStream.Position < r.BaseStream.Length ? ReadOptTime(r) : null,
+            },
             StoreResultManifest => new StoreInstanceResult(r.ReadString(), (StoreOutcome)r.ReadByte(), ReadOpt(r), r.ReadBoolean() ? ReadBlob(r, v) : null,
                 v.HasContentChecksums ? ReadOpt(r) : null),
             CheckStabilityManifest => new CheckStability(r.ReadString()),

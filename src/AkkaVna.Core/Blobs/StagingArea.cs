@@ -106,7 +106,16 @@ public sealed class StagingArea : IAsyncDisposable
                 Directory.CreateDirectory(_mine);
                 try
                 {
-                    _lock = new FileStream(Path.Combine(_mine, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                    try
+                    {
+                        _lock = new FileStream(Path.Combine(_mine, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                    }
+                    catch (DirectoryNotFoundException)
+                    {
+                        // Another node's recovery removed the folder of this node's previous life just now: made again.
+                        Directory.CreateDirectory(_mine);
+                        _lock = new FileStream(Path.Combine(_mine, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                    }
                 }
                 catch (IOException e)
                 {
@@ -131,6 +140,13 @@ public sealed class StagingArea : IAsyncDisposable
     }
 
     private const string NoteExtension = ".key";
+
+    /// <summary>
+    /// How far apart the clocks of a cluster's nodes may be: a staged blob whose commit may happen until a deadline
+    /// (<see cref="IBlobWriter.KeepStagedUntil"/>) is dated that much later, so that no node's recovery decides it
+    /// while another node's study actor may still commit it.
+    /// </summary>
+    public static readonly TimeSpan ClockSkewAllowance = TimeSpan.FromSeconds(10);
 
     /// <summary>Begins a staged blob; <paramref name="target"/> says how it reaches the store.</summary>
     public IBlobWriter Create(IStagingTarget target) =>
@@ -192,14 +208,23 @@ public sealed class StagingArea : IAsyncDisposable
                 total += await RecoverFolderAsync(folder, resolve, promote, now - _othersGrace, cancellationToken).ConfigureAwait(false);
                 continue;
             }
-            StagedRecovery settled;
             await using (takenOver)
-                settled = await RecoverFolderAsync(folder, resolve, promote, DateTime.MaxValue, cancellationToken).ConfigureAwait(false);
-            total += settled;
-            if (settled.Kept == 0 && !Directory.EnumerateFiles(folder, "*.part").Any() && !Directory.EnumerateFiles(folder, "*" + NoteExtension).Any())
             {
-                try { Directory.Delete(folder, recursive: true); }
-                catch (IOException) { } // a node of that name came back meanwhile
+                // A dead node's blobs are settled at once, except those whose commit may still happen: a command it sent
+                // can sit in a shard's buffer or a recovering actor's stash until its deadline (their date, see KeepStagedUntil).
+                var settled = await RecoverFolderAsync(folder, resolve, promote, now, cancellationToken).ConfigureAwait(false);
+                total += settled;
+                if (settled.Kept == 0 && !Directory.EnumerateFileSystemEntries(folder).Any(e => Path.GetFileName(e) != LockFile))
+                {
+                    // Removed while its lock is held: a node of that name coming back meanwhile cannot have written in it.
+                    // (It makes the folder again, with a new lock, once this one is gone.)
+                    try
+                    {
+                        File.Delete(Path.Combine(folder, LockFile));
+                        Directory.Delete(folder);
+                    }
+                    catch (IOException) { } // something arrived meanwhile: the next run settles it
+                }
             }
         }
         return total;
@@ -364,6 +389,14 @@ public sealed class StagingArea : IAsyncDisposable
                 throw;
             }
             _prepared = blob;
+        }
+
+        public void KeepStagedUntil(DateTimeOffset deadline)
+        {
+            if (!_sealed) throw new InvalidOperationException("seal the blob before committing it");
+            // Recovery decides only files last written before its cutoff: dated past the deadline (and the clock margin),
+            // this one is left alone until no commit naming it can happen any more.
+            File.SetLastWriteTimeUtc(path, (deadline + ClockSkewAllowance).UtcDateTime);
         }
 
         public async ValueTask PromoteAsync(BlobRef blob, CancellationToken cancellationToken)

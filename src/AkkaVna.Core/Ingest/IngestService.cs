@@ -203,9 +203,18 @@ public sealed class IngestService(IBlobStore blobs, IArchiveIndex index, IStudyG
             }
             var instance = new StoredInstance(header, blob, writer.Length, sha, owner._time.GetUtcNow(), request.Source) { ContentSha256 = inspection.ContentSha256 };
             StoreInstanceResult result;
+            var commitBy = owner._time.GetUtcNow() + owner._settings.CommitTimeout;
             try
             {
-                result = await owner._studies.StoreAsync(instance, owner._settings.CommitTimeout, cancellationToken);
+                writer.KeepStagedUntil(commitBy);
+            }
+            catch (IOException e)
+            {
+                return For(StoreUnavailable("not archived, its staged blob cannot be kept for the commit", e));
+            }
+            try
+            {
+                result = await owner._studies.StoreAsync(new StoreInstance(instance) { CommitBy = commitBy }, owner._settings.CommitTimeout, cancellationToken);
             }
             catch (Exception e) when (e is TimeoutException or TaskCanceledException)
             {

@@ -91,6 +91,13 @@ public interface IBlobWriter : IAsyncDisposable
     /// <summary>Whether <see cref="PrepareAsync"/> wrote the bytes to the store (then they are in place, whatever a concurrent writer of the same bytes does).</summary>
     bool IsPrepared { get; }
 
+    /// <summary>
+    /// Before the commit is sent: a commit naming this blob may happen until <paramref name="deadline"/> (the study actor
+    /// refuses a command that reaches it later). Recovery leaves the staged blob alone until then (and a margin for clocks),
+    /// so that it never discards a blob whose commit is only late.
+    /// </summary>
+    void KeepStagedUntil(DateTimeOffset deadline);
+
     /// <summary>Makes the sealed blob readable under <paramref name="blob"/>, atomically replacing any blob there.</summary>
     ValueTask PromoteAsync(BlobRef blob, CancellationToken cancellationToken);
 

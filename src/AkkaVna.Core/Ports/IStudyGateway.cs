@@ -9,7 +9,7 @@ namespace AkkaVna.Core.Ports;
 public interface IStudyGateway
 {
     /// <summary>Commits an instance in its study; throws <see cref="TimeoutException"/> when no answer comes within <paramref name="timeout"/> (the outcome is then unknown).</summary>
-    Task<StoreInstanceResult> StoreAsync(StoredInstance instance, TimeSpan timeout, CancellationToken cancellationToken);
+    Task<StoreInstanceResult> StoreAsync(StoreInstance command, TimeSpan timeout, CancellationToken cancellationToken);
 
     /// <summary>A study as its actor sees it, answered after what is in flight (a re-projection too); throws <see cref="TimeoutException"/> when no answer comes.</summary>
     Task<StudySummary> GetSummaryAsync(string studyInstanceUid, TimeSpan timeout, CancellationToken cancellationToken);

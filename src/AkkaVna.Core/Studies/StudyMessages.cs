@@ -31,6 +31,14 @@ public sealed record StoredInstance(InstanceHeader Header, BlobRef Blob, long Si
 public sealed record StoreInstance(StoredInstance Instance) : IWithStudyInstanceUid, IStudyProtocol
 {
     public string StudyInstanceUid => Instance.Header.StudyInstanceUid;
+
+    /// <summary>
+    /// When its sender stops waiting for the answer. A command that reaches the actor later (held in a shard's buffer
+    /// while the study moved, or in the actor's stash while it recovered) is refused, never committed: its sender has
+    /// left the blob to recovery by then, which may already have discarded it as never acknowledged. Null from an
+    /// earlier build: no deadline.
+    /// </summary>
+    public DateTimeOffset? CommitBy { get; init; }
 }
 
 public enum StoreOutcome

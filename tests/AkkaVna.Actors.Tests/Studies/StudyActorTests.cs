@@ -155,6 +155,25 @@ public sealed class StudyActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
     }
 
     [Fact]
+    public async Task A_command_that_arrives_after_its_sender_stopped_waiting_is_refused_and_never_committed()
+    {
+        // Held in a shard's buffer while the study moved: its sender gave up and left the blob to recovery, which may
+        // have discarded it. Committing it now would index an instance whose blob is gone.
+        var study = StartStudy();
+        study.Tell(new StoreInstance(Instance("1.1")) { CommitBy = _clock.GetUtcNow().AddSeconds(-1) }, TestActor);
+        var late = ExpectMsg<StoreInstanceResult>(TimeSpan.FromSeconds(10));
+        Assert.Equal(StoreOutcome.Failed, late.Outcome);
+        Assert.Contains("stopped waiting", late.Reason);
+        study.Tell(new GetStudySummary(Study), TestActor);
+        Assert.Equal(0, ExpectMsg<StudySummary>(TimeSpan.FromSeconds(10)).InstanceCount);
+        Assert.Equal(0, await IndexedInstancesAsync(_index));
+        // In time, it is committed.
+        study.Tell(new StoreInstance(Instance("1.1")) { CommitBy = _clock.GetUtcNow().AddSeconds(30) }, TestActor);
+        Assert.Equal(StoreOutcome.Stored, ExpectMsg<StoreInstanceResult>(TimeSpan.FromSeconds(10)).Outcome);
+        Assert.Equal(1, await IndexedInstancesAsync(_index));
+    }
+
+    [Fact]
     public void The_hand_off_message_stops_the_actor_only_after_what_it_received_is_committed_and_answered()
     {
         var study = StartStudy();

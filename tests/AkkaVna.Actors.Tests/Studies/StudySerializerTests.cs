@@ -30,6 +30,7 @@ public sealed class StudySerializerTests : IDisposable
             { new StudyStabilized(Study, at), "SS" },
             { new StudyReopened(Study, at), "SR" },
             { new StoreInstance(Instance("1.1") with { Header = Header("1.1") with { PatientName = null, Modality = null, SeriesNumber = null } }), "CS" },
+            { new StoreInstance(Instance("1.1")) { CommitBy = at.AddSeconds(30) }, "CS" },
             { new StoreInstanceResult("1.1", StoreOutcome.Rejected, "why", null), "RS" },
             { new StoreInstanceResult("1.1", StoreOutcome.Duplicate, null, null, "ab12"), "RS" },
             { new StoreInstanceResult("1.1", StoreOutcome.Replaced, null, new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm", "htj2k")), "RS" },

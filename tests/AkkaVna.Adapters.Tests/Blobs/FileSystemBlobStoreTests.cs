@@ -34,6 +34,45 @@ public sealed class FileSystemBlobStoreTests : BlobStoreContract
         await Assert.ThrowsAsync<ArgumentException>(async () => await Store.OpenAsync(new BlobRef(Store.Name, key), CancellationToken.None));
 
     [Fact]
+    public async Task A_dead_nodes_blobs_are_settled_at_once_except_those_whose_commit_may_still_happen_and_its_folder_goes_when_empty()
+    {
+        string root = Path.Combine(_dir.Path, "shared");
+        var none = CancellationToken.None;
+        var committed = new BlobRef(BlobRef.PrimaryStore, new FileSystemBlobStore(root, node: "probe").RefFor("1.2", "1.2.1", "1.2.1.1").Key);
+        await using (var dead = new FileSystemBlobStore(root, node: "n1"))
+        {
+            foreach (var (b, deadline) in new[] { ((byte)1, DateTimeOffset.UtcNow.AddMinutes(1)), ((byte)2, DateTimeOffset.UtcNow.AddMinutes(-1)) })
+            {
+                await using var w = await dead.CreateAsync(none);
+                await w.WriteAsync(new[] { b }, none);
+                await w.SealAsync(false, none);
+                w.KeepStagedUntil(deadline);
+                w.LeaveForRecovery();
+            }
+        } // n1's lock released: it is gone
+        await using var survivor = new FileSystemBlobStore(root, node: "n2");
+        var resolver = new DelegateResolver(async staged =>
+        {
+            await using var s = staged.OpenRead();
+            return s.ReadByte() == 2 ? committed : null;
+        });
+        // The one whose deadline passed is settled (promoted: it was committed); the other may still be committed: left.
+        Assert.Equal(new StagedRecovery(1, 0, 0), await survivor.RecoverStagedAsync(resolver, TimeSpan.FromHours(1), none));
+        Assert.True(await survivor.ExistsAsync(committed, none));
+        Assert.Equal(1, await survivor.CountStagedAsync(none));
+        Assert.True(Directory.Exists(Path.Combine(root, ".staging", "n1")));
+
+        // Once its deadline is past, it is settled and the dead node's folder removed; a node of that name can come back.
+        foreach (var part in Directory.EnumerateFiles(Path.Combine(root, ".staging", "n1"), "*.part"))
+            File.SetLastWriteTimeUtc(part, DateTime.UtcNow.AddMinutes(-5));
+        Assert.Equal(new StagedRecovery(0, 1, 0), await survivor.RecoverStagedAsync(resolver, TimeSpan.FromHours(1), none));
+        Assert.False(Directory.Exists(Path.Combine(root, ".staging", "n1")));
+        await using var back = new FileSystemBlobStore(root, node: "n1");
+        await using (var w = await back.CreateAsync(none))
+            await w.WriteAsync(new byte[] { 3 }, none);
+    }
+
+    [Fact]
     public async Task A_reference_to_another_store_is_refused() =>
         await Assert.ThrowsAsync<ArgumentException>(async () => await Store.OpenAsync(new BlobRef("cold", "abc/1.2/1.2.3/1.2.3.4.dcm"), CancellationToken.None));
 }

@@ -112,6 +112,28 @@ public sealed class ClusterTests(ITestOutputHelper output)
         return await http.GetFromJsonAsync<JsonElement>($"admin/studies/{study}");
     }
 
+    /// <summary>
+    /// For a failed verification: what every node logged, and what each replay answered, about the instances it names
+    /// (so that a rare failure under chaos says what happened to them).
+    /// </summary>
+    private static string Trail(string verifyOutput, TestCluster cluster, params string[] outcomeFiles)
+    {
+        var uids = System.Text.RegularExpressions.Regex.Matches(verifyOutput, @"^\s+([0-9.]+) \(study", System.Text.RegularExpressions.RegexOptions.Multiline)
+            .Select(m => m.Groups[1].Value).Distinct().Take(5).ToList();
+        var b = new System.Text.StringBuilder();
+        foreach (var uid in uids)
+        {
+            b.AppendLine().AppendLine($"--- {uid}");
+            foreach (var file in outcomeFiles.Where(File.Exists))
+                foreach (var line in File.ReadLines(file).Where(l => l.Contains(uid, StringComparison.Ordinal)))
+                    b.AppendLine($"{Path.GetFileName(file)}: {line}");
+            foreach (var (name, node) in cluster.Nodes)
+                foreach (var line in node.Server.Output.Split('\n').Where(l => l.Contains(uid, StringComparison.Ordinal)))
+                    b.AppendLine($"{name}: {line}");
+        }
+        return b.ToString();
+    }
+
     /// <summary>SOP Instance UID → whether it was acknowledged (Success), from replay's outcome file.</summary>
     private static Dictionary<string, bool> Outcomes(string csv) =>
         File.ReadLines(csv).Skip(1).Select(l => l.Split(',')).GroupBy(f => f[1]).ToDictionary(g => g.Key, g => g.Any(f => f[5] == "yes"), StringComparer.Ordinal);
@@ -221,7 +243,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
         // verify checks the shared index against the shared blob folder: clean (the dead node's staged blobs settled).
         await WaitUntilAsync(async () => await Adapters.CreateBlobStore(cluster.Options).CountStagedAsync(CancellationToken.None) == 0, TimeSpan.FromMinutes(1), "no blob left staged");
         var verify = cluster.Verify();
-        Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
+        Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr + Trail(verify.StdOut, cluster, outcomesCsv, dir.File("resend.csv")));
 
         // C-FIND through each surviving node gives the same answer: 8 studies of 150 instances.
         var answers = survivors.Select(n => QueryRetrieveTools.Find(null, n.DicomPort, false, ["QueryRetrieveLevel=STUDY", "StudyInstanceUID", "NumberOfStudyRelatedInstances"]))

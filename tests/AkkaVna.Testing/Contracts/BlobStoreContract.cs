@@ -173,6 +173,33 @@ public abstract class BlobStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_blob_whose_commit_may_still_happen_is_left_staged_until_its_deadline_has_passed()
+    {
+        // Its commit was sent with a deadline a minute away (a command held in a shard's buffer may still be committed):
+        // however old the file, recovery must not decide it yet — "not indexed" would discard a blob about to be named.
+        await using (var w = await Store.CreateAsync(None))
+        {
+            await w.WriteAsync(new byte[] { 1 }, None);
+            await w.SealAsync(false, None);
+            w.KeepStagedUntil(DateTimeOffset.UtcNow.AddMinutes(1));
+            w.LeaveForRecovery();
+        }
+        var notIndexed = new DelegateResolver(_ => Task.FromResult<BlobRef?>(null));
+        Assert.Equal(new StagedRecovery(0, 0, 0), await Store.RecoverStagedAsync(notIndexed, TimeSpan.Zero, None));
+        Assert.Equal(1, await Store.CountStagedAsync(None));
+        // One whose deadline (and the clocks' margin) has passed is settled.
+        await using (var w = await Store.CreateAsync(None))
+        {
+            await w.WriteAsync(new byte[] { 2 }, None);
+            await w.SealAsync(false, None);
+            w.KeepStagedUntil(DateTimeOffset.UtcNow - TimeSpan.FromMinutes(1));
+            w.LeaveForRecovery();
+        }
+        Assert.Equal(new StagedRecovery(0, 1, 0), await Store.RecoverStagedAsync(notIndexed, TimeSpan.Zero, None));
+        Assert.Equal(1, await Store.CountStagedAsync(None));
+    }
+
+    [Fact]
     public async Task A_sealed_blob_takes_no_more_bytes_and_an_unsealed_one_cannot_be_promoted()
     {
         await using var w = await Store.CreateAsync(None);
