@@ -16,6 +16,7 @@ declare -A package=(
   [unshare]=util-linux [ip]=iproute2
   [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd [radosgw]=radosgw [radosgw-admin]=radosgw [ceph]=ceph-common
   [ceph-authtool]=ceph-common [monmaptool]=ceph-common
+  [opj_compress]=libopenjp2-tools [opj_decompress]=libopenjp2-tools
 )
 need=()
 for tool in "${!package[@]}"; do
@@ -25,8 +26,9 @@ done
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 # PostgreSQL's server binaries (initdb, pg_ctl) live under /usr/lib/postgresql/VERSION/bin, not on the PATH.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
-# The codecs' native libraries (called through P/Invoke) are files too: CharLS for JPEG-LS.
+# The codecs' native libraries (called through P/Invoke) are files too: CharLS for JPEG-LS, OpenJPEG for JPEG 2000.
 compgen -G "/usr/lib/*/libcharls.so.2" >/dev/null || need+=(libcharls2)
+compgen -G "/usr/lib/*/libopenjp2.so.7" >/dev/null || need+=(libopenjp2-7)
 if [ ${#need[@]} -gt 0 ]; then
   need=($(printf '%s\n' "${need[@]}" | sort -u))
   echo "installing: ${need[*]}"

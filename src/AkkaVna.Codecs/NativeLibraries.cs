@@ -13,6 +13,7 @@ internal static class NativeLibraries
     private static readonly Dictionary<string, (string[] Files, string Package)> Known = new(StringComparer.Ordinal)
     {
         ["charls"] = (["libcharls.so.2", "libcharls.so"], "libcharls2"),
+        ["openjp2"] = (["libopenjp2.so.7", "libopenjp2.so"], "libopenjp2-7"),
     };
 
     /// <summary>The resolver, installed once per process for this assembly (the runtime allows one).</summary>

@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using AkkaVna.Dicom;
+using AkkaVna.Dicom.Buffers;
 using AkkaVna.Dicom.Imaging;
 using AkkaVna.Dicom.IO;
 using AkkaVna.Testing;
@@ -48,6 +50,39 @@ internal static class CodecOracle
             s.CopyTo(ms);
             return ms.ToArray();
         })];
+
+    /// <summary>A native frame as a codec of its Bits Stored gives it back: the stored bits, sign-extended or zero-filled above.</summary>
+    public static byte[] Canonical(byte[] frame, FrameGeometry g)
+    {
+        var result = (byte[])frame.Clone();
+        int shift = 32 - g.BitsStored;
+        for (int i = 0; i < result.Length; i += g.BytesPerSample)
+        {
+            uint v = g.BytesPerSample == 1 ? result[i] : BinaryPrimitives.ReadUInt16LittleEndian(result.AsSpan(i));
+            v = g.Signed ? (uint)((int)(v << shift) >> shift) : v << shift >> shift;
+            if (g.BytesPerSample == 1) result[i] = (byte)v;
+            else BinaryPrimitives.WriteUInt16LittleEndian(result.AsSpan(i), (ushort)v);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Encodes every frame of a corpus image with <paramref name="encode"/>, shows each decodes with <paramref name="decode"/>
+    /// to the original (its Bits Stored), and writes the file in <paramref name="syntaxUid"/> to <paramref name="output"/>.
+    /// </summary>
+    public static (FrameGeometry Geometry, List<byte[]> Frames, List<byte[]> Encoded) EncodeCorpusImage(string file, Func<byte[], FrameGeometry, byte[]> encode,
+        Func<byte[], FrameGeometry, byte[]> decode, string syntaxUid, string output)
+    {
+        using var original = DicomFile.Open(Corpus.Get(file).Path);
+        var g = GeometryOf(original.Dataset)!;
+        var frames = Frames(original.Dataset);
+        var encoded = frames.Select(f => encode(f, g)).ToList();
+        for (int i = 0; i < frames.Count; i++) Assert.Equal(Canonical(frames[i], g), decode(encoded[i], g));
+        var ds = original.Dataset;
+        ds.Add(new DicomFragmentSequence(DicomTags.PixelData, DicomVR.OB, MemoryByteBuffer.Empty, encoded.Select(e => (IByteBuffer)new MemoryByteBuffer(e))));
+        DicomWriter.WriteFile(output, ds, DicomTransferSyntax.Lookup(syntaxUid)!);
+        return (g, frames, encoded);
+    }
 
     public static void Dcmtk(string tool, params string[] args)
     {
