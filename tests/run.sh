@@ -16,7 +16,7 @@ declare -A package=(
   [unshare]=util-linux [ip]=iproute2
   [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd [radosgw]=radosgw [radosgw-admin]=radosgw [ceph]=ceph-common
   [ceph-authtool]=ceph-common [monmaptool]=ceph-common
-  [opj_compress]=libopenjp2-tools [opj_decompress]=libopenjp2-tools
+  [opj_compress]=libopenjp2-tools [opj_decompress]=libopenjp2-tools [dciodvfy]=dicom3tools
 )
 need=()
 for tool in "${!package[@]}"; do
