@@ -11,7 +11,7 @@ public sealed class ArchiveMetrics : IArchiveMetrics
 {
     public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
 
-    private readonly Counter _instances, _bytes;
+    private readonly Counter _instances, _bytes, _compressed, _compressedBytes;
     private readonly Histogram _commit, _phase, _studyCommit, _batch;
 
     /// <summary>Studies whose journal events the index does not reflect yet (set at each index sync).</summary>
@@ -64,6 +64,26 @@ public sealed class ArchiveMetrics : IArchiveMetrics
         StudiesBehindIndex = f.CreateGauge("akkavna_index_studies_behind",
             "Studies whose journal events the index does not reflect yet (at the last index sync); stuck above zero means index writes fail.");
         Associations = f.CreateGauge("akkavna_dicom_associations", "DICOM associations open on this node.");
+        _compressed = f.CreateCounter("akkavna_compression_instances_total",
+            "Instances the compression children handled, by outcome: compressed (verified and switched), refused (cannot be compressed exactly: left as it is), failed (retried with backoff), stale (changed meanwhile).",
+            new CounterConfiguration { LabelNames = ["outcome"] });
+        _compressedBytes = f.CreateCounter("akkavna_compression_bytes_total", "Bytes of the instances compressed, before and after (stage).",
+            new CounterConfiguration { LabelNames = ["stage"] });
+    }
+
+    /// <summary>Exports the compression pool's queue (instances waiting for a thread, and running), read at each scrape.</summary>
+    public void Watch(AkkaVna.Actors.Compression.CompressionPool pool)
+    {
+        var queued = Metrics.WithCustomRegistry(Registry).CreateGauge("akkavna_compression_queue", "Instances waiting for a compression thread or being compressed on this node.");
+        Registry.AddBeforeCollectCallback(() => queued.Set(pool.Queued));
+    }
+
+    public void InstanceCompression(string outcome, long bytesBefore, long bytesAfter)
+    {
+        _compressed.WithLabels(outcome).Inc();
+        if (outcome != "compressed") return;
+        _compressedBytes.WithLabels("before").Inc(bytesBefore);
+        _compressedBytes.WithLabels("after").Inc(bytesAfter);
     }
 
     public void InstanceAnswered(string outcome) => _instances.WithLabels(outcome).Inc();

@@ -15,6 +15,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Prometheus;
 using AkkaVna.Actors.Logging;
+using AkkaVna.Actors.Compression;
 using AkkaVna.Actors.Studies;
 using AkkaVna.Core.Ingest;
 using AkkaVna.Core.Blobs;
@@ -125,10 +126,24 @@ public sealed class ArchiveNode : IAsyncDisposable
 
             var sharding = ClusterSharding.Get(system);
             var shardingSettings = ClusterShardingSettings.Create(system).WithPassivateIdleAfter(options.PassivateAfter);
-            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, options.Studies with { ReadJournalPluginId = journal.ReadJournalPluginId }, index, tracker, time, metrics), shardingSettings,
+            CompressionServices? compression = null;
+            if (options.Compression.Enabled)
+            {
+                var pool = new CompressionPool(options.Compression.Workers);
+                system.RegisterOnTermination(pool.Dispose);
+                metrics.Watch(pool);
+                compression = new CompressionServices(new CodecCompressor(options.SpoolFolder), blobs, index, pool, options.Compression, metrics, time);
+                log.LogInformation("compression: on, {Delay} after a study is stable, {Rules} rule(s), {Workers} worker(s)", options.Compression.Delay,
+                    options.Compression.Rules.Rules.Count, pool.Workers);
+            }
+            var studySettings = options.Studies with { ReadJournalPluginId = journal.ReadJournalPluginId };
+            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, studySettings, index, tracker, time, metrics, compression), shardingSettings,
                 new StudyMessageExtractor(options.Shards), sharding.DefaultShardAllocationStrategy(shardingSettings), StopStudy.Instance);
             system.ActorOf(ClusterSingletonManager.Props(StabilityWatch.Props(index, studies, options.StabilityPoll, time), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system)), "stability-watch");
+            if (compression is not null)
+                system.ActorOf(ClusterSingletonManager.Props(CompressionWatch.Props(index, studies, options.CompressionPoll, time), PoisonPill.Instance,
+                    ClusterSingletonManagerSettings.Create(system)), "compression-watch");
             log.LogInformation("cluster member {Address} is up; study shard region started ({Shards} shards)", cluster.SelfAddress, options.Shards);
             var gateway = new ShardStudyGateway(studies);
 
@@ -315,10 +330,15 @@ public sealed class ArchiveNode : IAsyncDisposable
             {
                 var s = await studies.GetSummaryAsync(uid, TimeSpan.FromSeconds(30), ct);
                 if (s.SequenceNr == 0) return Results.NotFound(new { error = $"no study {uid}" });
+                // Each instance as stored now (answered after the actor's projection, so the index is up to date with it).
+                var stored = new List<object>();
+                await foreach (var i in index.ListInstancesAsync(uid, ct))
+                    stored.Add(new { sopInstanceUid = i.SopInstanceUid, seriesInstanceUid = i.SeriesInstanceUid, transferSyntaxUid = i.TransferSyntaxUid, sizeBytes = i.Size, representation = i.Blob.Representation });
                 return Results.Ok(new
                 {
                     studyInstanceUid = s.StudyInstanceUid, series = s.SeriesCount, instances = s.InstanceCount, sizeBytes = s.SizeBytes,
                     stable = s.Stable, stableDue = s.StableDue, stableAt = s.StableAt, journalSequenceNr = s.SequenceNr, node = s.Node,
+                    stored,
                 });
             }
             catch (TimeoutException)

@@ -2,6 +2,7 @@ using System.Net;
 using Akka.Configuration;
 using AkkaVna.Actors.Logging;
 using AkkaVna.Actors.Studies;
+using AkkaVna.Core.Compression;
 using AkkaVna.Core.Ingest;
 using AkkaVna.Core.Model;
 using AkkaVna.Core.Studies;
@@ -58,6 +59,12 @@ public sealed record ArchiveOptions
     public required TimeSpan StagedGrace { get; init; }
     public required StudySettings Studies { get; init; }
     public required TimeSpan StabilityPoll { get; init; }
+
+    /// <summary>The compression children's settings (<c>akka-vna.compression</c>).</summary>
+    public required CompressionSettings Compression { get; init; }
+
+    /// <summary>How often the compression watch looks for studies whose compression pass is due and unfinished.</summary>
+    public required TimeSpan CompressionPoll { get; init; }
     public required int Shards { get; init; }
     public required TimeSpan PassivateAfter { get; init; }
     public required string ClusterHostname { get; init; }
@@ -145,6 +152,7 @@ public sealed record ArchiveOptions
         ["AKKAVNA_HTTP_PORT"] = "http.port",
         ["AKKAVNA_HTTP_BIND"] = "http.bind",
         ["AKKAVNA_QUIET_PERIOD"] = "studies.quiet-period",
+        ["AKKAVNA_COMPRESSION"] = "compression.enabled",
         ["AKKAVNA_CLUSTER_HOSTNAME"] = "cluster.hostname",
         ["AKKAVNA_CLUSTER_PORT"] = "cluster.port",
     };
@@ -294,6 +302,10 @@ public sealed record ArchiveOptions
             StagedGrace = Time("ingest.staged-grace"),
             Studies = new StudySettings(Time("studies.quiet-period"), policy, Int("studies.snapshot-every", 10, 1_000_000), Int("studies.max-batch", 1, 100_000)),
             StabilityPoll = Time("studies.stability-poll"),
+            Compression = new CompressionSettings(c.GetBoolean("compression.enabled"), c.GetTimeSpan("compression.delay", allowInfinite: false) is var delay && delay >= TimeSpan.Zero ? delay
+                    : throw new ArchiveConfigException("akka-vna.compression.delay must not be negative"),
+                CompressionConfig.Read(c), Int("compression.workers", 1, 64), Time("compression.retry-min"), Time("compression.retry-max")),
+            CompressionPoll = Time("compression.poll"),
             Shards = Int("studies.shards", 1, 100_000),
             PassivateAfter = Time("studies.passivate-after"),
             ClusterHostname = Str("cluster.hostname"),
@@ -304,6 +316,36 @@ public sealed record ArchiveOptions
 }
 
 public sealed class ArchiveConfigException(string message) : Exception(message);
+
+/// <summary>Lossless syntaxes a compression rule may name (what the codecs encode), and "none" (leave the instance).</summary>
+internal static class CompressionConfig
+{
+    public static CompressionRules Read(Config c)
+    {
+        var rules = new List<CompressionRule>();
+        int n = 0;
+        foreach (var value in c.GetValue("compression.rules")?.GetArray() ?? [])
+        {
+            n++;
+            string where = $"akka-vna.compression.rules[{n}]";
+            var rule = new Config(new Akka.Configuration.Hocon.HoconRoot(value));
+            string syntax = rule.GetString("transfer-syntax") ?? throw new ArchiveConfigException($"{where}.transfer-syntax must be set (a lossless transfer syntax UID, or none)");
+            if (syntax != "none" && !AkkaVna.Codecs.DicomTranscoder.CanEncode(syntax))
+                throw new ArchiveConfigException($"{where}.transfer-syntax {syntax} is not a lossless syntax this build compresses to (1.2.840.10008.1.2.4.80 JPEG-LS, 1.2.840.10008.1.2.4.90 JPEG 2000, 1.2.840.10008.1.2.5 RLE) or none");
+            var match = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+            if (rule.HasPath("match"))
+                foreach (var (key, v) in rule.GetConfig("match").AsEnumerable())
+                {
+                    if (!CompressionRule.Attributes.Contains(key))
+                        throw new ArchiveConfigException($"{where}.match.{key}: not an attribute rules match on ({string.Join(", ", CompressionRule.Attributes.Order(StringComparer.Ordinal))})");
+                    match[key] = v.IsArray() ? [.. v.GetStringList()] : [v.GetString()];
+                }
+            long min = rule.HasPath("min-size") ? rule.GetByteSize("min-size") ?? 0 : 0, max = rule.HasPath("max-size") ? rule.GetByteSize("max-size") ?? long.MaxValue : long.MaxValue;
+            rules.Add(new CompressionRule(match, syntax == "none" ? null : syntax, min, max));
+        }
+        return new CompressionRules(rules);
+    }
+}
 
 /// <summary>One more blob store a blob reference may name (<c>akka-vna.blobs.stores.NAME</c>): a tier beside the primary store.</summary>
 public sealed record BlobStoreSettings(string Name, string Provider, string Folder, S3Settings? S3);

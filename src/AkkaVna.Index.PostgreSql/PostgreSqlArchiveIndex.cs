@@ -117,6 +117,13 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
                 key text NOT NULL PRIMARY KEY, value bigint NOT NULL, updated_at bigint NOT NULL DEFAULT 0
             );
             """),
+        // Studies whose compression pass is due, by when (a query-first table, like the stability timers).
+        (2, """
+            CREATE TABLE IF NOT EXISTS compression_timers (
+                study_uid text NOT NULL PRIMARY KEY, due_at bigint NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS compression_timers_by_due ON compression_timers (due_at, study_uid);
+            """),
     ];
 
     /// <summary>The schema version this build writes.</summary>
@@ -357,6 +364,9 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
         if (!st.Stable && st.StableDue is { } due)
             Add("INSERT INTO stability_timers VALUES (@study, @due) ON CONFLICT (study_uid) DO UPDATE SET due_at = EXCLUDED.due_at", ("study", st.StudyInstanceUid), ("due", Millis(due)));
         else Add("DELETE FROM stability_timers WHERE study_uid = @study", ("study", st.StudyInstanceUid));
+        if (st.CompressionDue is { } compressionDue)
+            Add("INSERT INTO compression_timers VALUES (@study, @due) ON CONFLICT (study_uid) DO UPDATE SET due_at = EXCLUDED.due_at", ("study", st.StudyInstanceUid), ("due", Millis(compressionDue)));
+        else Add("DELETE FROM compression_timers WHERE study_uid = @study", ("study", st.StudyInstanceUid));
         await using (batch) await batch.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
@@ -520,6 +530,10 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
 
     public Task<IReadOnlyList<string>> DueForStabilityAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
         StringsAsync("SELECT study_uid FROM stability_timers WHERE due_at <= @now ORDER BY due_at LIMIT @limit", cancellationToken,
+            ("now", now.ToUnixTimeMilliseconds()), ("limit", limit));
+
+    public Task<IReadOnlyList<string>> DueForCompressionAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
+        StringsAsync("SELECT study_uid FROM compression_timers WHERE due_at <= @now ORDER BY due_at LIMIT @limit", cancellationToken,
             ("now", now.ToUnixTimeMilliseconds()), ("limit", limit));
 
     public async Task<IndexCounts> CountAsync(CancellationToken cancellationToken)

@@ -123,6 +123,13 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             UPDATE node_state SET key = 'checkpoint:(before per-node checkpoints)' WHERE key = 'projection_checkpoint';
             ALTER TABLE node_state ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
             """),
+        // Studies whose compression pass is due, by when (a query-first table, like the stability timers).
+        (4, """
+            CREATE TABLE IF NOT EXISTS compression_timers (
+                study_uid TEXT NOT NULL PRIMARY KEY, due_at INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS compression_timers_by_due ON compression_timers (due_at, study_uid);
+            """),
     ];
 
     /// <summary>The schema version this build writes.</summary>
@@ -330,7 +337,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
     private sealed class Statements
     {
         private readonly SqliteCommand _current, _upsertStudy, _deletePatient, _upsertPatient, _deleteDate, _upsertDate,
-            _upsertSeries, _deleteSeries, _deleteInstance, _upsertInstance, _claimLocation, _locationOwner, _upsertTimer, _deleteTimer;
+            _upsertSeries, _deleteSeries, _deleteInstance, _upsertInstance, _claimLocation, _locationOwner, _upsertTimer, _deleteTimer,
+            _upsertCompression, _deleteCompression;
 
         public Statements(SqliteConnection c)
         {
@@ -376,12 +384,14 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             _locationOwner = Cmd("SELECT study_uid FROM instance_locations WHERE sop_uid = $sop");
             _upsertTimer = Cmd("INSERT INTO stability_timers VALUES ($study, $due) ON CONFLICT DO UPDATE SET due_at = excluded.due_at");
             _deleteTimer = Cmd("DELETE FROM stability_timers WHERE study_uid = $study");
+            _upsertCompression = Cmd("INSERT INTO compression_timers VALUES ($study, $due) ON CONFLICT DO UPDATE SET due_at = excluded.due_at");
+            _deleteCompression = Cmd("DELETE FROM compression_timers WHERE study_uid = $study");
         }
 
         public void Bind(SqliteTransaction tx)
         {
             foreach (var cmd in (SqliteCommand[])[_current, _upsertStudy, _deletePatient, _upsertPatient, _deleteDate, _upsertDate, _upsertSeries,
-                         _deleteSeries, _deleteInstance, _upsertInstance, _claimLocation, _locationOwner, _upsertTimer, _deleteTimer])
+                         _deleteSeries, _deleteInstance, _upsertInstance, _claimLocation, _locationOwner, _upsertTimer, _deleteTimer, _upsertCompression, _deleteCompression])
                 cmd.Transaction = tx;
         }
 
@@ -446,6 +456,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             }
             if (!st.Stable && st.StableDue is { } due) Run(_upsertTimer, ("$study", st.StudyInstanceUid), ("$due", Millis(due)));
             else Run(_deleteTimer, ("$study", st.StudyInstanceUid));
+            if (st.CompressionDue is { } compressionDue) Run(_upsertCompression, ("$study", st.StudyInstanceUid), ("$due", Millis(compressionDue)));
+            else Run(_deleteCompression, ("$study", st.StudyInstanceUid));
             return [];
         }
     }
@@ -579,6 +591,10 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
 
     public Task<IReadOnlyList<string>> DueForStabilityAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
         StringsAsync("SELECT study_uid FROM stability_timers WHERE due_at <= $now ORDER BY due_at LIMIT $limit", cancellationToken,
+            ("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit));
+
+    public Task<IReadOnlyList<string>> DueForCompressionAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
+        StringsAsync("SELECT study_uid FROM compression_timers WHERE due_at <= $now ORDER BY due_at LIMIT $limit", cancellationToken,
             ("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit));
 
     public async Task<IndexCounts> CountAsync(CancellationToken cancellationToken)

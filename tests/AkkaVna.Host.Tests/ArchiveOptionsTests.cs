@@ -15,6 +15,38 @@ public sealed class ArchiveOptionsTests
         Assert.Equal(Path.GetFullPath("data"), o.DataFolder);
         Assert.True(o.Ingest.FlushBlobs);
         Assert.False(o.AkkaOverrides.HasPath("akka"));
+        // Compression: one rule, every native image in JPEG-LS lossless.
+        var rule = Assert.Single(o.Compression.Rules.Rules);
+        Assert.Equal("1.2.840.10008.1.2.4.80", rule.TransferSyntaxUid);
+        Assert.Empty(rule.Match);
+        Assert.Equal(TimeSpan.FromMinutes(10), o.Compression.Delay);
+    }
+
+    [Fact]
+    public void Compression_rules_are_read_in_order_with_their_matches_and_sizes()
+    {
+        var o = ArchiveOptions.Load(null, """
+            akka-vna.compression.rules = [
+              {
+                match { Modality = [XA, US] }
+                transfer-syntax = none
+              }
+              {
+                match {
+                  Modality = CT
+                  SOPClassUID = "1.2.840.10008.5.1.4.1.1.2*"
+                }
+                min-size = 1MiB
+                transfer-syntax = "1.2.840.10008.1.2.4.90"
+              }
+            ]
+            """);
+        Assert.Equal(2, o.Compression.Rules.Rules.Count);
+        Assert.Null(o.Compression.Rules.Rules[0].TransferSyntaxUid);
+        Assert.Equal(["XA", "US"], o.Compression.Rules.Rules[0].Match["Modality"]);
+        Assert.Equal(["CT"], o.Compression.Rules.Rules[1].Match["Modality"]);
+        Assert.Equal(1024 * 1024, o.Compression.Rules.Rules[1].MinSize);
+        Assert.Equal("1.2.840.10008.1.2.4.90", o.Compression.Rules.Rules[1].TransferSyntaxUid);
     }
 
     [Fact]
@@ -52,6 +84,10 @@ public sealed class ArchiveOptionsTests
     [InlineData("akka-vna.cluster.seed-nodes = [\"10.0.0.1\"]", "is not HOST:PORT")]
     [InlineData("akka-vna.cluster.split-brain-resolver.active-strategy = keep-referee", "akka-vna.cluster.split-brain-resolver.active-strategy")]
     [InlineData("akka-vna.postgresql.schema = \"Archive; DROP\"", "akka-vna.postgresql.schema")]
+    [InlineData("akka-vna.compression.rules = [{ transfer-syntax = \"1.2.840.10008.1.2.4.91\" }]", "akka-vna.compression.rules[1].transfer-syntax 1.2.840.10008.1.2.4.91 is not a lossless syntax")]
+    [InlineData("akka-vna.compression.rules = [{\n match { Colour = red }\n transfer-syntax = none\n}]", "akka-vna.compression.rules[1].match.Colour")]
+    [InlineData("akka-vna.compression.rules = [{ match { Modality = CT } }]", "akka-vna.compression.rules[1].transfer-syntax must be set")]
+    [InlineData("akka-vna.compression.workers = 0", "akka-vna.compression.workers")]
     public void A_wrong_setting_is_named_in_the_error(string hocon, string setting)
     {
         var e = Assert.Throws<ArchiveConfigException>(() => ArchiveOptions.Load(null, hocon));

@@ -110,11 +110,19 @@ public static class Storescu
     public static bool WasRefused(StoreFile f, IEnumerable<string> refused) =>
         UnknownToDcmtk367.Contains(f.TransferSyntax.Uid) || refused.Any(l => l.Contains(f.Path, StringComparison.Ordinal));
 
-    /// <summary>The received file holds the source's data set, allowing only the normalisations storescu itself makes.</summary>
-    public static void AssertSameDataSet(string sourcePath, string receivedPath)
+    /// <summary>
+    /// The received file holds the source's data set, allowing only the normalisations storescu itself makes;
+    /// <paramref name="ignorePixelData"/>: every attribute but the pixel data (a transcoded copy, its pixels compared apart).
+    /// </summary>
+    public static void AssertSameDataSet(string sourcePath, string receivedPath, bool ignorePixelData = false)
     {
         using var source = DicomFile.Open(sourcePath);
         using var received = DicomFile.Open(receivedPath);
+        if (ignorePixelData)
+        {
+            source.Dataset.Remove(DicomTags.PixelData);
+            received.Dataset.Remove(DicomTags.PixelData);
+        }
         // storescu drops Data Set Trailing Padding (FFFC,FFFC) when it sends; PS3.10 7.2 gives it no meaning.
         source.Dataset.Remove(DicomTags.DataSetTrailingPadding);
         // storescu re-encodes what it reads: string values lose superfluous trailing spaces.

@@ -5,6 +5,7 @@ using Akka.Persistence;
 using Akka.Persistence.Query;
 using Akka.Streams;
 using Akka.Streams.Dsl;
+using AkkaVna.Actors.Compression;
 using AkkaVna.Core.Model;
 using AkkaVna.Core.Ports;
 using AkkaVna.Core.Studies;
@@ -34,6 +35,9 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
 
         /// <summary>A <see cref="GetStudySummary"/>: answered once everything before it is committed to the journal and the index.</summary>
         public bool Summary { get; init; }
+
+        /// <summary>What <see cref="ReplyTo"/> is told once the batch is committed (the compression child's switch); on failure a <see cref="CompressionNotCommitted"/>.</summary>
+        public CompressionCommitted? Answer { get; init; }
     }
     private sealed record Indexed(IReadOnlyList<Pending> Batch, int EventCount, long SequenceNr, IReadOnlyList<LocationConflict> Conflicts);
     private sealed record IndexFailed(IReadOnlyList<Pending> Batch, Exception Cause);
@@ -64,10 +68,17 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private TimeSpan _retryDelay = TimeSpan.FromMilliseconds(500);
 
     private readonly IArchiveMetrics _metrics;
+    private readonly CompressionServices? _compression;
+    private IActorRef? _compressor;
+    /// <summary>Bumped by every new or replaced instance: a compression pass that began before it did not see it.</summary>
+    private long _generation;
+    private sealed class CompressNow { public static readonly CompressNow Instance = new(); }
 
-    public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time, IArchiveMetrics metrics)
+    public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time, IArchiveMetrics metrics,
+        CompressionServices? compression = null)
     {
         _metrics = metrics;
+        _compression = compression is { Settings.Enabled: true } ? compression : null;
         _studyUid = studyInstanceUid;
         _settings = settings;
         _index = index;
@@ -77,8 +88,8 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     }
 
     public static Props Props(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time,
-        IArchiveMetrics metrics) =>
-        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index, tracker, time, metrics));
+        IArchiveMetrics metrics, CompressionServices? compression = null) =>
+        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index, tracker, time, metrics, compression));
 
     public static string PersistenceIdFor(string studyInstanceUid) => StudyJournal.PersistenceIdFor(studyInstanceUid);
 
@@ -88,6 +99,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     {
         // The index's watermark is read while the journal replays: neither waits for the other, and no database call blocks the actor.
         LoadWatermark();
+        if (_compression is not null) _compressor = Context.ActorOf(CompressionChild.Props(_studyUid, _compression), "compression");
         base.PreStart();
     }
 
@@ -144,7 +156,48 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             _forceIndex = true;
             Flush();
         }
+        if (_compressor is not null)
+        {
+            if (!_committed.ObsoleteBlobs.IsEmpty) _compressor.Tell(new DeleteObsolete([.. _committed.ObsoleteBlobs]));
+            ScheduleCompression();
+        }
         Stash.UnstashAll();
+    }
+
+    /// <summary>Starts a compression pass when it is due (now, or by a timer), if the study is stable and not yet compressed.</summary>
+    private void ScheduleCompression()
+    {
+        if (_compressor is null || _committed.CompressionDue(_compression!.Settings.Delay) is not { } due) return;
+        var wait = due - _time.GetUtcNow();
+        if (wait <= TimeSpan.Zero) Self.Tell(CompressNow.Instance);
+        else Timers.StartSingleTimer(CompressNow.Instance, CompressNow.Instance, wait);
+    }
+
+    private void OnCompressionReady(CompressionReady r)
+    {
+        // Decided against what is decided so far: the instance must still be the one that was compressed.
+        if (!_decided.Instances.TryGetValue(r.SopInstanceUid, out var entry) || entry.Blob != r.FromBlob || entry.Sha256 != r.FromSha256)
+        {
+            Sender.Tell(new CompressionNotCommitted(r.SopInstanceUid, "the instance changed meanwhile", Stale: true));
+            return;
+        }
+        if (entry.ContentSha256 is null)
+        {
+            Sender.Tell(new CompressionNotCommitted(r.SopInstanceUid, "the instance has no content checksum (journaled by an earlier build): a resend could not be told from new content", Stale: true));
+            return;
+        }
+        var e = new InstanceCompressed(r.Compressed with { ContentSha256 = entry.ContentSha256 }, r.FromBlob, r.FromSha256, r.FromSize, r.FromTransferSyntaxUid);
+        _decided = _decided.Apply(e);
+        _pending.Add(new Pending(Sender, null, StoreOutcome.Stored, null, null, [e]) { Answer = new CompressionCommitted(r.SopInstanceUid) });
+        Flush();
+    }
+
+    /// <summary>An event the compression child reports (no answer): journaled and projected with the next batch.</summary>
+    private void Record(IStudyEvent e)
+    {
+        _decided = _decided.Apply(e);
+        _pending.Add(new Pending(null, null, StoreOutcome.Stored, null, null, [e]));
+        Flush();
     }
 
     protected override void OnCommand(object message)
@@ -187,6 +240,32 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 else _forceIndex = true; // the watch saw a stale timer: rewrite this study's row
                 Flush();
                 break;
+            case CompressNow or CheckCompression:
+                if (_compressor is not null && _decided.CompressionDue(_compression!.Settings.Delay) is { } due)
+                {
+                    if (due <= _time.GetUtcNow())
+                    {
+                        var skip = _decided.CompressionRefused.Keys.Concat(_decided.Instances.Where(i => i.Value.ContentSha256 is null).Select(i => i.Key))
+                            .ToHashSet(StringComparer.Ordinal);
+                        _compressor.Tell(new CompressStudy(skip, _generation));
+                    }
+                    else ScheduleCompression();
+                }
+                break;
+            case CompressionReady ready:
+                OnCompressionReady(ready);
+                break;
+            case CompressionRefusal refusal:
+                if (_decided.Instances.TryGetValue(refusal.SopInstanceUid, out var refusedEntry) && refusedEntry.Sha256 == refusal.Sha256)
+                    Record(new InstanceCompressionRefused(_studyUid, refusal.SopInstanceUid, refusal.Sha256, refusal.Reason));
+                break;
+            case ObsoleteDeleted deleted:
+                Record(new OriginalsDeleted(_studyUid, deleted.Blobs));
+                break;
+            case CompressionPassFinished finished:
+                if (finished.Complete && finished.Generation == _generation && _decided.CompressionDue(_compression!.Settings.Delay) is not null)
+                    Record(new StudyCompressed(_studyUid, _time.GetUtcNow()));
+                break;
             case GetStudySummary:
                 // Answered in turn, after what is in flight (a re-projection too): staged-blob recovery relies on it.
                 _pending.Add(new Pending(Sender, null, StoreOutcome.Stored, null, null, []) { Summary = true });
@@ -202,6 +281,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 _retryDelay = TimeSpan.FromMilliseconds(500);
                 Reply(done.Batch, null);
                 _withdrawn.Clear();
+                if (done.Batch.Any(p => p.Events.Any(e => e is StudyStabilized))) ScheduleCompression();
                 if (_unindexed.Count == 0 && done.SequenceNr - _lastSnapshotSeq >= _settings.SnapshotEvery)
                 {
                     SaveSnapshot(_committed);
@@ -257,6 +337,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             if (e is InstanceReplaced r && r.PreviousBlob != r.Instance.Blob) obsolete = r.PreviousBlob;
             _decided = _decided.Apply(e);
         }
+        if (events.Any(e => e is InstanceStored or InstanceReplaced)) _generation++;
         var sop = cmd.Instance.Header.SopInstanceUid;
         string? archivedSha = outcome == StoreOutcome.Duplicate ? _decided.Instances[sop].Sha256 : null;
         _pending.Add(new Pending(Sender, sop, outcome, reason, obsolete, events) { ArchivedSha256 = archivedSha });
@@ -379,6 +460,9 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                     removed.Add((w.SeriesInstanceUid, w.SopInstanceUid));
                     touchedSeries.Add(w.SeriesInstanceUid);
                     break;
+                case InstanceCompressed c:
+                    instances[c.Instance.Header.SopInstanceUid] = c.Instance;
+                    break;
                 case InstanceReplaced r:
                     instances[r.Instance.Header.SopInstanceUid] = r.Instance;
                     touchedSeries.Add(r.Instance.Header.SeriesInstanceUid);
@@ -394,7 +478,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         var series = touchedSeries.Select(uid => s.Series.TryGetValue(uid, out var entry)
             ? new SeriesRow(uid, entry.Latest, entry.InstanceCount) : new SeriesRow(uid, null, 0)).ToList();
         var study = new StudyRow(_studyUid, s.Latest!, string.Join('\\', s.Modalities), s.Series.Count, s.Instances.Count, s.SizeBytes, s.Stable,
-            s.LastReceived, s.StableDue(_settings.QuietPeriod), s.StableAt);
+            s.LastReceived, s.StableDue(_settings.QuietPeriod), s.StableAt) { CompressionDue = _compression is null ? null : s.CompressionDue(_compression.Settings.Delay) };
         return new StudyIndexUpdate(study, series, instances.Values.ToList(), removed, LastSequenceNr);
     }
 
@@ -408,6 +492,11 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                     ? new StudySummary(_studyUid, _committed.Series.Count, _committed.Instances.Count, _committed.SizeBytes, _committed.Stable,
                         _committed.StableDue(_settings.QuietPeriod), _committed.StableAt, LastSequenceNr) { Node = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString() }
                     : new Status.Failure(new InvalidOperationException(failure)));
+                continue;
+            }
+            if (p.Answer is { } answer)
+            {
+                p.ReplyTo?.Tell(failure is null ? answer : new CompressionNotCommitted(answer.SopInstanceUid, failure, Stale: false));
                 continue;
             }
             if (p.ReplyTo is null || p.SopInstanceUid is null) continue;

@@ -34,7 +34,8 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
     private const string InstanceStoredManifest = "IS", InstanceReplacedManifest = "IR", StudyStabilizedManifest = "SS", StudyReopenedManifest = "SR",
         StateManifest = "ST", StoreInstanceManifest = "CS", StoreResultManifest = "RS", CheckStabilityManifest = "CK", GetSummaryManifest = "GS",
         SummaryManifest = "SU", StopManifest = "SP",
-        InstanceWithdrawnManifest = "IW";
+        InstanceWithdrawnManifest = "IW", InstanceCompressedManifest = "IC", CompressionRefusedManifest = "CR", OriginalsDeletedManifest = "OD",
+        StudyCompressedManifest = "SC", CheckCompressionManifest = "CC";
 
     public override string Manifest(object o) => o switch
     {
@@ -43,6 +44,11 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         StudyStabilized => StudyStabilizedManifest,
         StudyReopened => StudyReopenedManifest,
         InstanceWithdrawn => InstanceWithdrawnManifest,
+        InstanceCompressed => InstanceCompressedManifest,
+        InstanceCompressionRefused => CompressionRefusedManifest,
+        OriginalsDeleted => OriginalsDeletedManifest,
+        StudyCompressed => StudyCompressedManifest,
+        CheckCompression => CheckCompressionManifest,
         StudyState => StateManifest,
         StoreInstance => StoreInstanceManifest,
         StoreInstanceResult => StoreResultManifest,
@@ -76,6 +82,26 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                     w.Write(e.SopInstanceUid);
                     w.Write(e.Reason);
                     break;
+                case InstanceCompressed e:
+                    Write(w, e.Instance);
+                    Write(w, e.PreviousBlob);
+                    w.Write(e.PreviousSha256);
+                    w.Write(e.PreviousSize);
+                    w.Write(e.PreviousTransferSyntaxUid);
+                    break;
+                case InstanceCompressionRefused e:
+                    w.Write(e.StudyInstanceUid);
+                    w.Write(e.SopInstanceUid);
+                    w.Write(e.Sha256);
+                    w.Write(e.Reason);
+                    break;
+                case OriginalsDeleted e:
+                    w.Write(e.StudyInstanceUid);
+                    w.Write(e.Blobs.Count);
+                    foreach (var b in e.Blobs) Write(w, b);
+                    break;
+                case StudyCompressed e: w.Write(e.StudyInstanceUid); Write(w, e.At); break;
+                case CheckCompression c: w.Write(c.StudyInstanceUid); break;
                 case StudyState s: Write(w, s); break;
                 case StoreInstance c: Write(w, c.Instance); WriteOpt(w, c.CommitBy); break;
                 case StoreInstanceResult r:
@@ -120,6 +146,11 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
             StudyStabilizedManifest => new StudyStabilized(r.ReadString(), ReadTime(r)),
             StudyReopenedManifest => new StudyReopened(r.ReadString(), ReadTime(r)),
             InstanceWithdrawnManifest => new InstanceWithdrawn(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
+            InstanceCompressedManifest => new InstanceCompressed(ReadInstance(r, v), ReadBlob(r, v), r.ReadString(), r.ReadInt64(), r.ReadString()),
+            CompressionRefusedManifest => new InstanceCompressionRefused(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
+            OriginalsDeletedManifest => new OriginalsDeleted(r.ReadString(), ReadBlobs(r, v)),
+            StudyCompressedManifest => new StudyCompressed(r.ReadString(), ReadTime(r)),
+            CheckCompressionManifest => new CheckCompression(r.ReadString()),
             StateManifest => ReadState(r, v),
             StoreInstanceManifest => new StoreInstance(ReadInstance(r, v))
             {
@@ -278,6 +309,25 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         WriteOpt(w, s.LastReceived);
         w.Write(s.Stable);
         WriteOpt(w, s.StableAt);
+        // Compression's part (absent from snapshots of earlier builds).
+        w.Write(s.CompressionRefused.Count);
+        foreach (var (sop, sha) in s.CompressionRefused)
+        {
+            w.Write(sop);
+            w.Write(sha);
+        }
+        w.Write(s.ObsoleteBlobs.Count);
+        foreach (var b in s.ObsoleteBlobs) Write(w, b);
+        WriteOpt(w, s.CompressedAt);
+    }
+
+    private static BlobRef[] ReadBlobs(BinaryReader r, Format v)
+    {
+        int n = r.ReadInt32();
+        if (n < 0 || n > 1_000_000) throw new SerializationException($"a list of {n} blobs");
+        var blobs = new BlobRef[n];
+        for (int i = 0; i < n; i++) blobs[i] = ReadBlob(r, v);
+        return blobs;
     }
 
     private static StudyState ReadState(BinaryReader r, Format v)
@@ -288,6 +338,10 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         for (int n = r.ReadInt32(), i = 0; i < n; i++) series.Add(r.ReadString(), new SeriesEntry(ReadHeader(r), r.ReadInt32()));
         var instances = ImmutableDictionary.CreateBuilder<string, InstanceEntry>();
         for (int n = r.ReadInt32(), i = 0; i < n; i++) instances.Add(r.ReadString(), new InstanceEntry(r.ReadString(), r.ReadString(), r.ReadInt64(), ReadBlob(r, v), v.HasContentChecksums ? ReadOpt(r) : null));
-        return new StudyState(study, latest, instances.ToImmutable(), series.ToImmutable(), r.ReadInt64(), ReadOptTime(r), r.ReadBoolean(), ReadOptTime(r));
+        var state = new StudyState(study, latest, instances.ToImmutable(), series.ToImmutable(), r.ReadInt64(), ReadOptTime(r), r.ReadBoolean(), ReadOptTime(r));
+        if (r.BaseStream.Position >= r.BaseStream.Length) return state;
+        var refused = ImmutableDictionary.CreateBuilder<string, string>();
+        for (int n = r.ReadInt32(), i = 0; i < n; i++) refused.Add(r.ReadString(), r.ReadString());
+        return state with { CompressionRefused = refused.ToImmutable(), ObsoleteBlobs = [.. ReadBlobs(r, v)], CompressedAt = ReadOptTime(r) };
     }
 }

@@ -41,11 +41,12 @@ public sealed class StudyEventTagger : IWriteEventAdapter
 }
 
 /// <summary>
-/// The durable half of the stable timer: a cluster singleton that asks the index every few seconds which open studies
-/// have been quiet past their due time and wakes their actors (wherever sharding put them — after a restart or a
-/// rebalance too). The actor decides and persists <see cref="StudyStabilized"/> exactly once.
+/// The durable half of a study's timers: a cluster singleton that asks the index every few seconds which studies are due
+/// (their quiet period over: <see cref="StabilityWatch"/>; their compression pass due: <see cref="CompressionWatch"/>)
+/// and wakes their actors (wherever sharding put them — after a restart or a rebalance too). The actor decides and
+/// persists; a study asked recently is not asked again until <c>askAgainAfter</c>.
 /// </summary>
-public sealed class StabilityWatch : ReceiveActor, IWithTimers
+public sealed class DueWatch : ReceiveActor, IWithTimers
 {
     private sealed class Tick { public static readonly Tick Instance = new(); }
     private sealed record Due(IReadOnlyList<string> Studies);
@@ -55,26 +56,25 @@ public sealed class StabilityWatch : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public StabilityWatch(IArchiveIndex index, IActorRef studies, TimeSpan pollInterval, TimeProvider time)
+    public DueWatch(string what, Func<DateTimeOffset, CancellationToken, Task<IReadOnlyList<string>>> due, Func<string, object> wake, IActorRef studies,
+        TimeSpan pollInterval, TimeSpan askAgainAfter, TimeProvider time)
     {
-        var askAgainAfter = TimeSpan.FromSeconds(30);
         bool polling = false;
         Receive<Tick>(_ =>
         {
             if (polling) return;
             polling = true;
-            index.DueForStabilityAsync(time.GetUtcNow(), 512, CancellationToken.None).PipeTo(Self,
-                success: list => new Due(list), failure: e => new Status.Failure(e));
+            due(time.GetUtcNow(), CancellationToken.None).PipeTo(Self, success: list => new Due(list), failure: e => new Status.Failure(e));
         });
-        Receive<Due>(due =>
+        Receive<Due>(list =>
         {
             polling = false;
             var now = time.GetUtcNow();
-            foreach (var uid in due.Studies)
+            foreach (var uid in list.Studies)
             {
                 if (_asked.TryGetValue(uid, out var at) && now - at < askAgainAfter) continue;
                 _asked[uid] = now;
-                studies.Tell(new CheckStability(uid));
+                studies.Tell(wake(uid));
             }
             if (_asked.Count > 10_000)
                 foreach (var old in _asked.Where(kv => now - kv.Value >= askAgainAfter).Select(kv => kv.Key).ToList()) _asked.Remove(old);
@@ -82,11 +82,26 @@ public sealed class StabilityWatch : ReceiveActor, IWithTimers
         Receive<Status.Failure>(f =>
         {
             polling = false;
-            _log.Warning("stability watch: the index query failed: {0}", f.Cause.Message);
+            _log.Warning("{0} watch: the index query failed: {1}", what, f.Cause.Message);
         });
         Timers.StartPeriodicTimer(Tick.Instance, Tick.Instance, pollInterval);
     }
+}
 
+/// <summary>Wakes open studies whose quiet period is over (the actor persists <see cref="StudyStabilized"/> exactly once).</summary>
+public static class StabilityWatch
+{
     public static Props Props(IArchiveIndex index, IActorRef studies, TimeSpan pollInterval, TimeProvider time) =>
-        Akka.Actor.Props.Create(() => new StabilityWatch(index, studies, pollInterval, time));
+        Akka.Actor.Props.Create(() => new DueWatch("stability", (now, ct) => index.DueForStabilityAsync(now, 512, ct), uid => new CheckStability(uid), studies,
+            pollInterval, TimeSpan.FromSeconds(30), time));
+}
+
+/// <summary>Wakes stable studies whose compression pass is due and unfinished (after a restart, the pass resumes where it stopped).</summary>
+public static class CompressionWatch
+{
+    public static Props Props(IArchiveIndex index, IActorRef studies, TimeSpan pollInterval, TimeProvider time) =>
+        Akka.Actor.Props.Create(() => new DueWatch("compression", (now, ct) => index.DueForCompressionAsync(now, 256, ct), uid => new CheckCompression(uid), studies,
+            // Asked again every minute while due: the wake goes through the region, so a study compressing for longer than the
+            // idle passivation is not stopped mid-pass (a wake while a pass runs only makes it look once more at the end).
+            pollInterval, TimeSpan.FromMinutes(1), time));
 }

@@ -85,6 +85,9 @@ public interface IArchiveIndex : IAsyncDisposable
     /// <summary>Open studies whose quiet period ended at or before <paramref name="now"/>, earliest first.</summary>
     Task<IReadOnlyList<string>> DueForStabilityAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
 
+    /// <summary>Stable studies whose compression was due at or before <paramref name="now"/> and has not finished, earliest first.</summary>
+    Task<IReadOnlyList<string>> DueForCompressionAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
+
     Task<IndexCounts> CountAsync(CancellationToken cancellationToken);
 }
 
@@ -117,7 +120,11 @@ public sealed record StudyRow(
     bool Stable,
     DateTimeOffset? LastReceived,
     DateTimeOffset? StableDue,
-    DateTimeOffset? StableAt);
+    DateTimeOffset? StableAt)
+{
+    /// <summary>When the study's compression pass is due (null: no pass is due, or compression is off).</summary>
+    public DateTimeOffset? CompressionDue { get; init; }
+}
 
 /// <summary>A series and its instance count; a count of 0 removes the series row.</summary>
 public sealed record SeriesRow(string SeriesInstanceUid, InstanceHeader? Latest, int InstanceCount);

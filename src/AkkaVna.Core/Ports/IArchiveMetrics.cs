@@ -22,6 +22,9 @@ public interface IArchiveMetrics
 
     /// <summary>A study actor's batch commit, by phase: journal, index.</summary>
     void StudyCommitPhase(string phase, TimeSpan elapsed);
+
+    /// <summary>One instance's compression: compressed (with its bytes before and after), refused, failed or stale.</summary>
+    void InstanceCompression(string outcome, long bytesBefore, long bytesAfter);
 }
 
 /// <summary>Measures nothing.</summary>
@@ -35,4 +38,5 @@ public sealed class NoMetrics : IArchiveMetrics
     public void IngestPhase(string phase, TimeSpan elapsed) { }
     public void StudyBatch(int instances) { }
     public void StudyCommitPhase(string phase, TimeSpan elapsed) { }
+    public void InstanceCompression(string outcome, long bytesBefore, long bytesAfter) { }
 }

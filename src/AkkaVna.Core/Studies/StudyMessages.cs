@@ -113,3 +113,35 @@ public sealed record InstanceWithdrawn(string StudyInstanceUid, string SeriesIns
 
 /// <summary>An instance arrived for a stable study: it is open again.</summary>
 public sealed record StudyReopened(string StudyInstanceUid, DateTimeOffset At) : IStudyEvent;
+
+/// <summary>
+/// An instance's blob was replaced by a losslessly compressed copy of it, decoded again and found pixel-identical before
+/// this was recorded: <paramref name="Instance"/> is the instance as it is now (its new blob, size, checksum and transfer
+/// syntax; its content checksum unchanged, so that a resend of the original is still the same instance). The previous
+/// blob is deleted once the new one is in place (<see cref="OriginalsDeleted"/>).
+/// </summary>
+public sealed record InstanceCompressed(StoredInstance Instance, BlobRef PreviousBlob, string PreviousSha256, long PreviousSize, string PreviousTransferSyntaxUid)
+    : IStudyEvent
+{
+    public string StudyInstanceUid => Instance.Header.StudyInstanceUid;
+}
+
+/// <summary>
+/// The compression child cannot compress this content exactly (bits a lossless codec would not keep, pixel data it
+/// cannot read): the instance stays as it is, and is not tried again while its blob has checksum <paramref name="Sha256"/>.
+/// </summary>
+public sealed record InstanceCompressionRefused(string StudyInstanceUid, string SopInstanceUid, string Sha256, string Reason) : IStudyEvent;
+
+/// <summary>Blobs that compressed copies replaced are gone from their store.</summary>
+public sealed record OriginalsDeleted(string StudyInstanceUid, IReadOnlyList<BlobRef> Blobs) : IStudyEvent
+{
+    public bool Equals(OriginalsDeleted? other) => other is not null && StudyInstanceUid == other.StudyInstanceUid && Blobs.SequenceEqual(other.Blobs);
+
+    public override int GetHashCode() => HashCode.Combine(StudyInstanceUid, Blobs.Count);
+}
+
+/// <summary>The study's compression pass found nothing left to do at <paramref name="At"/> (until the study changes again).</summary>
+public sealed record StudyCompressed(string StudyInstanceUid, DateTimeOffset At) : IStudyEvent;
+
+/// <summary>From the compression watch: the study's compression may be due (it was stable and not yet compressed).</summary>
+public sealed record CheckCompression(string StudyInstanceUid) : IWithStudyInstanceUid, IStudyProtocol;

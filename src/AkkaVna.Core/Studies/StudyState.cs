@@ -40,6 +40,18 @@ public sealed record StudyState(
     bool Stable,
     DateTimeOffset? StableAt) : IStudyProtocol
 {
+    /// <summary>Instances the compression child could not compress exactly, by SOP Instance UID: the checksum of the content refused.</summary>
+    public ImmutableDictionary<string, string> CompressionRefused { get; init; } = ImmutableDictionary<string, string>.Empty;
+
+    /// <summary>Blobs that compressed copies replaced and that are not yet known to be deleted.</summary>
+    public ImmutableList<BlobRef> ObsoleteBlobs { get; init; } = ImmutableList<BlobRef>.Empty;
+
+    /// <summary>When the last compression pass found nothing left to do; null while the study has changed since (or never had one).</summary>
+    public DateTimeOffset? CompressedAt { get; init; }
+
+    /// <summary>When compression is due: <paramref name="delay"/> after the study became stable, unless a pass has finished since.</summary>
+    public DateTimeOffset? CompressionDue(TimeSpan delay) => Stable && StableAt is { } at && CompressedAt is null ? at + delay : null;
+
     public static StudyState Empty(string studyInstanceUid) =>
         new(studyInstanceUid, null, ImmutableDictionary<string, InstanceEntry>.Empty, ImmutableDictionary<string, SeriesEntry>.Empty, 0, null, false, null);
 
@@ -80,8 +92,12 @@ public sealed record StudyState(
         InstanceStored s => Add(s.Instance),
         InstanceReplaced r => Remove(r.Instance.Header.SopInstanceUid).Add(r.Instance),
         StudyStabilized s => this with { Stable = true, StableAt = s.At },
-        StudyReopened => this with { Stable = false, StableAt = null },
+        StudyReopened => this with { Stable = false, StableAt = null, CompressedAt = null },
         InstanceWithdrawn w => Withdraw(w.SopInstanceUid),
+        InstanceCompressed c => Compressed(c),
+        InstanceCompressionRefused r => this with { CompressionRefused = CompressionRefused.SetItem(r.SopInstanceUid, r.Sha256) },
+        OriginalsDeleted d => this with { ObsoleteBlobs = ObsoleteBlobs.RemoveRange(d.Blobs) },
+        StudyCompressed c => this with { CompressedAt = c.At },
         _ => throw new ArgumentException($"unknown study event {e.GetType().Name}", nameof(e)),
     };
 
@@ -96,6 +112,20 @@ public sealed record StudyState(
             Series = Series.SetItem(h.SeriesInstanceUid, new SeriesEntry(h, count + 1)),
             SizeBytes = SizeBytes + i.Size,
             LastReceived = LastReceived is { } last && last > i.ReceivedAt ? last : i.ReceivedAt,
+            CompressedAt = null,
+        };
+    }
+
+    /// <summary>The instance's blob is its compressed copy now; the study's size shrinks; nothing else about it changes.</summary>
+    private StudyState Compressed(InstanceCompressed c)
+    {
+        var sop = c.Instance.Header.SopInstanceUid;
+        if (!Instances.TryGetValue(sop, out var entry)) return this;
+        return this with
+        {
+            Instances = Instances.SetItem(sop, entry with { Sha256 = c.Instance.Sha256, Size = c.Instance.Size, Blob = c.Instance.Blob }),
+            SizeBytes = SizeBytes - entry.Size + c.Instance.Size,
+            ObsoleteBlobs = c.PreviousBlob == c.Instance.Blob ? ObsoleteBlobs : ObsoleteBlobs.Add(c.PreviousBlob),
         };
     }
 

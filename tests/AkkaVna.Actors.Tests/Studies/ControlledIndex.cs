@@ -53,6 +53,7 @@ public sealed class ControlledIndex(IArchiveIndex inner) : IArchiveIndex
         inner.ScanPatientStudiesAsync(cancellationToken);
     public Task<IReadOnlyList<string>> StudiesInMonthAsync(string yyyymm, CancellationToken cancellationToken) => inner.StudiesInMonthAsync(yyyymm, cancellationToken);
     public Task<IReadOnlyList<string>> DueForStabilityAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) => inner.DueForStabilityAsync(now, limit, cancellationToken);
+    public Task<IReadOnlyList<string>> DueForCompressionAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) => inner.DueForCompressionAsync(now, limit, cancellationToken);
     public Task<IndexCounts> CountAsync(CancellationToken cancellationToken) => inner.CountAsync(cancellationToken);
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 }

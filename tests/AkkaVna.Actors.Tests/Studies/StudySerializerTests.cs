@@ -39,6 +39,11 @@ public sealed class StudySerializerTests : IDisposable
             { new StudySummary(Study, 2, 3, 4000, true, null, at, 7), "SU" },
             { new StudySummary(Study, 2, 3, 4000, false, at, null, 9) { Node = "akka.tcp://akka-vna@10.0.0.7:4053" }, "SU" },
             { StopStudy.Instance, "SP" },
+            { new InstanceCompressed(Instance("1.1", sha: "dd") with { ContentSha256 = "cc" + new string('1', 62) }, new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm"), "aa", 2000, "1.2.840.10008.1.2.1"), "IC" },
+            { new InstanceCompressionRefused(Study, "1.1", "aa", "bits above Bits Stored"), "CR" },
+            { new OriginalsDeleted(Study, [new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm"), new BlobRef("cold", "abc/1.2.dcm")]), "OD" },
+            { new StudyCompressed(Study, at), "SC" },
+            { new CheckCompression(Study), "CC" },
         };
     }
 

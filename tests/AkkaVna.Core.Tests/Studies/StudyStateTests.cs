@@ -1,3 +1,4 @@
+using AkkaVna.Core.Model;
 using static AkkaVna.Testing.Samples;
 using AkkaVna.Core.Studies;
 
@@ -118,5 +119,34 @@ public sealed class StudyStateTests
     public void An_instance_of_another_study_is_a_programming_error()
     {
         Assert.Throws<ArgumentException>(() => StudyState.Empty(Study).Decide(Instance("1.1", study: "9.9"), ConflictPolicy.Reject));
+    }
+
+    [Fact]
+    public void A_compressed_instance_keeps_its_identity_and_the_study_its_counts_only_its_size_changes_and_the_original_waits_for_deletion()
+    {
+        var at = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);
+        var original = Instance("1.1") with { ContentSha256 = "cc" + new string('0', 62) };
+        var s = With(original);
+        s = s.Apply(new StudyStabilized(Study, at));
+        Assert.Equal(at + TimeSpan.FromMinutes(10), s.CompressionDue(TimeSpan.FromMinutes(10)));
+        var compressed = original with { Blob = new BlobRef(BlobRef.PrimaryStore, "abc/x/1.1.jpegls.dcm", "jpegls"), Size = 400, Sha256 = "dd" + new string('0', 62),
+            Header = original.Header with { TransferSyntaxUid = "1.2.840.10008.1.2.4.80" } };
+        s = s.Apply(new InstanceCompressed(compressed, original.Blob, original.Sha256, original.Size, original.Header.TransferSyntaxUid));
+        Assert.Equal(400, s.SizeBytes);
+        Assert.Equal(compressed.Blob, s.Instances["1.1"].Blob);
+        Assert.True(s.Stable); // compression neither reopens the study nor counts as a receipt
+        Assert.Equal([original.Blob], s.ObsoleteBlobs);
+        // A resend of the original is still the same instance (its content checksum), not a conflict.
+        Assert.Equal(StoreOutcome.Duplicate, s.Decide(original, ConflictPolicy.Reject).Outcome);
+        s = s.Apply(new OriginalsDeleted(Study, [original.Blob])).Apply(new StudyCompressed(Study, at.AddMinutes(11)));
+        Assert.Empty(s.ObsoleteBlobs);
+        Assert.Null(s.CompressionDue(TimeSpan.FromMinutes(10)));
+        // A new instance makes a pass due again once the study is stable again.
+        foreach (var e in s.Decide(Instance("1.2", at: at.AddHours(1)), ConflictPolicy.Reject).Events) s = s.Apply(e);
+        Assert.Null(s.CompressionDue(TimeSpan.FromMinutes(10)));
+        s = s.Apply(new StudyStabilized(Study, at.AddHours(2)));
+        Assert.Equal(at.AddHours(2).AddMinutes(10), s.CompressionDue(TimeSpan.FromMinutes(10)));
+        s = s.Apply(new InstanceCompressionRefused(Study, "1.2", "ee", "bits above Bits Stored"));
+        Assert.Equal("ee", s.CompressionRefused["1.2"]);
     }
 }

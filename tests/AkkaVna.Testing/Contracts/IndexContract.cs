@@ -88,6 +88,18 @@ public abstract class IndexContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Studies_come_due_for_compression_when_their_row_says_so_and_leave_the_timer_table_when_it_does_not()
+    {
+        var at = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);
+        var update = UpdateFor(Study, 1, true, Instance("1.1", at: at));
+        await Index.CommitAsync(update with { Study = update.Study with { CompressionDue = at.AddMinutes(10) } }, CancellationToken.None);
+        Assert.Empty(await Index.DueForCompressionAsync(at.AddMinutes(9), 10, CancellationToken.None));
+        Assert.Equal([Study], await Index.DueForCompressionAsync(at.AddMinutes(10), 10, CancellationToken.None));
+        await Index.CommitAsync(UpdateFor(Study, 2, true, Instance("1.1", at: at)), CancellationToken.None);
+        Assert.Empty(await Index.DueForCompressionAsync(at.AddDays(1), 10, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Open_studies_come_due_for_stability_and_stable_ones_leave_the_timer_table()
     {
         var at = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);

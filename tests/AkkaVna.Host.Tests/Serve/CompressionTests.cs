@@ -1,0 +1,130 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using AkkaVna.Dicom;
+using AkkaVna.Dicom.Imaging;
+using AkkaVna.Dicom.IO;
+using AkkaVna.Testing;
+using Xunit.Abstractions;
+
+namespace AkkaVna.Host.Tests.Serve;
+
+/// <summary>
+/// The compression child end to end, with real processes: `serve` with compression on and a short quiet period takes a
+/// generated CT set (replay) and the corpus's native images (storescu); the studies become stable and their images are
+/// compressed to JPEG-LS lossless — each decodes with dcmtk's dcmdjpls to exactly the pixels sent — or, where a lossless
+/// copy would not be exact or smaller, left as they were, byte for byte; the originals are deleted, verify is clean, and
+/// the study's admin view lists each instance's stored syntax and size.
+/// </summary>
+public sealed class CompressionTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan ToolTimeout = TimeSpan.FromMinutes(3);
+    private const string JpegLsLossless = "1.2.840.10008.1.2.4.80";
+
+    private const string Config = """
+        akka-vna.compression.enabled = on
+        akka-vna.compression.delay = 0s
+        akka-vna.compression.poll = 1s
+        akka-vna.studies.quiet-period = 2s
+        akka-vna.studies.stability-poll = 500ms
+        """;
+
+    private static async Task<double> MetricAsync(ArchiveServer server, string name, string? label = null)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        string text = await http.GetStringAsync($"http://127.0.0.1:{server.HttpPort}/metrics");
+        string prefix = label is null ? name + " " : $"{name}{{{label}}} ";
+        var line = text.Split('\n').SingleOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        return line is null ? 0 : double.Parse(line[prefix.Length..], CultureInfo.InvariantCulture);
+    }
+
+    private static List<byte[]> Frames(string path)
+    {
+        using var file = DicomFile.Open(path);
+        return [.. PixelDataFrames.Of(file.Dataset).Frames().Select(f =>
+        {
+            using var s = f.Open();
+            using var ms = new MemoryStream();
+            s.CopyTo(ms);
+            return ms.ToArray();
+        })];
+    }
+
+    private static bool IsNativeImage(StoreFile f)
+    {
+        if (f.TransferSyntax.Uid is not (DicomUids.ImplicitVRLittleEndian or DicomUids.ExplicitVRLittleEndian)) return false;
+        using var file = DicomFile.Open(f.Path);
+        return file.Dataset.GetUInt16(DicomTags.Rows) is > 0 && file.Dataset.Contains(DicomTags.PixelData)
+            && file.Dataset.GetUInt16(DicomTags.BitsAllocated) is 8 or 16;
+    }
+
+    [Theory]
+    [InlineData(ArchiveServer.Sqlite)]
+    [InlineData(ArchiveServer.PostgreSql)]
+    public async Task Stable_studies_are_compressed_losslessly_verified_against_dcmtk_and_their_originals_deleted(string backend)
+    {
+        using var dir = new TempDir();
+        string data = ArchiveServer.NewDataFolder(dir, backend);
+        using var server = new ArchiveServer(data, Config);
+        string work = dir.File("work");
+        var sent = AkkaVnaCli.Run(ToolTimeout, "replay", $"127.0.0.1:{server.DicomPort}", "generate:2,30,CT,256x256", "-n", "2", "-aec", "AKKAVNA", "--work", work);
+        Assert.True(sent.ExitCode == 0, sent.StdOut + sent.StdErr);
+        var corpus = Storescu.Rounds(Storescu.SendableCorpus.Value).First().Where(IsNativeImage).ToList();
+        var results = Storescu.Send(Storescu.WriteConfig(dir, corpus), server.DicomPort, corpus, 1, ToolTimeout);
+        var refusedByDcmtk = results.SelectMany(r => Storescu.RefusedByDcmtk(r, corpus)).ToHashSet(StringComparer.Ordinal);
+        var originals = Directory.GetFiles(work, "*", SearchOption.AllDirectories).Select(StoreFile.Read)
+            .Concat(corpus.Where(f => !Storescu.WasRefused(f, refusedByDcmtk))).ToDictionary(f => f.SopInstanceUid, StringComparer.Ordinal);
+        output.WriteLine($"{originals.Count} native images sent ({corpus.Count} from the corpus)");
+
+        // Every image is handled: compressed, or left as it is (refused) — and then every replaced original is gone.
+        await Waits.UntilAsync(async () => await MetricAsync(server, "akkavna_compression_instances_total", "outcome=\"compressed\"")
+            + await MetricAsync(server, "akkavna_compression_instances_total", "outcome=\"refused\"") >= originals.Count, TimeSpan.FromMinutes(3), "every image compressed or refused",
+            () => server.Output[^Math.Min(3000, server.Output.Length)..]);
+        List<AkkaVna.Core.Ports.IndexedInstance> rows;
+        await using (var index = await ArchiveServer.OpenIndexAsync(data)) rows = await ArchiveServer.ListAsync(index);
+        Assert.Equal(originals.Count, rows.Count);
+        await Waits.UntilAsync(async () => await ArchiveServer.CountBlobsAsync(data) == rows.Count, TimeSpan.FromMinutes(1), "the replaced originals deleted");
+
+        int compressed = 0;
+        long before = 0, after = 0;
+        foreach (var row in rows)
+        {
+            var original = originals[row.SopInstanceUid];
+            string blob = await ArchiveServer.BlobFileAsync(data, row.Blob, dir.File("scratch"));
+            if (row.TransferSyntaxUid == JpegLsLossless)
+            {
+                // dcmtk's own JPEG-LS decoder gives back exactly the pixels sent.
+                string decoded = dir.File($"decoded-{row.SopInstanceUid}.dcm");
+                var r = Tool.Run(Tool.Dcmtk("dcmdjpls"), [blob, decoded], TimeSpan.FromMinutes(1));
+                Assert.True(r.ExitCode == 0, r.StdErr);
+                Assert.Equal(Frames(original.Path), Frames(decoded));
+                Storescu.AssertSameDataSet(original.Path, decoded, ignorePixelData: true);
+                compressed++;
+                before += new FileInfo(original.Path).Length;
+                after += row.Size;
+            }
+            else
+            {
+                // Left as it is: the very data set that was sent.
+                Assert.Equal(original.TransferSyntax.Uid, row.TransferSyntaxUid);
+                Storescu.AssertSameDataSet(original.Path, blob);
+            }
+        }
+        output.WriteLine($"{compressed} of {rows.Count} images compressed: {before:N0} bytes sent, {after:N0} stored ({100.0 * after / Math.Max(1, before):F0} %)");
+        Assert.True(compressed >= 60, $"only {compressed} images compressed"); // the generated CT set compresses
+        Assert.True(after < before);
+
+        // The admin view lists each instance as stored now.
+        using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}/") })
+        {
+            var study = rows.First(r => r.TransferSyntaxUid == JpegLsLossless).StudyInstanceUid;
+            var view = await http.GetFromJsonAsync<JsonElement>($"admin/studies/{study}");
+            var stored = view.GetProperty("stored").EnumerateArray().ToList();
+            Assert.Equal(rows.Count(r => r.StudyInstanceUid == study), stored.Count);
+            Assert.All(stored, s => Assert.Equal(JpegLsLossless, s.GetProperty("transferSyntaxUid").GetString()));
+        }
+        var verify = ArchiveServer.Verify(data);
+        Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
+        Assert.Equal(0, server.Stop());
+    }
+}
