@@ -369,6 +369,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             }
             catch (Exception e) when (e is InvalidInstanceException or IOException)
             {
+                log.LogInformation("recovery: staged blob {Staged} is cut short or unreadable ({Reason}): never acknowledged, discarded", staged.Description, e.Message);
                 return null; // cut short or unreadable: it was never acknowledged
             }
             await studies.GetSummaryAsync(header.StudyInstanceUid, TimeSpan.FromSeconds(60), cancellationToken);

@@ -61,6 +61,8 @@ public sealed class StagingArea : IAsyncDisposable
     private readonly TimeSpan _othersGrace;
     private readonly EarlyWriteback _writeback = new();
     private readonly Lock _gate = new();
+    /// <summary>The staged files this process's writers hold open (recovery of this node's folder never decides those).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _live = new(StringComparer.Ordinal);
     private FileStream? _lock;
 
     /// <param name="root">The staging folder (created when missing).</param>
@@ -254,7 +256,8 @@ public sealed class StagingArea : IAsyncDisposable
         foreach (var file in Directory.EnumerateFiles(folder, "*.part"))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (File.GetLastWriteTimeUtc(file) > cutoff) continue;
+            // A writer of this process still holds it (an ingest, a compression under way — even while a startup recovery runs).
+            if (_live.ContainsKey(file) || File.GetLastWriteTimeUtc(file) > cutoff) continue;
             BlobRef? resolved;
             try
             {
@@ -323,9 +326,30 @@ public sealed class StagingArea : IAsyncDisposable
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
-    private sealed class Writer(StagingArea area, string path, IStagingTarget target) : IBlobWriter
+    private sealed class Writer : IBlobWriter
     {
-        private readonly SafeFileHandle _handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, FileOptions.None);
+        private readonly StagingArea area;
+        private readonly string path;
+        private readonly IStagingTarget target;
+        private readonly SafeFileHandle _handle;
+
+        public Writer(StagingArea area, string path, IStagingTarget target)
+        {
+            this.area = area;
+            this.path = path;
+            this.target = target;
+            area._live[path] = 0;
+            try
+            {
+                _handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, FileOptions.None);
+            }
+            catch
+            {
+                area._live.TryRemove(path, out _);
+                throw;
+            }
+        }
+
         private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         private long _length, _writebackFrom;
         private bool _sealed, _settled, _disposed;
@@ -419,6 +443,18 @@ public sealed class StagingArea : IAsyncDisposable
             _disposed = true;
             _handle.Dispose();
             _sha.Dispose();
+            try
+            {
+                await SettleAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                area._live.TryRemove(path, out _); // from now on (left for it, or gone) the file is recovery's
+            }
+        }
+
+        private async ValueTask SettleAsync()
+        {
             if (_settled) return;
             if (_prepared is { } written)
             {

@@ -127,4 +127,57 @@ public sealed class CompressionTests(ITestOutputHelper output)
         Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
         Assert.Equal(0, server.Stop());
     }
+
+    [Fact]
+    public async Task A_node_killed_while_compressing_resumes_after_a_restart_and_every_instance_is_its_original_or_a_verified_copy()
+    {
+        using var dir = new TempDir();
+        string data = ArchiveServer.NewDataFolder(dir, ArchiveServer.Sqlite);
+        string work = dir.File("work");
+        const int Count = 150;
+        double before;
+        using (var server = new ArchiveServer(data, Config))
+        {
+            var sent = AkkaVnaCli.Run(ToolTimeout, "replay", $"127.0.0.1:{server.DicomPort}", $"generate:1,{Count},CT,512x512", "-n", "2", "-aec", "AKKAVNA", "--work", work);
+            Assert.True(sent.ExitCode == 0, sent.StdOut + sent.StdErr);
+            // SIGKILL in the middle of the pass.
+            await Waits.UntilAsync(async () => await MetricAsync(server, "akkavna_compression_instances_total", "outcome=\"compressed\"") >= 15, TimeSpan.FromMinutes(2),
+                "compression under way", () => server.Output[^Math.Min(3000, server.Output.Length)..]);
+            server.Kill();
+            before = await MetricAsync(server, "akkavna_compression_instances_total", "outcome=\"compressed\"").ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : -1);
+        }
+        int native;
+        await using (var index = await ArchiveServer.OpenIndexAsync(data))
+        {
+            var rows = await ArchiveServer.ListAsync(index);
+            Assert.Equal(Count, rows.Count);
+            native = rows.Count(r => r.TransferSyntaxUid != JpegLsLossless);
+            output.WriteLine($"killed with {Count - native} of {Count} compressed");
+            Assert.InRange(native, 1, Count - 1);
+        }
+
+        // After the restart the pass resumes where it stopped (the compression watch wakes the study) and finishes.
+        using (var server = new ArchiveServer(data, Config))
+        {
+            await Waits.UntilAsync(async () =>
+            {
+                await using var index = await ArchiveServer.OpenIndexAsync(data);
+                return (await ArchiveServer.ListAsync(index)).All(r => r.TransferSyntaxUid == JpegLsLossless) && await ArchiveServer.CountBlobsAsync(data) == Count
+                    && await ArchiveServer.OpenBlobs(data).CountStagedAsync(CancellationToken.None) == 0;
+            }, TimeSpan.FromMinutes(3), "every instance compressed and every original deleted after the restart", () => server.Output[^Math.Min(3000, server.Output.Length)..]);
+            var verify = ArchiveServer.Verify(data);
+            Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr + "\n" + string.Join('\n', server.Output.Split('\n').Where(l => l.Contains("recovery", StringComparison.Ordinal) || l.Contains("compress", StringComparison.OrdinalIgnoreCase)).Take(40)));
+            var originals = Directory.GetFiles(work, "*", SearchOption.AllDirectories).Select(StoreFile.Read).ToDictionary(f => f.SopInstanceUid, StringComparer.Ordinal);
+            await using var index = await ArchiveServer.OpenIndexAsync(data);
+            foreach (var row in await ArchiveServer.ListAsync(index))
+            {
+                string blob = await ArchiveServer.BlobFileAsync(data, row.Blob, dir.File("scratch"));
+                string decoded = dir.File($"decoded-{row.SopInstanceUid}.dcm");
+                var r = Tool.Run(Tool.Dcmtk("dcmdjpls"), [blob, decoded], TimeSpan.FromMinutes(1));
+                Assert.True(r.ExitCode == 0, r.StdErr);
+                Assert.Equal(Frames(originals[row.SopInstanceUid].Path), Frames(decoded));
+            }
+            Assert.Equal(0, server.Stop());
+        }
+    }
 }

@@ -173,6 +173,21 @@ public abstract class BlobStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_blob_whose_writer_is_still_open_in_this_process_is_never_decided_by_recovery()
+    {
+        // A compression under way while the node's startup recovery runs: its staged copy is not yet named by the index,
+        // and recovery must not discard it from under its writer.
+        var target = Store.RefFor("1.2", "1.2.1", "1.2.1.9");
+        await using var w = await Store.CreateAsync(None);
+        await w.WriteAsync(new byte[] { 7 }, None);
+        await w.SealAsync(false, None);
+        Assert.Equal(new StagedRecovery(0, 0, 0), await Store.RecoverStagedAsync(new DelegateResolver(_ => Task.FromResult<BlobRef?>(null)), TimeSpan.Zero, None));
+        await w.PromoteAsync(target, None);
+        await using var content = await Store.OpenAsync(target, None);
+        Assert.Equal([7], await ReadAllAsync(content));
+    }
+
+    [Fact]
     public async Task A_blob_whose_commit_may_still_happen_is_left_staged_until_its_deadline_has_passed()
     {
         // Its commit was sent with a deadline a minute away (a command held in a shard's buffer may still be committed):
