@@ -148,6 +148,16 @@ public static class DicomTranscoder
         _ => throw new CodecException($"no encoder for {syntax}"),
     };
 
+    /// <summary>One encoded frame of <paramref name="dataset"/> (stored in <paramref name="syntax"/>) decoded to its native bytes.</summary>
+    public static byte[] DecodeFrame(DicomDataset dataset, string syntax, ReadOnlySpan<byte> encoded)
+    {
+        var g = Geometry(dataset);
+        if (g.FrameBytes > MaxFrameBytes) throw new CodecException($"a frame of {g.FrameBytes} bytes is larger than the {MaxFrameBytes}-byte limit");
+        var frame = new byte[g.FrameBytes];
+        Decode(syntax, encoded, g, frame);
+        return frame;
+    }
+
     private static void Decode(string syntax, ReadOnlySpan<byte> encoded, FrameGeometry g, Span<byte> frame)
     {
         switch (syntax)
@@ -165,8 +175,7 @@ public static class DicomTranscoder
         var g = new FrameGeometry(ds.GetUInt16(DicomTags.Rows) ?? 0, ds.GetUInt16(DicomTags.Columns) ?? 0, ds.GetUInt16(DicomTags.SamplesPerPixel) ?? 1,
             ds.GetUInt16(DicomTags.BitsAllocated) ?? 0, ds.GetUInt16(DicomTags.BitsStored) ?? 0, ds.GetUInt16(DicomTags.PixelRepresentation) == 1,
             ds.GetUInt16(DicomTags.PlanarConfiguration) ?? 0);
-        g.Validate();
-        if (g.BitsAllocated > 16) throw new CodecException($"Bits Allocated {g.BitsAllocated}: the codecs take samples of up to 16 bits");
+        g.Validate(); // (each codec refuses what it cannot take: JPEG-LS and JPEG 2000 samples of up to 16 bits, RLE up to 32)
         return g;
     }
 
@@ -205,5 +214,37 @@ public static class DicomTranscoder
         BinaryPrimitives.WriteUInt16LittleEndian(h[2..], element);
         BinaryPrimitives.WriteUInt32LittleEndian(h[4..], length);
         o.Write(h);
+    }
+}
+
+/// <summary>The toolkit's transcoding seam over <see cref="DicomTranscoder"/> (for retrieval in a syntax the receiver takes).</summary>
+public sealed class CodecTranscoder : IPixelTranscoder
+{
+    public bool CanTranscode(DicomTransferSyntax from, DicomTransferSyntax to) => DicomTranscoder.CanTranscode(from, to);
+
+    public bool CanDecode(DicomTransferSyntax syntax) => DicomTranscoder.CanDecode(syntax.Uid);
+
+    public byte[] DecodeFrame(DicomDataset dataset, DicomTransferSyntax syntax, ReadOnlySpan<byte> encoded)
+    {
+        try
+        {
+            return DicomTranscoder.DecodeFrame(dataset, syntax.Uid, encoded);
+        }
+        catch (CodecException e)
+        {
+            throw new PixelDataException(e.Reason);
+        }
+    }
+
+    public void WriteDataset(DicomDataset dataset, DicomTransferSyntax from, DicomTransferSyntax to, Stream output, CancellationToken cancellationToken)
+    {
+        try
+        {
+            DicomTranscoder.WriteDataset(dataset, from, to, output, cancellationToken);
+        }
+        catch (CodecException e)
+        {
+            throw new PixelDataException(e.Reason);
+        }
     }
 }

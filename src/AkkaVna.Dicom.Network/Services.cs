@@ -112,6 +112,12 @@ public sealed record RetrieveOptions
 
     /// <summary>A pending C-MOVE/C-GET response at most this often (and after the last sub-operation).</summary>
     public TimeSpan PendingInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Decodes (or compresses) pixel data for a receiver that does not take the stored syntax; null: only conversions
+    /// between native syntaxes, and a compressed instance goes only to a receiver that takes its syntax.
+    /// </summary>
+    public AkkaVna.Dicom.Imaging.IPixelTranscoder? Transcoder { get; init; }
 }
 
 /// <summary>What an SCP offers on its associations: its negotiation policy and one handler per service.</summary>

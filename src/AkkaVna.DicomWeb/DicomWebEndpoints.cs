@@ -22,7 +22,8 @@ namespace AkkaVna.DicomWeb;
 /// data URIs, frames, bulk data), STOW-RS into the same ingest path as C-STORE (the study actors commit, a success is
 /// durable), and WADO-URI at <c>/wado</c>. Errors are HTTP 4xx with the reason as the body.
 /// </summary>
-public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, IBlobStore blobs, IngestService ingest, string spoolFolder, MultipartLimits limits, ILogger log)
+public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, IBlobStore blobs, IngestService ingest, string spoolFolder, MultipartLimits limits, ILogger log,
+    IPixelTranscoder? transcoder = null)
 {
     public const string Prefix = "/dicom-web";
 
@@ -253,20 +254,56 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         return list;
     }
 
+    private static bool IsNative(DicomTransferSyntax ts) => ts is { IsEncapsulated: false, IsFileEncoding: true, IsDeflated: false };
+
+    /// <summary>
+    /// The syntax an instance is sent in (PS3.18 8.7.3): as stored for <c>transfer-syntax=*</c>; the one asked for when it
+    /// is stored so or can be written so (a native syntax, decoding or compressing as needed); without a parameter,
+    /// Explicit VR Little Endian (the standard's default) when the pixels can be decoded, else as stored.
+    /// </summary>
+    private DicomTransferSyntax SyntaxFor(IndexedInstance i, string? asked)
+    {
+        var stored = DicomTransferSyntax.Lookup(i.TransferSyntaxUid) ?? throw new WebException(500, $"instance {i.SopInstanceUid} is stored in an unknown syntax {i.TransferSyntaxUid}");
+        if (asked == "*" || asked == stored.Uid) return stored;
+        var explicitLe = DicomTransferSyntax.ExplicitVRLittleEndian;
+        if (asked is null) return IsNative(stored) || transcoder?.CanTranscode(stored, explicitLe) != true ? stored : explicitLe;
+        var to = DicomTransferSyntax.Lookup(asked) ?? throw new WebException(406, $"transfer-syntax {asked} is not a transfer syntax this archive knows");
+        if ((IsNative(stored) && IsNative(to) && to.IsFileEncoding) || transcoder?.CanTranscode(stored, to) == true) return to;
+        throw new WebException(406, $"instance {i.SopInstanceUid} is stored in {stored.Uid} and cannot be served in {to.Uid} (transfer-syntax=* serves it as stored)");
+    }
+
     private Task WadoAsync(HttpContext c, string study, string? series, string? instance) => Guard(c, async () =>
     {
-        string? syntax = Negotiate(c, DicomParts).TransferSyntax;
+        string? asked = Negotiate(c, DicomParts).TransferSyntax;
         var instances = await InstancesAsync(study, series, instance, c.RequestAborted);
-        var wrong = instances.FirstOrDefault(i => syntax is not null && syntax != "*" && i.TransferSyntaxUid != syntax);
-        if (wrong is not null)
-            throw new WebException(406, $"instance {wrong.SopInstanceUid} is stored in {wrong.TransferSyntaxUid}; this archive serves instances as stored (transfer-syntax=*)");
+        var syntaxes = instances.Select(i => SyntaxFor(i, asked)).ToList(); // every 406 before the first byte
         var writer = new MultipartRelatedWriter(c.Response.Body, "application/dicom");
         c.Response.ContentType = writer.ContentType;
-        foreach (var i in instances)
+        for (int n = 0; n < instances.Count; n++)
         {
+            var (i, to) = (instances[n], syntaxes[n]);
             await using var content = await blobs.OpenAsync(i.Blob, c.RequestAborted);
-            await using var blob = content.OpenRead();
-            await writer.WritePartAsync($"application/dicom; transfer-syntax={i.TransferSyntaxUid}", blob, null, c.RequestAborted);
+            if (to.Uid == i.TransferSyntaxUid)
+            {
+                await using var blob = content.OpenRead();
+                await writer.WritePartAsync($"application/dicom; transfer-syntax={i.TransferSyntaxUid}", blob, null, c.RequestAborted);
+                continue;
+            }
+            // Written in the syntax asked for, a frame at a time, straight into the response.
+            if (c.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>() is { } control) control.AllowSynchronousIO = true;
+            using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
+            var from = file.TransferSyntax;
+            await writer.WritePartAsync($"application/dicom; transfer-syntax={to.Uid}", (s, ct) =>
+            {
+                using var buffered = new BufferedStream(s, 256 * 1024);
+                buffered.Write(new byte[128]);
+                buffered.Write("DICM"u8);
+                DicomWriter.WriteFileMeta(buffered, DicomWriter.BuildFileMeta(file.Dataset, to, file.FileMetaInfo));
+                if (IsNative(from) && IsNative(to)) DicomWriter.WriteDataset(buffered, file.Dataset, to);
+                else transcoder!.WriteDataset(file.Dataset, from, to, buffered, ct);
+                buffered.Flush();
+                return Task.CompletedTask;
+            }, null, c.RequestAborted);
         }
         await writer.CompleteAsync(c.RequestAborted);
     });
@@ -315,8 +352,14 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         // One frame may come as a single part; several only as multipart/related.
         var choice = numbers.Count == 1 ? Negotiate(c, OctetParts, Octets) : Negotiate(c, OctetParts);
         string? syntax = choice.TransferSyntax;
-        if (syntax is not null && syntax != "*" && syntax != instance.TransferSyntaxUid)
-            throw new WebException(406, $"the frames are stored in {instance.TransferSyntaxUid}; this archive serves them as stored (transfer-syntax=*)");
+        var stored = DicomTransferSyntax.Lookup(instance.TransferSyntaxUid);
+        // Frames as stored (transfer-syntax=* or the stored one), or native: decoded when stored compressed (the default, PS3.18 8.7.3).
+        bool nativeAsked = syntax is null || syntax == DicomUids.ExplicitVRLittleEndian;
+        bool asStored = syntax == "*" || syntax == instance.TransferSyntaxUid || (stored is not null && IsNative(stored) && nativeAsked);
+        bool decode = !asStored && nativeAsked && stored is not null && transcoder?.CanDecode(stored) == true;
+        if (!asStored && !decode)
+            throw new WebException(406, $"the frames are stored in {instance.TransferSyntaxUid} and cannot be served in {syntax ?? DicomUids.ExplicitVRLittleEndian} (transfer-syntax=* serves them as stored)");
+        string servedSyntax = asStored ? instance.TransferSyntaxUid : DicomUids.ExplicitVRLittleEndian;
         await using var content = await blobs.OpenAsync(instance.Blob, c.RequestAborted);
         using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
         PixelDataFrames frames;
@@ -330,20 +373,28 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         }
         foreach (int n in numbers.Where(n => n > frames.Count))
             throw new WebException(404, $"instance {instance.SopInstanceUid} has {frames.Count} frame(s), not {n}");
+        async Task CopyFrameAsync(int n, Stream s, CancellationToken ct)
+        {
+            var frame = frames.GetFrame(n);
+            if (asStored)
+            {
+                await frame.CopyToAsync(s, ct);
+                return;
+            }
+            var encoded = new byte[frame.Length];
+            await using (var f = frame.Open()) await f.ReadExactlyAsync(encoded, ct);
+            await s.WriteAsync(transcoder!.DecodeFrame(file.Dataset, stored!, encoded), ct);
+        }
         if (!choice.Offer.IsMultipart)
         {
-            c.Response.ContentType = $"application/octet-stream; transfer-syntax={instance.TransferSyntaxUid}";
-            await frames.GetFrame(numbers[0]).CopyToAsync(c.Response.Body, c.RequestAborted);
+            c.Response.ContentType = $"application/octet-stream; transfer-syntax={servedSyntax}";
+            await CopyFrameAsync(numbers[0], c.Response.Body, c.RequestAborted);
             return;
         }
         var writer = new MultipartRelatedWriter(c.Response.Body, "application/octet-stream");
-        c.Response.ContentType = writer.ContentType + $"; transfer-syntax={instance.TransferSyntaxUid}";
+        c.Response.ContentType = writer.ContentType + $"; transfer-syntax={servedSyntax}";
         foreach (int n in numbers)
-        {
-            var frame = frames.GetFrame(n);
-            await writer.WritePartAsync($"application/octet-stream; transfer-syntax={instance.TransferSyntaxUid}",
-                (s, ct) => frame.CopyToAsync(s, ct), null, c.RequestAborted);
-        }
+            await writer.WritePartAsync($"application/octet-stream; transfer-syntax={servedSyntax}", (s, ct) => CopyFrameAsync(n, s, ct), null, c.RequestAborted);
         await writer.CompleteAsync(c.RequestAborted);
     });
 

@@ -126,6 +126,7 @@ public sealed class ArchiveNode : IAsyncDisposable
 
             var sharding = ClusterSharding.Get(system);
             var shardingSettings = ClusterShardingSettings.Create(system).WithPassivateIdleAfter(options.PassivateAfter);
+            var transcoder = new AkkaVna.Codecs.CodecTranscoder();
             CompressionServices? compression = null;
             if (options.Compression.Enabled)
             {
@@ -183,6 +184,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 {
                     CallingAE = options.AETitle,
                     TempDirectory = options.SpoolFolder,
+                    Transcoder = transcoder,
                     Association = new DicomAssociationOptions { ArtimTimeout = options.ArtimTimeout, DimseTimeout = options.DimseTimeout, IdleTimeout = options.IdleTimeout },
                 },
             };
@@ -202,7 +204,7 @@ public sealed class ArchiveNode : IAsyncDisposable
 
             metrics.Registry.AddBeforeCollectCallback(() => metrics.Associations.Set(dicom.ActiveAssociations));
             var web = new DicomWebEndpoints(engine, index, blobs, ingest, options.SpoolFolder,
-                new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"));
+                new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"), transcoder);
             var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, gateway, web, metrics,
                 () => ClusterReport.GetAsync(system, studies, TimeSpan.FromSeconds(10)));
             await http.StartAsync(cancellationToken);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using AkkaVna.Dicom.IO;
+using AkkaVna.Dicom.Imaging;
 using AkkaVna.Dicom.Network.Dimse;
 using AkkaVna.Dicom.Network.Pdus;
 using AkkaVna.Dicom.Network.Scu;
@@ -97,7 +98,7 @@ internal sealed class RetrieveOperation
 
     private async Task MoveBatchAsync(MoveDestination destination, List<RetrieveItem> batch, CancellationToken cancellationToken)
     {
-        var proposals = Proposals(batch);
+        var proposals = Proposals(batch, _options.Transcoder);
         var rq = new AssociateRequest
         {
             CalledAE = destination.AETitle,
@@ -152,7 +153,11 @@ internal sealed class RetrieveOperation
     /// Per SOP class: one context per stored syntax; for native syntaxes also one offering explicit and implicit VR
     /// little endian, so a destination that takes neither stored syntax still gets a converted data set.
     /// </summary>
-    private static List<PresentationContextProposal> Proposals(List<RetrieveItem> items)
+    /// <summary>
+    /// Per SOP class: each stored syntax alone, and — when any of them can be written natively (converted, or decoded by
+    /// the transcoder) — one context proposing the native syntaxes.
+    /// </summary>
+    private static List<PresentationContextProposal> Proposals(List<RetrieveItem> items, IPixelTranscoder? transcoder)
     {
         var proposals = new List<PresentationContextProposal>();
         foreach (var perClass in items.GroupBy(i => i.SopClassUid, StringComparer.Ordinal))
@@ -161,7 +166,7 @@ internal sealed class RetrieveOperation
             foreach (var ts in perClass.Select(i => i.TransferSyntaxUid).Distinct(StringComparer.Ordinal))
             {
                 proposals.Add(new PresentationContextProposal((byte)(2 * proposals.Count + 1), perClass.Key, [ts]));
-                anyNative |= IsConvertible(DicomTransferSyntax.Lookup(ts));
+                anyNative |= DicomTransferSyntax.Lookup(ts) is { } stored && CanConvert(stored, DicomTransferSyntax.ExplicitVRLittleEndian, transcoder);
             }
             if (anyNative)
                 proposals.Add(new PresentationContextProposal((byte)(2 * proposals.Count + 1), perClass.Key,
@@ -191,6 +196,10 @@ internal sealed class RetrieveOperation
     }
 
     private static bool IsConvertible(DicomTransferSyntax? ts) => ts is { IsFileEncoding: true, IsEncapsulated: false };
+
+    /// <summary>Whether a data set stored in <paramref name="from"/> can be sent in <paramref name="to"/>: between native syntaxes, or through the transcoder.</summary>
+    private static bool CanConvert(DicomTransferSyntax from, DicomTransferSyntax to, IPixelTranscoder? transcoder) =>
+        (IsConvertible(from) && IsConvertible(to) && !to.IsDeflated) || (transcoder?.CanTranscode(from, to) ?? false);
 
     /// <summary>Sends one sub-operation; false when the receiver stopped answering (the association was aborted).</summary>
     private async Task<bool> StoreAsync(DicomAssociation target, RetrieveItem item, (string AE, ushort MessageId)? originator, CancellationToken cancellationToken)
@@ -246,7 +255,7 @@ internal sealed class RetrieveOperation
             if (convert)
             {
                 spool = Path.Combine(_options.TempDirectory ?? Path.GetTempPath(), $"akkavna-convert-{Guid.NewGuid():N}.dcm");
-                length = Convert(file, context.TransferSyntax, spool);
+                length = Convert(file, context.TransferSyntax!, spool, cancellationToken);
                 source = new FileStream(spool, FileMode.Open, FileAccess.Read, FileShare.Read, 256 * 1024, FileOptions.SequentialScan);
             }
             else
@@ -273,7 +282,8 @@ internal sealed class RetrieveOperation
                 return true;
             }
         }
-        catch (Exception e) when (e is IOException or DicomAssociationException or UnauthorizedAccessException or DicomParseException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or DicomAssociationException or UnauthorizedAccessException or DicomParseException or InvalidOperationException
+            or PixelDataException)
         {
             await CountAsync(item, DimseStatus.RetrieveOutOfResourcesSubOperations, e.Message, cancellationToken);
             return target.State == UpperLayer.UlState.Sta6;
@@ -284,24 +294,29 @@ internal sealed class RetrieveOperation
         }
     }
 
-    /// <summary>The stored syntax if the receiver took it; else a native syntax it took, when the stored one is native too.</summary>
+    /// <summary>
+    /// The stored syntax if the receiver took it; else a native syntax it took that the stored one converts or decodes to;
+    /// else any syntax it took that the transcoder writes (a receiver that takes only a compressed syntax).
+    /// </summary>
     private (PresentationContext? Context, bool Convert) ChooseContext(DicomAssociation target, StoreFile file)
     {
         bool mayStore = !IsGet || target.Accept?.UserInformation.RoleSelections.Any(r => r.SopClassUid == file.SopClassUid && r.ScpRole) == true;
         if (!mayStore) return (null, false);
         var candidates = target.PresentationContexts.Values.Where(c => c.Accepted && c.AbstractSyntax == file.SopClassUid).ToList();
         if (candidates.FirstOrDefault(c => c.TransferSyntaxUid == file.TransferSyntax.Uid) is { } exact) return (exact, false);
-        if (!IsConvertible(file.TransferSyntax)) return (null, false);
-        var native = candidates.FirstOrDefault(c => IsConvertible(c.TransferSyntax) && !c.TransferSyntax.IsDeflated);
-        return (native, native is not null);
+        var transcoder = _options.Transcoder;
+        var chosen = candidates.FirstOrDefault(c => IsConvertible(c.TransferSyntax) && CanConvert(file.TransferSyntax, c.TransferSyntax, transcoder))
+            ?? candidates.FirstOrDefault(c => c.TransferSyntax is { } ts && CanConvert(file.TransferSyntax, ts, transcoder));
+        return (chosen, chosen is not null);
     }
 
     /// <summary>Writes the data set in <paramref name="syntax"/> to <paramref name="path"/>; large values are copied from the file, not loaded.</summary>
-    private long Convert(StoreFile file, DicomTransferSyntax syntax, string path)
+    private long Convert(StoreFile file, DicomTransferSyntax syntax, string path, CancellationToken cancellationToken)
     {
         using var source = DicomFile.Open(file.Source, new DicomReadOptions { TempDirectory = _options.TempDirectory });
         using var output = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024);
-        DicomWriter.WriteDataset(output, source.Dataset, syntax);
+        if (IsConvertible(file.TransferSyntax) && IsConvertible(syntax)) DicomWriter.WriteDataset(output, source.Dataset, syntax);
+        else _options.Transcoder!.WriteDataset(source.Dataset, file.TransferSyntax, syntax, output, cancellationToken);
         return output.Length;
     }
 

@@ -125,6 +125,39 @@ public sealed class CompressionTests(ITestOutputHelper output)
         }
         var verify = ArchiveServer.Verify(data);
         Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
+
+        // Retrieval in the syntax the receiver takes. A generated study, all JPEG-LS now:
+        var generated = rows.Where(r => r.TransferSyntaxUid == JpegLsLossless && originals[r.SopInstanceUid].Path.StartsWith(work, StringComparison.Ordinal)).ToList();
+        var one = generated[0];
+        string instanceUrl = $"dicom-web/studies/{one.StudyInstanceUid}/series/{one.SeriesInstanceUid}/instances/{one.SopInstanceUid}";
+        using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}/") })
+        {
+            // transfer-syntax=* : as stored (JPEG-LS), byte for byte.
+            var stored = Assert.Single(await Multipart.PartsAsync(http, instanceUrl, "multipart/related; type=\"application/dicom\"; transfer-syntax=*"));
+            Assert.Contains($"transfer-syntax={JpegLsLossless}", stored.ContentType, StringComparison.Ordinal);
+            Assert.Equal(await File.ReadAllBytesAsync(await ArchiveServer.BlobFileAsync(data, one.Blob, dir.File("scratch"))), stored.Body);
+            // No transfer-syntax: Explicit VR Little Endian (PS3.18 8.7.3), decoded to the pixels sent.
+            var native = Assert.Single(await Multipart.PartsAsync(http, instanceUrl, "multipart/related; type=\"application/dicom\""));
+            Assert.Contains("transfer-syntax=1.2.840.10008.1.2.1", native.ContentType, StringComparison.Ordinal);
+            string nativePath = dir.File("wado-native.dcm");
+            await File.WriteAllBytesAsync(nativePath, native.Body);
+            Assert.Equal(Frames(originals[one.SopInstanceUid].Path), Frames(nativePath));
+            Storescu.AssertSameDataSet(originals[one.SopInstanceUid].Path, nativePath);
+            // A frame, by default native: the original frame's bytes.
+            var frame = Assert.Single(await Multipart.PartsAsync(http, instanceUrl + "/frames/1"));
+            Assert.Equal(Frames(originals[one.SopInstanceUid].Path)[0], frame.Body);
+        }
+        // getscu proposes Explicit VR Little Endian alone: every instance of the study arrives decoded, as it was sent.
+        var get = QueryRetrieveTools.Get(null, server.DicomPort, dir.File("get"), ["QueryRetrieveLevel=STUDY", $"StudyInstanceUID={one.StudyInstanceUid}"]);
+        Assert.True(get.FinalStatus == "Success", get.Output);
+        var received = Directory.GetFiles(dir.File("get"));
+        Assert.Equal(generated.Count(r => r.StudyInstanceUid == one.StudyInstanceUid), received.Length);
+        foreach (var path in received)
+        {
+            var file = StoreFile.Read(path);
+            Assert.Equal(DicomTransferSyntax.ExplicitVRLittleEndian, file.TransferSyntax);
+            Storescu.AssertSameDataSet(originals[file.SopInstanceUid].Path, path);
+        }
         Assert.Equal(0, server.Stop());
     }
 

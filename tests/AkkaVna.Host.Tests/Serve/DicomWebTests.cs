@@ -83,25 +83,7 @@ public abstract class DicomWebSuite(string backend) : IAsyncLifetime
     private static string? Value(JsonElement ds, string tag) =>
         ds.TryGetProperty(tag, out var a) && a.TryGetProperty("Value", out var v) ? v[0].ValueKind == JsonValueKind.Object ? v[0].GetProperty("Alphabetic").GetString() : v[0].ToString() : null;
 
-    /// <summary>The parts of a multipart/related response, read with ASP.NET's reader.</summary>
-    private async Task<List<(string ContentType, byte[] Body)>> PartsAsync(string url, string? accept = null)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        if (accept is not null) request.Headers.TryAddWithoutValidation("Accept", accept);
-        using var rsp = await _http.SendAsync(request);
-        Assert.True(rsp.StatusCode == HttpStatusCode.OK, $"{url}: {rsp.StatusCode} {await rsp.Content.ReadAsStringAsync()}");
-        Assert.Equal("multipart/related", rsp.Content.Headers.ContentType?.MediaType);
-        string boundary = rsp.Content.Headers.ContentType!.Parameters.First(p => p.Name == "boundary").Value!.Trim('"');
-        var reader = new MultipartReader(boundary, await rsp.Content.ReadAsStreamAsync()) { BodyLengthLimit = null };
-        var parts = new List<(string, byte[])>();
-        while (await reader.ReadNextSectionAsync() is { } section)
-        {
-            using var ms = new MemoryStream();
-            await section.Body.CopyToAsync(ms);
-            parts.Add((section.ContentType ?? "", ms.ToArray()));
-        }
-        return parts;
-    }
+    private Task<List<(string ContentType, byte[] Body)>> PartsAsync(string url, string? accept = null) => Serve.Multipart.PartsAsync(_http, url, accept);
 
     private static byte[] PixelData(string path)
     {

@@ -292,7 +292,7 @@ public abstract class QueryRetrieveSuite(QueryRetrieveFixture fx)
     }
 
     [Fact]
-    public void An_instance_stored_in_implicit_vr_is_converted_for_getscu_which_takes_explicit_vr_and_a_compressed_one_fails_with_a_reason()
+    public void An_instance_stored_in_implicit_vr_is_converted_for_getscu_which_takes_explicit_vr_a_compressed_one_is_decoded_and_one_no_codec_reads_fails_with_a_reason()
     {
         using var dir = new TempDir();
         // getscu proposes explicit VR little endian alone for storage: an implicit VR instance is converted (native to native).
@@ -303,23 +303,49 @@ public abstract class QueryRetrieveSuite(QueryRetrieveFixture fx)
         var received = Assert.Single(AssertReceived(dir.File("ile"), [implicitVr.Path]));
         using (var f = DicomFile.Open(received)) Assert.Equal(DicomTransferSyntax.ExplicitVRLittleEndian, f.TransferSyntax);
 
-        // An encapsulated (compressed) instance cannot be converted: that sub-operation fails (getscu does not print the
-        // Failed SOP Instance UID List; the C-MOVE test reads it from movescu).
         // getscu proposes a compressed syntax only when told to prefer it: the option for each.
         var prefer = new Dictionary<string, string>
         {
             ["1.2.840.10008.1.2.4.80"] = "+xt", ["1.2.840.10008.1.2.4.70"] = "+xs", ["1.2.840.10008.1.2.4.90"] = "+xv", ["1.2.840.10008.1.2.4.91"] = "+xw",
         };
-        var compressed = fx.StoredCorpus.First(f => prefer.ContainsKey(f.TransferSyntax.Uid) && f.SopClassUid is DicomUids.CTImageStorage or DicomUids.MRImageStorage
-            or DicomUids.SecondaryCaptureImageStorage or DicomUids.UltrasoundImageStorage or DicomUids.ComputedRadiographyImageStorage or DicomUids.UltrasoundMultiFrameImageStorage);
-        var failed = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File("jls"), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={compressed.SopInstanceUid}"]);
+        bool Getable(StoreFile f) => f.SopClassUid is DicomUids.CTImageStorage or DicomUids.MRImageStorage or DicomUids.SecondaryCaptureImageStorage
+            or DicomUids.UltrasoundImageStorage or DicomUids.ComputedRadiographyImageStorage or DicomUids.UltrasoundMultiFrameImageStorage;
+
+        // A JPEG-LS instance, asked for by a receiver that takes only explicit VR: decoded on the fly, pixels as dcmtk decodes them.
+        // (JPEG-LS or RLE, whichever the stored corpus holds: dcmtk decodes both.)
+        var decoders = new Dictionary<string, string> { ["1.2.840.10008.1.2.4.80"] = "dcmdjpls", ["1.2.840.10008.1.2.5"] = "dcmdrle" };
+        var jls = fx.StoredCorpus.First(f => decoders.ContainsKey(f.TransferSyntax.Uid) && Getable(f));
+        var decoded = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File("jls"), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={jls.SopInstanceUid}"]);
+        Assert.True(decoded.FinalStatus == "Success", decoded.Output + string.Join("\n", fx.Server.Output.Split('\n').Where(l => l.Contains(jls.SopInstanceUid, StringComparison.Ordinal))));
+        string got = Assert.Single(Directory.GetFiles(dir.File("jls")));
+        string reference = dir.File("dcmdjpls.dcm");
+        var r = Tool.Run(Tool.Dcmtk(decoders[jls.TransferSyntax.Uid]), [jls.Path, reference], TimeSpan.FromMinutes(1));
+        Assert.True(r.ExitCode == 0, r.StdErr);
+        using (var gotFile = DicomFile.Open(got))
+        using (var referenceFile = DicomFile.Open(reference))
+        {
+            Assert.Equal(DicomTransferSyntax.ExplicitVRLittleEndian, gotFile.TransferSyntax);
+            Assert.Equal(referenceFile.Dataset.GetString(DicomTags.PhotometricInterpretation), gotFile.Dataset.GetString(DicomTags.PhotometricInterpretation));
+            static byte[] Pixels(DicomFile f)
+            {
+                using var ms = new MemoryStream();
+                ((DicomElement)f.Dataset[DicomTags.PixelData]!).Value.CopyTo(ms);
+                return ms.ToArray();
+            }
+            Assert.Equal(Pixels(referenceFile), Pixels(gotFile));
+        }
+
+        // One stored in a syntax no codec of this build decodes (JPEG Lossless SV1): that sub-operation fails (getscu does
+        // not print the Failed SOP Instance UID List; the C-MOVE test reads it from movescu).
+        var sv1 = fx.StoredCorpus.First(f => f.TransferSyntax.Uid == "1.2.840.10008.1.2.4.70" && Getable(f));
+        var failed = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File("sv1"), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={sv1.SopInstanceUid}"]);
         Assert.Equal(1, failed.Count("Failed"));
         Assert.Equal(0, failed.Count("Completed"));
-        Assert.Empty(Directory.GetFiles(dir.File("jls")));
+        Assert.Empty(Directory.GetFiles(dir.File("sv1")));
         // Proposed in its own syntax, it is sent as stored.
-        var ok = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File("jls-ok"), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={compressed.SopInstanceUid}"], prefer[compressed.TransferSyntax.Uid]);
+        var ok = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File("sv1-ok"), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={sv1.SopInstanceUid}"], prefer[sv1.TransferSyntax.Uid]);
         Assert.True(ok.FinalStatus == "Success", ok.Output);
-        AssertReceived(dir.File("jls-ok"), [compressed.Path]);
+        AssertReceived(dir.File("sv1-ok"), [sv1.Path]);
     }
 
     [Fact]

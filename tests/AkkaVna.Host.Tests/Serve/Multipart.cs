@@ -1,0 +1,28 @@
+using System.Net;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace AkkaVna.Host.Tests.Serve;
+
+/// <summary>DICOMweb responses as a client reads them.</summary>
+internal static class Multipart
+{
+    /// <summary>The parts of a multipart/related response (ASP.NET's reader), failing the test on any other answer.</summary>
+    public static async Task<List<(string ContentType, byte[] Body)>> PartsAsync(HttpClient http, string url, string? accept = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        if (accept is not null) request.Headers.TryAddWithoutValidation("Accept", accept);
+        using var rsp = await http.SendAsync(request);
+        Assert.True(rsp.StatusCode == HttpStatusCode.OK, $"{url}: {rsp.StatusCode} {await rsp.Content.ReadAsStringAsync()}");
+        Assert.Equal("multipart/related", rsp.Content.Headers.ContentType?.MediaType);
+        string boundary = rsp.Content.Headers.ContentType!.Parameters.First(p => p.Name == "boundary").Value!.Trim('"');
+        var reader = new MultipartReader(boundary, await rsp.Content.ReadAsStreamAsync()) { BodyLengthLimit = null };
+        var parts = new List<(string, byte[])>();
+        while (await reader.ReadNextSectionAsync() is { } section)
+        {
+            using var ms = new MemoryStream();
+            await section.Body.CopyToAsync(ms);
+            parts.Add((section.ContentType ?? "", ms.ToArray()));
+        }
+        return parts;
+    }
+}
