@@ -15,21 +15,26 @@ public sealed record TranscodeStats(int Frames, long PixelBytesIn, long PixelByt
 /// encoded is decoded again at once and compared with the original's bytes: any difference (bits above Bits Stored that
 /// a codec does not keep, say) refuses the whole transcoding, so a compressed copy is made only when it is exact.
 /// A lossy source is never compressed again. Every other attribute is written as it was, except where the pixels'
-/// form changes them: a JPEG 2000 colour transform (YBR_RCT, YBR_ICT) decodes to RGB.
+/// form changes them: a JPEG 2000 colour transform (YBR_RCT, YBR_ICT) decodes to RGB. Syntaxes: RLE, JPEG-LS, JPEG 2000
+/// and JPEG Lossless SV1 encoded; those, JPEG Lossless (any predictor), JPEG-LS near-lossless and JPEG 2000 lossy decoded.
 /// </summary>
 public static class DicomTranscoder
 {
     /// <summary>A frame larger than this is refused (a codec holds one frame and its encoded form in memory).</summary>
     public const long MaxFrameBytes = 512L * 1024 * 1024;
 
-    private static readonly string[] Lossless = [RleLossless.TransferSyntaxUid, JpegLs.LosslessTransferSyntaxUid, Jpeg2000.LosslessTransferSyntaxUid];
+    private static readonly string[] Lossless = [RleLossless.TransferSyntaxUid, JpegLs.LosslessTransferSyntaxUid, Jpeg2000.LosslessTransferSyntaxUid,
+        JpegLossless.Sv1TransferSyntaxUid];
+
+    /// <summary>Lossless syntaxes decoded only (JPEG Lossless with any predictor).</summary>
+    private static readonly string[] LosslessDecodeOnly = [JpegLossless.TransferSyntaxUid];
     private static readonly string[] Lossy = [JpegLs.NearLosslessTransferSyntaxUid, Jpeg2000.LossyTransferSyntaxUid];
 
     /// <summary>Whether this build can compress into <paramref name="transferSyntaxUid"/> (losslessly).</summary>
     public static bool CanEncode(string transferSyntaxUid) => Lossless.Contains(transferSyntaxUid);
 
     /// <summary>Whether this build can decode pixel data stored in <paramref name="transferSyntaxUid"/>.</summary>
-    public static bool CanDecode(string transferSyntaxUid) => Lossless.Contains(transferSyntaxUid) || Lossy.Contains(transferSyntaxUid);
+    public static bool CanDecode(string transferSyntaxUid) => Lossless.Contains(transferSyntaxUid) || LosslessDecodeOnly.Contains(transferSyntaxUid) || Lossy.Contains(transferSyntaxUid);
 
     /// <summary>Whether pixel data in <paramref name="syntax"/> is little-endian native frames (what codecs take and give).</summary>
     public static bool IsNative(DicomTransferSyntax syntax) => syntax is { IsEncapsulated: false, IsBigEndian: false, IsDeflated: false, IsFileEncoding: true };
@@ -145,6 +150,7 @@ public static class DicomTranscoder
         RleLossless.TransferSyntaxUid => RleLossless.Encode(frame, g),
         JpegLs.LosslessTransferSyntaxUid => JpegLs.Encode(frame, g),
         Jpeg2000.LosslessTransferSyntaxUid => Jpeg2000.Encode(frame, g),
+        JpegLossless.Sv1TransferSyntaxUid => JpegLossless.Encode(frame, g),
         _ => throw new CodecException($"no encoder for {syntax}"),
     };
 
@@ -165,6 +171,7 @@ public static class DicomTranscoder
             case RleLossless.TransferSyntaxUid: RleLossless.Decode(encoded, g, frame); break;
             case JpegLs.LosslessTransferSyntaxUid or JpegLs.NearLosslessTransferSyntaxUid: JpegLs.Decode(encoded, g, frame); break;
             case Jpeg2000.LosslessTransferSyntaxUid or Jpeg2000.LossyTransferSyntaxUid: Jpeg2000.Decode(encoded, g, frame); break;
+            case JpegLossless.Sv1TransferSyntaxUid or JpegLossless.TransferSyntaxUid: JpegLossless.Decode(encoded, g, frame); break;
             default: throw new CodecException($"no decoder for {syntax}");
         }
     }

@@ -7,8 +7,8 @@ using AkkaVna.Testing;
 namespace AkkaVna.Codecs.Tests;
 
 /// <summary>
-/// Whole files: every native image of the corpus written here in each lossless syntax (RLE, JPEG-LS, JPEG 2000) is read
-/// by dcmtk, decodes with dcmtk's own decoder (RLE, JPEG-LS) to the original pixels, is no worse by dciodvfy (dicom3tools)
+/// Whole files: every native image of the corpus written here in each lossless syntax (RLE, JPEG-LS, JPEG 2000, JPEG
+/// Lossless SV1) is read by dcmtk, decodes with dcmtk's own decoder (RLE, JPEG-LS, JPEG) to the original pixels, is no worse by dciodvfy (dicom3tools)
 /// than the original, and transcodes back here to the original pixels and attributes; what cannot be compressed exactly
 /// is refused with a reason, never written.
 /// </summary>
@@ -19,7 +19,7 @@ public sealed class DicomTranscoderTests
         var data = new TheoryData<string, string>();
         foreach (var entry in Corpus.Entries.Where(e => CodecOracle.NativeLittleEndian.Contains(e.TransferSyntax)
             && CodecOracle.Geometry(e.Path) is { BitsAllocated: <= 16, SamplesPerPixel: 1 or 3 }))
-            foreach (var syntax in new[] { RleLossless.TransferSyntaxUid, JpegLs.LosslessTransferSyntaxUid, Jpeg2000.LosslessTransferSyntaxUid })
+            foreach (var syntax in new[] { RleLossless.TransferSyntaxUid, JpegLs.LosslessTransferSyntaxUid, Jpeg2000.LosslessTransferSyntaxUid, JpegLossless.Sv1TransferSyntaxUid })
                 data.Add(entry.File, syntax);
         return data;
     }
@@ -83,7 +83,8 @@ public sealed class DicomTranscoderTests
             if (syntaxUid != Jpeg2000.LosslessTransferSyntaxUid)
             {
                 string dcmtkNative = dir.File("dcmtk.dcm");
-                CodecOracle.Dcmtk(syntaxUid == RleLossless.TransferSyntaxUid ? "dcmdrle" : "dcmdjpls", compressed, dcmtkNative);
+                string decoder = syntaxUid switch { RleLossless.TransferSyntaxUid => "dcmdrle", JpegLs.LosslessTransferSyntaxUid => "dcmdjpls", _ => "dcmdjpeg" };
+                CodecOracle.Dcmtk(decoder, compressed, dcmtkNative);
                 using var decoded = DicomFile.Open(dcmtkNative);
                 var g = CodecOracle.GeometryOf(decoded.Dataset)!;
                 var got = CodecOracle.Frames(decoded.Dataset);

@@ -15,6 +15,7 @@ public sealed record CompressionSettings(bool Enabled, TimeSpan Delay, Compressi
         "1.2.840.10008.1.2.5" => "rle",
         "1.2.840.10008.1.2.4.80" => "jpegls",
         "1.2.840.10008.1.2.4.90" => "j2k",
+        "1.2.840.10008.1.2.4.70" => "jpegll",
         "1.2.840.10008.1.2.4.201" => "htj2k",
         _ => "ts-" + string.Concat(transferSyntaxUid.Where(char.IsAsciiDigit)),
     };

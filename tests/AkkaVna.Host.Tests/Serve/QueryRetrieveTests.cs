@@ -307,13 +307,14 @@ public abstract class QueryRetrieveSuite(QueryRetrieveFixture fx)
         var prefer = new Dictionary<string, string>
         {
             ["1.2.840.10008.1.2.4.80"] = "+xt", ["1.2.840.10008.1.2.4.70"] = "+xs", ["1.2.840.10008.1.2.4.90"] = "+xv", ["1.2.840.10008.1.2.4.91"] = "+xw",
+            ["1.2.840.10008.1.2.4.50"] = "+xy", ["1.2.840.10008.1.2.4.51"] = "+xx",
         };
         bool Getable(StoreFile f) => f.SopClassUid is DicomUids.CTImageStorage or DicomUids.MRImageStorage or DicomUids.SecondaryCaptureImageStorage
             or DicomUids.UltrasoundImageStorage or DicomUids.ComputedRadiographyImageStorage or DicomUids.UltrasoundMultiFrameImageStorage;
 
         // A JPEG-LS instance, asked for by a receiver that takes only explicit VR: decoded on the fly, pixels as dcmtk decodes them.
         // (JPEG-LS or RLE, whichever the stored corpus holds: dcmtk decodes both.)
-        var decoders = new Dictionary<string, string> { ["1.2.840.10008.1.2.4.80"] = "dcmdjpls", ["1.2.840.10008.1.2.5"] = "dcmdrle" };
+        var decoders = new Dictionary<string, string> { ["1.2.840.10008.1.2.4.80"] = "dcmdjpls", ["1.2.840.10008.1.2.5"] = "dcmdrle", ["1.2.840.10008.1.2.4.70"] = "dcmdjpeg" };
         var jls = fx.StoredCorpus.First(f => decoders.ContainsKey(f.TransferSyntax.Uid) && Getable(f));
         var decoded = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File("jls"), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={jls.SopInstanceUid}"]);
         Assert.True(decoded.FinalStatus == "Success", decoded.Output + string.Join("\n", fx.Server.Output.Split('\n').Where(l => l.Contains(jls.SopInstanceUid, StringComparison.Ordinal))));
@@ -335,9 +336,9 @@ public abstract class QueryRetrieveSuite(QueryRetrieveFixture fx)
             Assert.Equal(Pixels(referenceFile), Pixels(gotFile));
         }
 
-        // One stored in a syntax no codec of this build decodes (JPEG Lossless SV1): that sub-operation fails (getscu does
-        // not print the Failed SOP Instance UID List; the C-MOVE test reads it from movescu).
-        var sv1 = fx.StoredCorpus.First(f => f.TransferSyntax.Uid == "1.2.840.10008.1.2.4.70" && Getable(f));
+        // One stored in a syntax no codec of this build decodes (JPEG baseline or extended): that sub-operation fails (getscu
+        // does not print the Failed SOP Instance UID List; the C-MOVE test reads it from movescu).
+        var sv1 = fx.StoredCorpus.First(f => f.TransferSyntax.Uid is "1.2.840.10008.1.2.4.50" or "1.2.840.10008.1.2.4.51" && Getable(f));
         var failed = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File("sv1"), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={sv1.SopInstanceUid}"]);
         Assert.Equal(1, failed.Count("Failed"));
         Assert.Equal(0, failed.Count("Completed"));
