@@ -196,25 +196,25 @@ public sealed class StagingArea : IAsyncDisposable
     public async Task<StagedRecovery> RecoverAsync(IStagedBlobResolver resolve, IStagingTarget promote, TimeSpan olderThan, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().UtcDateTime;
-        var total = await RecoverFolderAsync(_root, resolve, promote, now - olderThan, cancellationToken).ConfigureAwait(false);
+        var total = await RecoverFolderAsync(_root, resolve, promote, now - olderThan, promoteEarly: true, cancellationToken).ConfigureAwait(false);
         foreach (var folder in Directory.EnumerateDirectories(_root))
         {
             if (folder == _mine)
             {
-                total += await RecoverFolderAsync(folder, resolve, promote, now - olderThan, cancellationToken).ConfigureAwait(false);
+                total += await RecoverFolderAsync(folder, resolve, promote, now - olderThan, promoteEarly: true, cancellationToken).ConfigureAwait(false);
                 continue;
             }
             var takenOver = TryTakeOver(folder);
             if (takenOver is null)
             {
-                total += await RecoverFolderAsync(folder, resolve, promote, now - _othersGrace, cancellationToken).ConfigureAwait(false);
+                total += await RecoverFolderAsync(folder, resolve, promote, now - _othersGrace, promoteEarly: false, cancellationToken).ConfigureAwait(false);
                 continue;
             }
             await using (takenOver)
             {
                 // A dead node's blobs are settled at once, except those whose commit may still happen: a command it sent
                 // can sit in a shard's buffer or a recovering actor's stash until its deadline (their date, see KeepStagedUntil).
-                var settled = await RecoverFolderAsync(folder, resolve, promote, now, cancellationToken).ConfigureAwait(false);
+                var settled = await RecoverFolderAsync(folder, resolve, promote, now, promoteEarly: true, cancellationToken).ConfigureAwait(false);
                 total += settled;
                 if (settled.Kept == 0 && !Directory.EnumerateFileSystemEntries(folder).Any(e => Path.GetFileName(e) != LockFile))
                 {
@@ -232,7 +232,11 @@ public sealed class StagingArea : IAsyncDisposable
         return total;
     }
 
-    private async Task<StagedRecovery> RecoverFolderAsync(string folder, IStagedBlobResolver resolve, IStagingTarget target, DateTime cutoff,
+    /// <param name="cutoff">Only files last written before it are discarded when no commit names them (a later date: a commit may still come).</param>
+    /// <param name="promoteEarly">Files after the cutoff are resolved too, and promoted when the index names them (a
+    /// committed blob is safe to promote at any time); off for another live node's folder, whose writers may be promoting
+    /// their own.</param>
+    private async Task<StagedRecovery> RecoverFolderAsync(string folder, IStagedBlobResolver resolve, IStagingTarget target, DateTime cutoff, bool promoteEarly,
         CancellationToken cancellationToken)
     {
         int promoted = 0, discarded = 0, kept = 0;
@@ -257,7 +261,9 @@ public sealed class StagingArea : IAsyncDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             // A writer of this process still holds it (an ingest, a compression under way — even while a startup recovery runs).
-            if (_live.ContainsKey(file) || File.GetLastWriteTimeUtc(file) > cutoff) continue;
+            if (_live.ContainsKey(file)) continue;
+            bool young = File.GetLastWriteTimeUtc(file) > cutoff;
+            if (young && !promoteEarly) continue;
             BlobRef? resolved;
             try
             {
@@ -276,7 +282,11 @@ public sealed class StagingArea : IAsyncDisposable
             try
             {
                 string note = NoteOf(file);
-                if (resolved is null)
+                if (resolved is null && young)
+                {
+                    kept++; // not named yet, and its commit may still come: decided after its deadline
+                }
+                else if (resolved is null)
                 {
                     if (ReadNote(note) is { } written && !await resolve.IsReferencedAsync(written, cancellationToken).ConfigureAwait(false))
                         await target.DiscardPreparedAsync(written, cancellationToken).ConfigureAwait(false);
