@@ -39,6 +39,28 @@ public static class DicomTranscoder
     /// <summary>Whether pixel data in <paramref name="syntax"/> is little-endian native frames (what codecs take and give).</summary>
     public static bool IsNative(DicomTransferSyntax syntax) => syntax is { IsEncapsulated: false, IsBigEndian: false, IsDeflated: false, IsFileEncoding: true };
 
+    /// <summary>
+    /// Null when this machine can compress into <paramref name="transferSyntaxUid"/> now (a small frame is encoded and
+    /// decoded); else why not — a native library that is not installed is named with its Debian package.
+    /// </summary>
+    public static string? Unavailable(string transferSyntaxUid)
+    {
+        if (!CanEncode(transferSyntaxUid)) return $"{transferSyntaxUid} is not a syntax this build compresses to";
+        var g = new FrameGeometry(8, 8, 1, 16, 12, Signed: false);
+        var frame = new byte[g.FrameBytes];
+        for (int i = 0; i < frame.Length; i += 2) BinaryPrimitives.WriteUInt16LittleEndian(frame.AsSpan(i), (ushort)(i * 13 % 4096));
+        try
+        {
+            var back = new byte[g.FrameBytes];
+            Decode(transferSyntaxUid, Encode(transferSyntaxUid, frame, g), g, back);
+            return back.AsSpan().SequenceEqual(frame) ? null : $"{transferSyntaxUid} does not round-trip a test frame here";
+        }
+        catch (CodecException e)
+        {
+            return e.Reason;
+        }
+    }
+
     /// <summary>Whether <paramref name="from"/> can be written as <paramref name="to"/> by this class.</summary>
     public static bool CanTranscode(DicomTransferSyntax from, DicomTransferSyntax to) =>
         from.Uid != to.Uid && (IsNative(from) || CanDecode(from.Uid)) && (IsNative(to) || (CanEncode(to.Uid) && !Lossy.Contains(from.Uid)));

@@ -128,7 +128,14 @@ public sealed class ArchiveNode : IAsyncDisposable
             var shardingSettings = ClusterShardingSettings.Create(system).WithPassivateIdleAfter(options.PassivateAfter);
             var transcoder = new AkkaVna.Codecs.CodecTranscoder();
             CompressionServices? compression = null;
-            if (options.Compression.Enabled)
+            // Compression needs its codecs' native libraries on this machine: without them it is off, said once and plainly.
+            var missing = options.Compression.Enabled
+                ? options.Compression.Rules.Rules.Select(r => r.TransferSyntaxUid).OfType<string>().Distinct()
+                    .Select(AkkaVna.Codecs.DicomTranscoder.Unavailable).OfType<string>().ToList()
+                : [];
+            if (missing.Count > 0)
+                log.LogError("compression is off on this node: {Reasons} (install the package named, or set akka-vna.compression.enabled = off)", string.Join("; ", missing));
+            if (options.Compression.Enabled && missing.Count == 0)
             {
                 var pool = new CompressionPool(options.Compression.Workers);
                 system.RegisterOnTermination(pool.Dispose);

@@ -15,7 +15,8 @@ public sealed class ArchiveOptionsTests
         Assert.Equal(Path.GetFullPath("data"), o.DataFolder);
         Assert.True(o.Ingest.FlushBlobs);
         Assert.False(o.AkkaOverrides.HasPath("akka"));
-        // Compression: one rule, every native image in JPEG-LS lossless.
+        // Compression: on, one rule, every native image in JPEG-LS lossless.
+        Assert.True(o.Compression.Enabled);
         var rule = Assert.Single(o.Compression.Rules.Rules);
         Assert.Equal("1.2.840.10008.1.2.4.80", rule.TransferSyntaxUid);
         Assert.Empty(rule.Match);
