@@ -62,6 +62,10 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         g.MapGet("/studies/{study}/series/{series}/instances/{instance}/metadata", c => MetadataAsync(c, Route(c, "study"), Route(c, "series"), Route(c, "instance")));
         g.MapGet("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", FramesAsync);
         g.MapGet("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}", BulkDataAsync);
+        g.MapGet("/studies/{study}/series/{series}/instances/{instance}/rendered", c => RenderedAsync(c, 1, thumbnail: false));
+        g.MapGet("/studies/{study}/series/{series}/instances/{instance}/thumbnail", c => RenderedAsync(c, 1, thumbnail: true));
+        g.MapGet("/studies/{study}/series/{series}/instances/{instance}/frames/{frame:int}/rendered", c => RenderedAsync(c, int.Parse(Route(c, "frame"), CultureInfo.InvariantCulture), thumbnail: false));
+        g.MapGet("/studies/{study}/series/{series}/instances/{instance}/frames/{frame:int}/thumbnail", c => RenderedAsync(c, int.Parse(Route(c, "frame"), CultureInfo.InvariantCulture), thumbnail: true));
 
         g.MapPost("/studies", c => StowAsync(c, null));
         g.MapPost("/studies/{study}", c => StowAsync(c, Route(c, "study")));
@@ -396,6 +400,56 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         foreach (int n in numbers)
             await writer.WritePartAsync($"application/octet-stream; transfer-syntax={servedSyntax}", (s, ct) => CopyFrameAsync(n, s, ct), null, c.RequestAborted);
         await writer.CompleteAsync(c.RequestAborted);
+    });
+
+    private static readonly MediaOffer[] PictureOffers = [new("image/png")];
+
+    /// <summary>
+    /// A frame as a picture (PS3.18 8.3.5, 9.5): PNG, windowed from the header (<see cref="FrameRenderer"/>), decoded first
+    /// when stored compressed; <c>viewport=W,H</c> fits it into W x H; a thumbnail fits 128 x 128 unless told otherwise.
+    /// </summary>
+    private Task RenderedAsync(HttpContext c, int number, bool thumbnail) => Guard(c, async () =>
+    {
+        Negotiate(c, PictureOffers);
+        var instance = (await InstancesAsync(Route(c, "study"), Route(c, "series"), Route(c, "instance"), c.RequestAborted))[0];
+        int maxWidth = thumbnail ? 128 : int.MaxValue, maxHeight = thumbnail ? 128 : int.MaxValue;
+        if (c.Request.Query["viewport"].ToString() is { Length: > 0 } viewport)
+        {
+            var parts = viewport.Split(',');
+            if (parts.Length != 2 || !int.TryParse(parts[0], CultureInfo.InvariantCulture, out maxWidth) || !int.TryParse(parts[1], CultureInfo.InvariantCulture, out maxHeight)
+                || maxWidth is < 1 or > 65535 || maxHeight is < 1 or > 65535)
+                throw new WebException(400, $"viewport '{viewport}' is not WIDTH,HEIGHT in pixels");
+        }
+        var stored = DicomTransferSyntax.Lookup(instance.TransferSyntaxUid);
+        await using var content = await blobs.OpenAsync(instance.Blob, c.RequestAborted);
+        using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
+        FrameRenderer.Picture picture;
+        try
+        {
+            var frames = PixelDataFrames.Of(file.Dataset);
+            if (number > frames.Count) throw new WebException(404, $"instance {instance.SopInstanceUid} has {frames.Count} frame(s), not {number}");
+            var frame = frames.GetFrame(number);
+            if (frame.Length > 512L * 1024 * 1024) throw new WebException(413, $"frame {number} has {frame.Length} bytes, more than is rendered");
+            var bytes = new byte[frame.Length];
+            await using (var f = frame.Open()) await f.ReadExactlyAsync(bytes, c.RequestAborted);
+            if (frames.IsEncapsulated)
+            {
+                if (stored is null || transcoder?.CanDecode(stored) != true)
+                    throw new WebException(406, $"instance {instance.SopInstanceUid} is stored in {instance.TransferSyntaxUid}, which this archive cannot decode to render");
+                bytes = transcoder.DecodeFrame(file.Dataset, stored, bytes);
+            }
+            picture = FrameRenderer.Fit(FrameRenderer.Render(file.Dataset, bytes), maxWidth, maxHeight);
+        }
+        catch (PixelDataException e)
+        {
+            throw new WebException(406, $"instance {instance.SopInstanceUid} cannot be rendered: {e.Reason}");
+        }
+        c.Response.ContentType = "image/png";
+        using var png = new MemoryStream();
+        FrameRenderer.WritePng(picture, png);
+        c.Response.ContentLength = png.Length;
+        png.Position = 0;
+        await png.CopyToAsync(c.Response.Body, c.RequestAborted);
     });
 
     private Task BulkDataAsync(HttpContext c) => Guard(c, async () =>

@@ -146,6 +146,21 @@ public sealed class CompressionTests(ITestOutputHelper output)
             // A frame, by default native: the original frame's bytes.
             var frame = Assert.Single(await Multipart.PartsAsync(http, instanceUrl + "/frames/1"));
             Assert.Equal(Frames(originals[one.SopInstanceUid].Path)[0], frame.Body);
+            // Rendered: a PNG of the image's size, grey levels as dcmtk's dcm2pnm renders the original (min-max window).
+            using var rendered = await http.GetAsync(instanceUrl + "/rendered");
+            Assert.Equal("image/png", rendered.Content.Headers.ContentType?.MediaType);
+            var png = Png.Read(await rendered.Content.ReadAsByteArrayAsync());
+            Assert.Equal((256, 256, 1), (png.Width, png.Height, png.Channels));
+            string dcmtkPng = dir.File("dcm2pnm.png");
+            var r = Tool.Run(Tool.Dcmtk("dcm2pnm"), ["+on", "-il", "+Wm", originals[one.SopInstanceUid].Path, dcmtkPng], TimeSpan.FromMinutes(1));
+            Assert.True(r.ExitCode == 0, r.StdErr);
+            var reference = Png.Read(await File.ReadAllBytesAsync(dcmtkPng));
+            int worst = png.Pixels.Zip(reference.Pixels, (a, b) => Math.Abs(a - b)).Max();
+            Assert.True(worst <= 2, $"grey levels differ from dcm2pnm's by up to {worst}");
+            Assert.True(png.Pixels.Distinct().Count() > 100); // an image, not a flat field
+            using var thumbnail = await http.GetAsync(instanceUrl + "/thumbnail?viewport=64,64");
+            var small = Png.Read(await thumbnail.Content.ReadAsByteArrayAsync());
+            Assert.Equal((64, 64), (small.Width, small.Height));
         }
         // getscu proposes Explicit VR Little Endian alone: every instance of the study arrives decoded, as it was sent.
         var get = QueryRetrieveTools.Get(null, server.DicomPort, dir.File("get"), ["QueryRetrieveLevel=STUDY", $"StudyInstanceUID={one.StudyInstanceUid}"]);
