@@ -17,6 +17,7 @@ declare -A package=(
   [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd [radosgw]=radosgw [radosgw-admin]=radosgw [ceph]=ceph-common
   [ceph-authtool]=ceph-common [monmaptool]=ceph-common
   [opj_compress]=libopenjp2-tools [opj_decompress]=libopenjp2-tools [dciodvfy]=dicom3tools
+  [ojph_compress]=openjph-tools [ojph_expand]=openjph-tools
 )
 need=()
 for tool in "${!package[@]}"; do

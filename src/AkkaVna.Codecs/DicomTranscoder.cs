@@ -27,8 +27,8 @@ public static class DicomTranscoder
         JpegLossless.Sv1TransferSyntaxUid];
 
     /// <summary>Lossless syntaxes decoded only (JPEG Lossless with any predictor).</summary>
-    private static readonly string[] LosslessDecodeOnly = [JpegLossless.TransferSyntaxUid];
-    private static readonly string[] Lossy = [JpegLs.NearLosslessTransferSyntaxUid, Jpeg2000.LossyTransferSyntaxUid];
+    private static readonly string[] LosslessDecodeOnly = [JpegLossless.TransferSyntaxUid, Jpeg2000.HtLosslessTransferSyntaxUid, Jpeg2000.HtRpclLosslessTransferSyntaxUid];
+    private static readonly string[] Lossy = [JpegLs.NearLosslessTransferSyntaxUid, Jpeg2000.LossyTransferSyntaxUid, Jpeg2000.HtTransferSyntaxUid];
 
     /// <summary>Whether this build can compress into <paramref name="transferSyntaxUid"/> (losslessly).</summary>
     public static bool CanEncode(string transferSyntaxUid) => Lossless.Contains(transferSyntaxUid);
@@ -111,7 +111,8 @@ public static class DicomTranscoder
             if (item.Tag.Group == 0x0002 || item.Tag == DicomTags.PixelData || item.Tag.Group == 0xFFFC) continue;
             (item.Tag.CompareTo(DicomTags.PixelData) < 0 ? head : tail).Add(item);
         }
-        if (photometric is "YBR_RCT" or "YBR_ICT" && from.Uid is Jpeg2000.LosslessTransferSyntaxUid or Jpeg2000.LossyTransferSyntaxUid)
+        if (photometric is "YBR_RCT" or "YBR_ICT" && from.Uid is Jpeg2000.LosslessTransferSyntaxUid or Jpeg2000.LossyTransferSyntaxUid
+            or Jpeg2000.HtLosslessTransferSyntaxUid or Jpeg2000.HtRpclLosslessTransferSyntaxUid or Jpeg2000.HtTransferSyntaxUid)
             head.AddString(DicomTags.PhotometricInterpretation, DicomVR.CS, "RGB");
         DicomWriter.WriteDataset(output, head, to);
 
@@ -192,7 +193,10 @@ public static class DicomTranscoder
         {
             case RleLossless.TransferSyntaxUid: RleLossless.Decode(encoded, g, frame); break;
             case JpegLs.LosslessTransferSyntaxUid or JpegLs.NearLosslessTransferSyntaxUid: JpegLs.Decode(encoded, g, frame); break;
-            case Jpeg2000.LosslessTransferSyntaxUid or Jpeg2000.LossyTransferSyntaxUid: Jpeg2000.Decode(encoded, g, frame); break;
+            case Jpeg2000.LosslessTransferSyntaxUid or Jpeg2000.LossyTransferSyntaxUid or Jpeg2000.HtLosslessTransferSyntaxUid
+                or Jpeg2000.HtRpclLosslessTransferSyntaxUid or Jpeg2000.HtTransferSyntaxUid:
+                Jpeg2000.Decode(encoded, g, frame);
+                break;
             case JpegLossless.Sv1TransferSyntaxUid or JpegLossless.TransferSyntaxUid: JpegLossless.Decode(encoded, g, frame); break;
             default: throw new CodecException($"no decoder for {syntax}");
         }

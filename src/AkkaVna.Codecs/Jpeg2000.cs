@@ -23,6 +23,10 @@ public static unsafe partial class Jpeg2000
     public const string LosslessTransferSyntaxUid = "1.2.840.10008.1.2.4.90";
     public const string LossyTransferSyntaxUid = "1.2.840.10008.1.2.4.91";
 
+    /// <summary>High-Throughput JPEG 2000 (PS3.5 A.4.11): lossless, lossless with RPCL progression, and possibly lossy. Decoded here (OpenJPEG 2.5 reads HT code-blocks); encoded by OpenJPH, not yet in this build.</summary>
+    public const string HtLosslessTransferSyntaxUid = "1.2.840.10008.1.2.4.201", HtRpclLosslessTransferSyntaxUid = "1.2.840.10008.1.2.4.202",
+        HtTransferSyntaxUid = "1.2.840.10008.1.2.4.203";
+
     private const int CodecJ2k = 0, CodecJp2 = 2;
 
     /// <summary>The JP2 signature box: some writers put a JP2 file, not the bare codestream, in the fragments (read too).</summary>
