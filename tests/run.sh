@@ -27,9 +27,11 @@ done
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 # PostgreSQL's server binaries (initdb, pg_ctl) live under /usr/lib/postgresql/VERSION/bin, not on the PATH.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
-# The codecs' native libraries (called through P/Invoke) are files too: CharLS for JPEG-LS, OpenJPEG for JPEG 2000.
+# The codecs' native libraries (called through P/Invoke) are files too: CharLS for JPEG-LS, OpenJPEG for JPEG 2000 and
+# HTJ2K, libjpeg-turbo for lossy JPEG decoding.
 compgen -G "/usr/lib/*/libcharls.so.2" >/dev/null || need+=(libcharls2)
 compgen -G "/usr/lib/*/libopenjp2.so.7" >/dev/null || need+=(libopenjp2-7)
+compgen -G "/usr/lib/*/libturbojpeg.so.0" >/dev/null || need+=(libturbojpeg0)
 if [ ${#need[@]} -gt 0 ]; then
   need=($(printf '%s\n' "${need[@]}" | sort -u))
   echo "installing: ${need[*]}"

@@ -28,7 +28,8 @@ public static class DicomTranscoder
 
     /// <summary>Lossless syntaxes decoded only (JPEG Lossless with any predictor).</summary>
     private static readonly string[] LosslessDecodeOnly = [JpegLossless.TransferSyntaxUid, Jpeg2000.HtLosslessTransferSyntaxUid, Jpeg2000.HtRpclLosslessTransferSyntaxUid];
-    private static readonly string[] Lossy = [JpegLs.NearLosslessTransferSyntaxUid, Jpeg2000.LossyTransferSyntaxUid, Jpeg2000.HtTransferSyntaxUid];
+    private static readonly string[] Lossy = [JpegLs.NearLosslessTransferSyntaxUid, Jpeg2000.LossyTransferSyntaxUid, Jpeg2000.HtTransferSyntaxUid,
+        JpegBaseline.BaselineTransferSyntaxUid, JpegBaseline.ExtendedTransferSyntaxUid];
 
     /// <summary>Whether this build can compress into <paramref name="transferSyntaxUid"/> (losslessly).</summary>
     public static bool CanEncode(string transferSyntaxUid) => Lossless.Contains(transferSyntaxUid);
@@ -114,6 +115,13 @@ public static class DicomTranscoder
         if (photometric is "YBR_RCT" or "YBR_ICT" && from.Uid is Jpeg2000.LosslessTransferSyntaxUid or Jpeg2000.LossyTransferSyntaxUid
             or Jpeg2000.HtLosslessTransferSyntaxUid or Jpeg2000.HtRpclLosslessTransferSyntaxUid or Jpeg2000.HtTransferSyntaxUid)
             head.AddString(DicomTags.PhotometricInterpretation, DicomVR.CS, "RGB");
+        if (from.Uid is JpegBaseline.BaselineTransferSyntaxUid or JpegBaseline.ExtendedTransferSyntaxUid && IsNative(to) && g.SamplesPerPixel == 3)
+        {
+            // Decoded to RGB by pixel (whatever the stream's YCbCr subsampling); the data set says so.
+            head.AddString(DicomTags.PhotometricInterpretation, DicomVR.CS, "RGB");
+            head.AddUInt16(DicomTags.PlanarConfiguration, 0);
+            g = g with { PlanarConfiguration = 0 };
+        }
         DicomWriter.WriteDataset(output, head, to);
 
         long bytesIn = 0, bytesOut = 0;
@@ -198,6 +206,7 @@ public static class DicomTranscoder
                 Jpeg2000.Decode(encoded, g, frame);
                 break;
             case JpegLossless.Sv1TransferSyntaxUid or JpegLossless.TransferSyntaxUid: JpegLossless.Decode(encoded, g, frame); break;
+            case JpegBaseline.BaselineTransferSyntaxUid or JpegBaseline.ExtendedTransferSyntaxUid: JpegBaseline.Decode(encoded, g, frame); break;
             default: throw new CodecException($"no decoder for {syntax}");
         }
     }

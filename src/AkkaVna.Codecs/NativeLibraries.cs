@@ -14,6 +14,7 @@ internal static class NativeLibraries
     {
         ["charls"] = (["libcharls.so.2", "libcharls.so"], "libcharls2"),
         ["openjp2"] = (["libopenjp2.so.7", "libopenjp2.so"], "libopenjp2-7"),
+        ["turbojpeg"] = (["libturbojpeg.so.0", "libturbojpeg.so"], "libturbojpeg0"),
     };
 
     /// <summary>The resolver, installed once per process for this assembly (the runtime allows one).</summary>

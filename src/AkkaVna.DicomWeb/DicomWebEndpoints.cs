@@ -438,7 +438,8 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
                     throw new WebException(406, $"instance {instance.SopInstanceUid} is stored in {instance.TransferSyntaxUid}, which this archive cannot decode to render");
                 bytes = transcoder.DecodeFrame(file.Dataset, stored, bytes);
             }
-            picture = FrameRenderer.Fit(FrameRenderer.Render(file.Dataset, bytes), maxWidth, maxHeight);
+            bool rgb = frames.IsEncapsulated && instance.TransferSyntaxUid is "1.2.840.10008.1.2.4.50" or "1.2.840.10008.1.2.4.51";
+            picture = FrameRenderer.Fit(FrameRenderer.Render(file.Dataset, bytes, decodedAsRgb: rgb), maxWidth, maxHeight);
         }
         catch (PixelDataException e)
         {

@@ -16,15 +16,18 @@ public static class FrameRenderer
     /// <summary>The picture: width, height, channels (1 grey, 3 RGB), 8-bit samples row by row.</summary>
     public sealed record Picture(int Width, int Height, int Channels, byte[] Pixels);
 
-    /// <summary>Renders one native frame of <paramref name="dataset"/> (little endian, the data set's layout). Throws <see cref="PixelDataException"/> for what it cannot show.</summary>
-    public static Picture Render(DicomDataset dataset, byte[] frame)
+    /// <summary>
+    /// Renders one native frame of <paramref name="dataset"/> (little endian, the data set's layout); <paramref name="decodedAsRgb"/>:
+    /// the frame was decoded to RGB by pixel (lossy JPEG colour), whatever the data set says. Throws <see cref="PixelDataException"/> for what it cannot show.
+    /// </summary>
+    public static Picture Render(DicomDataset dataset, byte[] frame, bool decodedAsRgb = false)
     {
         int rows = dataset.GetUInt16(DicomTags.Rows) ?? 0, columns = dataset.GetUInt16(DicomTags.Columns) ?? 0;
         int spp = dataset.GetUInt16(DicomTags.SamplesPerPixel) ?? 1, allocated = dataset.GetUInt16(DicomTags.BitsAllocated) ?? 0;
         int stored = dataset.GetUInt16(DicomTags.BitsStored) ?? allocated;
         bool signed = dataset.GetUInt16(DicomTags.PixelRepresentation) == 1;
-        int planar = dataset.GetUInt16(DicomTags.PlanarConfiguration) ?? 0;
-        string photometric = dataset.GetString(DicomTags.PhotometricInterpretation) ?? "MONOCHROME2";
+        int planar = decodedAsRgb ? 0 : dataset.GetUInt16(DicomTags.PlanarConfiguration) ?? 0;
+        string photometric = decodedAsRgb && spp == 3 ? "RGB" : dataset.GetString(DicomTags.PhotometricInterpretation) ?? "MONOCHROME2";
         if (rows < 1 || columns < 1 || allocated is not (8 or 16) || stored < 1 || stored > allocated)
             throw new PixelDataException($"a {columns} x {rows} frame of Bits Allocated {allocated}, Bits Stored {stored} is not rendered");
         int nb = allocated / 8;
