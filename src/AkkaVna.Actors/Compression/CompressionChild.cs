@@ -109,6 +109,7 @@ public sealed class CompressionChild : ReceiveActor, IWithTimers
             _ = writer.DisposeAsync().AsTask();
             _services.Metrics.InstanceCompression(n.Stale ? "stale" : "failed", 0, 0);
             if (!n.Stale) Backoff(candidate, n.Reason);
+            else _backoff.Remove(candidate.SopInstanceUid); // changed meanwhile: the next listing decides afresh
             Next();
         });
         Receive<Promoted>(p =>
@@ -116,6 +117,7 @@ public sealed class CompressionChild : ReceiveActor, IWithTimers
             var compressed = _prepared!.Compressed;
             Done();
             var c = p.Candidate;
+            _backoff.Remove(c.SopInstanceUid); // done: no longer waiting for a retry (a pass with nothing waiting is complete)
             _services.Metrics.InstanceCompression("compressed", c.Size, compressed.Size);
             DeleteIfReplacedAsync([c.Blob]).PipeTo(Self, success: deleted => new ObsoleteChecked(deleted), failure: e => new ObsoleteChecked([]));
             Next();
@@ -276,6 +278,7 @@ public sealed class CompressionChild : ReceiveActor, IWithTimers
         var cause = f.Cause is AggregateException { InnerException: { } inner } ? inner : f.Cause;
         if (cause is CompressionRefusedException refused)
         {
+            _backoff.Remove(c.SopInstanceUid); // decided for good: journaled, never retried
             _log.Info("study {0}: {1} stays as it is ({2})", _studyUid, c.SopInstanceUid, refused.Message);
             _services.Metrics.InstanceCompression("refused", 0, 0);
             Context.Parent.Tell(new CompressionRefusal(c.SopInstanceUid, c.Sha256, refused.Message));

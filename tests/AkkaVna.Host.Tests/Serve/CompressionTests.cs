@@ -125,6 +125,12 @@ public sealed class CompressionTests(ITestOutputHelper output)
         }
         var verify = ArchiveServer.Verify(data);
         Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
+        // Every study's pass is recorded as finished: no compression left due (the watch stops waking them).
+        await Waits.UntilAsync(async () =>
+        {
+            await using var index = await ArchiveServer.OpenIndexAsync(data);
+            return (await index.DueForCompressionAsync(DateTimeOffset.UtcNow.AddYears(1), 100, CancellationToken.None)).Count == 0;
+        }, TimeSpan.FromMinutes(1), "every study's compression pass recorded as finished");
 
         // Retrieval in the syntax the receiver takes. A generated study, all JPEG-LS now:
         var generated = rows.Where(r => r.TransferSyntaxUid == JpegLsLossless && originals[r.SopInstanceUid].Path.StartsWith(work, StringComparison.Ordinal)).ToList();
