@@ -134,10 +134,8 @@ internal static class CompressionBenchmark
                 {
                     string raw = Path.Combine(folder, "f.rawl"), j2k = Path.Combine(folder, "f.j2k"), back = Path.Combine(folder, "b.rawl");
                     File.WriteAllBytes(raw, Planes(frame, g));
-                    int smaller = Math.Min(g.Rows, g.Columns), levels = 1;
-                    while (levels < 6 && (1 << levels) <= smaller) levels++;
                     var sw = Stopwatch.StartNew();
-                    var r = Tool.Run("/usr/bin/opj_compress", ["-i", raw, "-o", j2k, "-n", levels.ToString(CultureInfo.InvariantCulture),
+                    var r = Tool.Run("/usr/bin/opj_compress", ["-i", raw, "-o", j2k, "-n", Jpeg2000.Resolutions(g).ToString(CultureInfo.InvariantCulture),
                         "-F", string.Join(",", g.Columns, g.Rows, g.SamplesPerPixel, g.BitsStored, g.Signed ? "s" : "u")], TimeSpan.FromMinutes(2));
                     encode += sw.Elapsed.TotalSeconds;
                     if (r.ExitCode != 0) continue;

@@ -202,7 +202,7 @@ public static unsafe partial class Jpeg2000
     }
 
     /// <summary>The resolutions a frame takes: six (five decompositions), fewer when its smaller side is under 32 pixels.</summary>
-    private static int Resolutions(FrameGeometry g)
+    public static int Resolutions(FrameGeometry g)
     {
         int smaller = Math.Min(g.Rows, g.Columns), levels = 1;
         while (levels < 6 && (1 << levels) <= smaller) levels++;

@@ -272,7 +272,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         var explicitLe = DicomTransferSyntax.ExplicitVRLittleEndian;
         if (asked is null) return IsNative(stored) || transcoder?.CanTranscode(stored, explicitLe) != true ? stored : explicitLe;
         var to = DicomTransferSyntax.Lookup(asked) ?? throw new WebException(406, $"transfer-syntax {asked} is not a transfer syntax this archive knows");
-        if ((IsNative(stored) && IsNative(to) && to.IsFileEncoding) || transcoder?.CanTranscode(stored, to) == true) return to;
+        if ((IsNative(stored) && IsNative(to)) || transcoder?.CanTranscode(stored, to) == true) return to;
         throw new WebException(406, $"instance {i.SopInstanceUid} is stored in {stored.Uid} and cannot be served in {to.Uid} (transfer-syntax=* serves it as stored)");
     }
 

@@ -19,15 +19,8 @@ public sealed class DurabilityTests(ITestOutputHelper output)
         return await http.GetFromJsonAsync<JsonElement>($"http://127.0.0.1:{server.HttpPort}/admin/studies/{study}");
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, Func<string>? detail = null)
-    {
-        var until = DateTime.UtcNow + timeout;
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < until, $"not within {timeout}: {what}" + (detail is null ? "" : "\n" + detail()));
-            await Task.Delay(200);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, Func<string>? detail = null) =>
+        Waits.UntilAsync(condition, timeout, what, detail);
 
     private static async Task<bool> StableInIndexAsync(string data, string study)
     {

@@ -30,15 +30,7 @@ public sealed class S3FaultTests(ITestOutputHelper output)
         return double.Parse(line[(name.Length + 1)..], CultureInfo.InvariantCulture);
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
-    {
-        var until = DateTime.UtcNow + timeout;
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < until, $"not within {timeout}: {what}");
-            await Task.Delay(300);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what) => Waits.UntilAsync(condition, timeout, what);
 
     /// <summary>The keys S3 itself holds for a data folder's bucket (not the node's cache).</summary>
     private static async Task<HashSet<string>> KeysInS3Async(string data)
