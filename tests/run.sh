@@ -17,7 +17,7 @@ declare -A package=(
   [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd [radosgw]=radosgw [radosgw-admin]=radosgw [ceph]=ceph-common
   [ceph-authtool]=ceph-common [monmaptool]=ceph-common
   [opj_compress]=libopenjp2-tools [opj_decompress]=libopenjp2-tools [dciodvfy]=dicom3tools
-  [ojph_compress]=openjph-tools [ojph_expand]=openjph-tools
+  [ojph_compress]=openjph-tools [ojph_expand]=openjph-tools [g++]=g++
 )
 need=()
 for tool in "${!package[@]}"; do
@@ -32,6 +32,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 compgen -G "/usr/lib/*/libcharls.so.2" >/dev/null || need+=(libcharls2)
 compgen -G "/usr/lib/*/libopenjp2.so.7" >/dev/null || need+=(libopenjp2-7)
 compgen -G "/usr/lib/*/libturbojpeg.so.0" >/dev/null || need+=(libturbojpeg0)
+# HTJ2K encoding: OpenJPH is C++, so the build compiles a small C face against its headers (with g++, above).
+[ -f /usr/include/openjph/ojph_codestream.h ] || need+=(libopenjph-dev)
 if [ ${#need[@]} -gt 0 ]; then
   need=($(printf '%s\n' "${need[@]}" | sort -u))
   echo "installing: ${need[*]}"

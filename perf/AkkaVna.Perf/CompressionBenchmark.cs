@@ -12,7 +12,7 @@ namespace AkkaVna.Perf;
 /// <summary>
 /// Issue 17's benchmark, in one run. (1) Codecs: per codec, the compression ratio and encode/decode MB/s (of native pixel
 /// bytes) on a generated CT set and on the corpus's native images, beside the field's own tools on the same images —
-/// dcmtk's dcmcjpls/dcmdjpls, dcmcrle/dcmdrle, dcmcjpeg/dcmdjpeg (+e1), OpenJPEG's opj_compress/opj_decompress. The tools
+/// dcmtk's dcmcjpls/dcmdjpls, dcmcrle/dcmdrle, dcmcjpeg/dcmdjpeg (+e1), OpenJPEG's opj_compress/opj_decompress, OpenJPH's ojph_compress/ojph_expand. The tools
 /// run once per file (process start included, as an operator would run them); ours run in-process, single-threaded.
 /// (2) Storage: a 1,200-instance ingest into `serve` with compression on, bytes before and after. (3) Ingest while
 /// compressing: the same 1,200-instance ingest into a node that is busy compressing a 1,200-instance backlog, against an
@@ -27,6 +27,7 @@ internal static class CompressionBenchmark
     [
         new("JPEG-LS lossless (CharLS)", JpegLs.LosslessTransferSyntaxUid, (f, g) => JpegLs.Encode(f, g), (e, g, f) => JpegLs.Decode(e, g, f), "dcmcjpls", [], "dcmdjpls"),
         new("JPEG 2000 lossless (OpenJPEG)", Jpeg2000.LosslessTransferSyntaxUid, (f, g) => Jpeg2000.Encode(f, g), (e, g, f) => Jpeg2000.Decode(e, g, f), null, [], null),
+        new("HTJ2K lossless (OpenJPH; decoded by OpenJPEG)", HtJ2k.LosslessTransferSyntaxUid, (f, g) => HtJ2k.Encode(f, g), (e, g, f) => Jpeg2000.Decode(e, g, f), null, [], null),
         new("JPEG Lossless SV1 (C#)", JpegLossless.Sv1TransferSyntaxUid, (f, g) => JpegLossless.Encode(f, g), (e, g, f) => JpegLossless.Decode(e, g, f), "dcmcjpeg", ["+e1"], "dcmdjpeg"),
         new("RLE Lossless (C#)", RleLossless.TransferSyntaxUid, (f, g) => RleLossless.Encode(f, g), (e, g, f) => RleLossless.Decode(e, g, f), "dcmcrle", [], "dcmdrle"),
     ];
@@ -40,7 +41,7 @@ internal static class CompressionBenchmark
         var corpus = Corpus.Entries.Where(e => e.TransferSyntax is DicomUids.ImplicitVRLittleEndian or DicomUids.ExplicitVRLittleEndian)
             .Select(e => e.Path).Where(p => Frames(p) is { Geometry: { BitsAllocated: <= 16, SamplesPerPixel: 1 or 3 } }).ToList();
         Console.WriteLine($"# Lossless compression: codecs, storage, ingest while compressing ({DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, "
-            + $".NET {Environment.Version}, {Bench.DcmtkVersion()}, OpenJPEG {Tool.Run("/usr/bin/opj_compress", ["-h"], TimeSpan.FromSeconds(30)).StdOut.Split('\n').FirstOrDefault(l => l.Contains("v2.", StringComparison.Ordinal))?.Trim()})");
+            + $".NET {Environment.Version}, {Bench.DcmtkVersion()}, OpenJPEG {Tool.Run("/usr/bin/opj_compress", ["-h"], TimeSpan.FromSeconds(30)).StdOut.Split('\n').FirstOrDefault(l => l.Contains("v2.", StringComparison.Ordinal))?.Trim()}, OpenJPH {HtJ2k.LibraryVersion()})");
         Console.WriteLine();
         foreach (var (setName, files) in new[] { ($"generated CT set ({ct.Count} x 512x512, 12 bits stored)", ct), ($"the corpus's native images ({corpus.Count} files)", corpus) })
         {
@@ -148,6 +149,32 @@ internal static class CompressionBenchmark
             }
             return ("opj_compress / opj_decompress", (double)pixels / encoded, encode, decode);
         }
+        if (codec.Syntax == HtJ2k.LosslessTransferSyntaxUid)
+        {
+            // OpenJPH's tools read and write PGM/PPM (0.9's raw path clips negative samples): a signed frame is shifted by
+            // half its range to unsigned first, which the reversible wavelet codes as well.
+            foreach (var path in files)
+            {
+                var image = Frames(path)!;
+                var g = image.Geometry;
+                foreach (var frame in image.Frames)
+                {
+                    string netpbm = Path.Combine(folder, g.SamplesPerPixel == 1 ? "f.pgm" : "f.ppm"), j2c = Path.Combine(folder, "f.j2c");
+                    File.WriteAllBytes(netpbm, Netpbm(frame, g));
+                    var sw = Stopwatch.StartNew();
+                    var r = Tool.Run("/usr/bin/ojph_compress", ["-i", netpbm, "-o", j2c, "-reversible", "true",
+                        "-num_decomps", (Jpeg2000.Resolutions(g) - 1).ToString(CultureInfo.InvariantCulture)], TimeSpan.FromMinutes(2));
+                    encode += sw.Elapsed.TotalSeconds;
+                    if (r.ExitCode != 0) continue;
+                    sw.Restart();
+                    Tool.Run("/usr/bin/ojph_expand", ["-i", j2c, "-o", Path.Combine(folder, "b" + Path.GetExtension(netpbm))], TimeSpan.FromMinutes(2));
+                    decode += sw.Elapsed.TotalSeconds;
+                    pixels += frame.Length;
+                    encoded += new FileInfo(j2c).Length;
+                }
+            }
+            return ("ojph_compress / ojph_expand", (double)pixels / encoded, encode, decode);
+        }
         if (codec.ToolEncode is null) return null;
         foreach (var path in files)
         {
@@ -164,6 +191,26 @@ internal static class CompressionBenchmark
             encoded += PixelDataFrames.Of(c.Dataset).Frames().Sum(f => f.Length);
         }
         return ($"{codec.ToolEncode} / {codec.ToolDecode}", (double)pixels / Math.Max(1, encoded), encode, decode);
+    }
+
+    /// <summary>A frame as a binary PGM (one sample) or PPM (three, by pixel) of its Bits Stored, signed samples shifted by half their range.</summary>
+    private static byte[] Netpbm(byte[] frame, FrameGeometry g)
+    {
+        int spp = g.SamplesPerPixel, ob = g.BitsStored <= 8 ? 1 : 2, nb = g.BytesPerSample, shift = 32 - g.BitsStored;
+        long pixels = g.Pixels;
+        var header = System.Text.Encoding.ASCII.GetBytes(Bench.Invariant($"{(spp == 1 ? "P5" : "P6")}\n{g.Columns} {g.Rows}\n{(1 << g.BitsStored) - 1}\n"));
+        var body = new byte[pixels * spp * ob];
+        for (long p = 0; p < pixels; p++)
+            for (int c = 0; c < spp; c++)
+            {
+                long from = spp == 1 || g.PlanarConfiguration == 0 ? p * spp + c : c * pixels + p;
+                uint raw = nb == 1 ? frame[from] : BitConverter.ToUInt16(frame, (int)(from * 2));
+                int v = g.Signed ? ((int)(raw << shift) >> shift) + (1 << (g.BitsStored - 1)) : (int)(raw << shift >>> shift);
+                long to = (p * spp + c) * ob;
+                if (ob == 1) body[to] = (byte)v;
+                else { body[to] = (byte)(v >> 8); body[to + 1] = (byte)v; }
+            }
+        return [.. header, .. body];
     }
 
     /// <summary>A frame as OpenJPEG's raw little-endian planes (its Bits Stored, one or two bytes a sample).</summary>

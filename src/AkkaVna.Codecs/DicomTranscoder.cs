@@ -24,10 +24,10 @@ public static class DicomTranscoder
     public const long MaxFrameBytes = 512L * 1024 * 1024;
 
     private static readonly string[] Lossless = [RleLossless.TransferSyntaxUid, JpegLs.LosslessTransferSyntaxUid, Jpeg2000.LosslessTransferSyntaxUid,
-        JpegLossless.Sv1TransferSyntaxUid];
+        JpegLossless.Sv1TransferSyntaxUid, HtJ2k.LosslessTransferSyntaxUid];
 
     /// <summary>Lossless syntaxes decoded only (JPEG Lossless with any predictor).</summary>
-    private static readonly string[] LosslessDecodeOnly = [JpegLossless.TransferSyntaxUid, Jpeg2000.HtLosslessTransferSyntaxUid, Jpeg2000.HtRpclLosslessTransferSyntaxUid];
+    private static readonly string[] LosslessDecodeOnly = [JpegLossless.TransferSyntaxUid, Jpeg2000.HtRpclLosslessTransferSyntaxUid];
     private static readonly string[] Lossy = [JpegLs.NearLosslessTransferSyntaxUid, Jpeg2000.LossyTransferSyntaxUid, Jpeg2000.HtTransferSyntaxUid,
         JpegBaseline.BaselineTransferSyntaxUid, JpegBaseline.ExtendedTransferSyntaxUid];
 
@@ -181,6 +181,7 @@ public static class DicomTranscoder
         RleLossless.TransferSyntaxUid => RleLossless.Encode(frame, g),
         JpegLs.LosslessTransferSyntaxUid => JpegLs.Encode(frame, g),
         Jpeg2000.LosslessTransferSyntaxUid => Jpeg2000.Encode(frame, g),
+        HtJ2k.LosslessTransferSyntaxUid => HtJ2k.Encode(frame, g),
         JpegLossless.Sv1TransferSyntaxUid => JpegLossless.Encode(frame, g),
         _ => throw new CodecException($"no encoder for {syntax}"),
     };

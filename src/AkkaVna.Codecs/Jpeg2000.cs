@@ -23,7 +23,7 @@ public static unsafe partial class Jpeg2000
     public const string LosslessTransferSyntaxUid = "1.2.840.10008.1.2.4.90";
     public const string LossyTransferSyntaxUid = "1.2.840.10008.1.2.4.91";
 
-    /// <summary>High-Throughput JPEG 2000 (PS3.5 A.4.11): lossless, lossless with RPCL progression, and possibly lossy. Decoded here (OpenJPEG 2.5 reads HT code-blocks); encoded by OpenJPH, not yet in this build.</summary>
+    /// <summary>High-Throughput JPEG 2000 (PS3.5 A.4.11): lossless, lossless with RPCL progression, and possibly lossy. Decoded here (OpenJPEG 2.5 reads HT code-blocks); the lossless one encoded by <see cref="HtJ2k"/> (OpenJPH).</summary>
     public const string HtLosslessTransferSyntaxUid = "1.2.840.10008.1.2.4.201", HtRpclLosslessTransferSyntaxUid = "1.2.840.10008.1.2.4.202",
         HtTransferSyntaxUid = "1.2.840.10008.1.2.4.203";
 
@@ -168,7 +168,7 @@ public static unsafe partial class Jpeg2000
             throw new CodecException($"OpenJPEG {version} is installed; this build is laid out for OpenJPEG 2 (Debian package libopenjp2-7)");
     }
 
-    private static void CheckGeometry(FrameGeometry g)
+    internal static void CheckGeometry(FrameGeometry g)
     {
         g.Validate();
         if (g.BitsAllocated > 16) throw new CodecException($"JPEG 2000 here codes samples of up to 16 bits, not Bits Allocated {g.BitsAllocated}");
@@ -269,21 +269,31 @@ public static unsafe partial class Jpeg2000
         }
     }
 
-    /// <summary>The native frame into OpenJPEG's components: the low Bits Stored bits of each sample, sign-extended when signed.</summary>
+    /// <summary>The native frame into OpenJPEG's components.</summary>
     private static void Fill(byte[] frame, FrameGeometry g, Image* image)
     {
-        int spp = g.SamplesPerPixel, nb = g.BytesPerSample, shift = 32 - g.BitsStored;
-        long pixels = g.Pixels;
-        for (int c = 0; c < spp; c++)
+        for (int c = 0; c < g.SamplesPerPixel; c++)
         {
             int* data = image->Comps[c].Data;
             if (data == null) throw new CodecException("JPEG 2000: OpenJPEG gave an image without sample memory");
-            for (long p = 0; p < pixels; p++)
-            {
-                long i = spp == 1 ? p : g.PlanarConfiguration == 0 ? p * spp + c : c * pixels + p;
-                uint v = nb == 1 ? frame[i] : BinaryPrimitives.ReadUInt16LittleEndian(frame.AsSpan((int)(i * 2)));
-                data[p] = g.Signed ? (int)(v << shift) >> shift : (int)(v << shift >>> shift);
-            }
+            ComponentSamples(frame, g, c, new Span<int>(data, checked((int)g.Pixels)));
+        }
+    }
+
+    /// <summary>
+    /// Component <paramref name="c"/> of a native frame as one integer a sample, row by row: the low Bits Stored bits of
+    /// each sample, sign-extended when signed (what the JPEG 2000 encoders, OpenJPEG's and OpenJPH's, take).
+    /// </summary>
+    internal static void ComponentSamples(ReadOnlySpan<byte> frame, FrameGeometry g, int c, Span<int> into)
+    {
+        int spp = g.SamplesPerPixel, nb = g.BytesPerSample, shift = 32 - g.BitsStored;
+        long pixels = g.Pixels;
+        if (into.Length < pixels) throw new CodecException("a component buffer shorter than the frame");
+        for (long p = 0; p < pixels; p++)
+        {
+            long i = spp == 1 ? p : g.PlanarConfiguration == 0 ? p * spp + c : c * pixels + p;
+            uint v = nb == 1 ? frame[(int)i] : BinaryPrimitives.ReadUInt16LittleEndian(frame[(int)(i * 2)..]);
+            into[(int)p] = g.Signed ? (int)(v << shift) >> shift : (int)(v << shift >>> shift);
         }
     }
 

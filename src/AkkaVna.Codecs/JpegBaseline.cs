@@ -6,8 +6,9 @@ namespace AkkaVna.Codecs;
 /// Lossy JPEG decoding (1.2.840.10008.1.2.4.50 baseline, 1.2.840.10008.1.2.4.51 extended with 8-bit samples) through
 /// libjpeg-turbo's TurboJPEG API (Debian libturbojpeg0): for rendering and for receivers that take only native pixels,
 /// never to encode (the archive makes no lossy copy). Grey frames decode to grey, colour frames (YCbCr or RGB in the
-/// stream) to RGB by pixel, with the accurate integer IDCT. Twelve-bit lossy JPEG is refused with the reason (this
-/// library version decodes 8-bit samples only). Every return code is checked; the output is sized from the header.
+/// stream) to RGB by pixel, with the accurate integer IDCT. Twelve-bit grey frames (process 4), which this library
+/// version does not decode, go to <see cref="JpegDct12"/> (C#, the same IDCT). Every return code is checked; the output
+/// is sized from the header.
 /// </summary>
 public static partial class JpegBaseline
 {
@@ -32,8 +33,13 @@ public static partial class JpegBaseline
     public static void Decode(ReadOnlySpan<byte> encoded, FrameGeometry geometry, Span<byte> frame)
     {
         geometry.Validate();
+        if (JpegDct12.IsTwelveBit(encoded))
+        {
+            JpegDct12.Decode(encoded, geometry, frame);
+            return;
+        }
         if (geometry.BitsAllocated != 8 || geometry.SamplesPerPixel == 4)
-            throw new CodecException($"lossy JPEG decodes here to 8-bit grey or RGB, not Bits Allocated {geometry.BitsAllocated} with {geometry.SamplesPerPixel} samples (12-bit lossy JPEG is not supported)");
+            throw new CodecException($"lossy JPEG decodes here to 8-bit grey or RGB, or 12-bit grey, not Bits Allocated {geometry.BitsAllocated} with {geometry.SamplesPerPixel} samples");
         if (frame.Length != geometry.FrameBytes) throw new CodecException($"the output has {frame.Length} bytes, the frame {geometry.FrameBytes}");
         byte[] input = encoded.ToArray();
         var output = NativeLibraries.Call(Library, () => DecodeNative(input, geometry));

@@ -26,14 +26,6 @@ public static class JpegLossless
 
     // ------------------------------------------------------------------ decoding
 
-    private sealed class Table
-    {
-        public readonly int[] MaxCode = new int[18];
-        public readonly int[] ValPtr = new int[17];
-        public readonly int[] MinCode = new int[17];
-        public byte[] Values = [];
-    }
-
     /// <summary>Decodes one frame into <paramref name="frame"/>, laid out and sized as <paramref name="geometry"/> says.</summary>
     public static void Decode(ReadOnlySpan<byte> encoded, FrameGeometry geometry, Span<byte> frame)
     {
@@ -42,7 +34,7 @@ public static class JpegLossless
         var g = geometry;
         int spp = g.SamplesPerPixel;
         long pixels = g.Pixels;
-        var tables = new Table?[4];
+        var tables = new HuffmanTable?[4];
         int precision = 0, width = 0, height = 0, restartInterval = 0;
         int[] componentIds = [];
         var samples = new ushort[pixels * spp]; // by pixel
@@ -50,21 +42,8 @@ public static class JpegLossless
         int pos = 0;
         if (encoded.Length < 4 || encoded[0] != 0xFF || encoded[1] != SOI) throw new CodecException("JPEG Lossless: the stream does not begin with SOI");
         pos = 2;
-        while (true)
+        while (JpegEntropy.NextSegment(encoded, ref pos, "JPEG Lossless", out int marker, out var segment))
         {
-            // Next marker (fill bytes 0xFF allowed).
-            if (pos + 2 > encoded.Length) throw new CodecException("JPEG Lossless: the stream ends before EOI");
-            if (encoded[pos] != 0xFF) throw new CodecException($"JPEG Lossless: a marker was expected at byte {pos}");
-            while (pos < encoded.Length && encoded[pos] == 0xFF) pos++;
-            if (pos >= encoded.Length) throw new CodecException("JPEG Lossless: the stream ends in a marker");
-            int marker = encoded[pos++];
-            if (marker == EOI) break;
-            if (marker is >= 0xD0 and <= 0xD7) continue; // a stray restart marker between segments
-            if (pos + 2 > encoded.Length) throw new CodecException("JPEG Lossless: a segment's length is cut short");
-            int length = BinaryPrimitives.ReadUInt16BigEndian(encoded[pos..]);
-            if (length < 2 || pos + length > encoded.Length) throw new CodecException($"JPEG Lossless: segment FF{marker:X2} of {length} bytes runs past the stream");
-            var segment = encoded.Slice(pos + 2, length - 2);
-            pos += length;
             switch (marker)
             {
                 case SOF3:
@@ -88,7 +67,7 @@ public static class JpegLossless
                 case 0xC0 or 0xC1 or 0xC2 or 0xC5 or 0xC6 or 0xC7 or 0xC9 or 0xCA or 0xCB or 0xCD or 0xCE or 0xCF:
                     throw new CodecException($"JPEG Lossless: the stream is another JPEG process (SOF FF{marker:X2}), not lossless Huffman (SOF3)");
                 case DHT:
-                    ReadTables(segment, tables);
+                    JpegEntropy.ReadTables(segment, tables, null, "JPEG Lossless");
                     break;
                 case DRI:
                     if (segment.Length < 2) throw new CodecException("JPEG Lossless: DRI is cut short");
@@ -116,129 +95,14 @@ public static class JpegLossless
             }
     }
 
-    private static void ReadTables(ReadOnlySpan<byte> segment, Table?[] tables)
-    {
-        int at = 0;
-        while (at < segment.Length)
-        {
-            if (at + 17 > segment.Length) throw new CodecException("JPEG Lossless: DHT is cut short");
-            int tc = segment[at] >> 4, th = segment[at] & 0x0F;
-            if (tc != 0 || th > 3) throw new CodecException($"JPEG Lossless: DHT defines table class {tc} id {th} (lossless uses DC tables 0-3)");
-            var counts = segment.Slice(at + 1, 16);
-            int total = 0;
-            foreach (var n in counts) total += n;
-            if (total > 256 || at + 17 + total > segment.Length) throw new CodecException("JPEG Lossless: DHT's values are cut short");
-            var t = new Table { Values = segment.Slice(at + 17, total).ToArray() };
-            // T.81 F.2.2.3: the decoder's MINCODE, MAXCODE, VALPTR.
-            int code = 0, k = 0;
-            for (int l = 1; l <= 16; l++)
-            {
-                int n = counts[l - 1];
-                if (n == 0)
-                {
-                    t.MaxCode[l] = -1;
-                }
-                else
-                {
-                    t.ValPtr[l] = k;
-                    t.MinCode[l] = code;
-                    code += n;
-                    k += n;
-                    t.MaxCode[l] = code - 1;
-                }
-                code <<= 1;
-            }
-            t.MaxCode[17] = int.MaxValue;
-            tables[th] = t;
-            at += 17 + total;
-        }
-    }
-
-    /// <summary>Reads the entropy-coded bits of a scan, removing stuffed zero bytes, stopping at a marker.</summary>
-    private ref struct BitReader(ReadOnlySpan<byte> data, int pos)
-    {
-        private readonly ReadOnlySpan<byte> _data = data;
-        public int Pos = pos;
-        private uint _bits;
-        private int _count;
-        public bool AtMarker;
-
-        public int Bit()
-        {
-            if (_count == 0) Fill();
-            _count--;
-            return (int)(_bits >> _count) & 1;
-        }
-
-        public int Bits(int n)
-        {
-            int v = 0;
-            for (int i = 0; i < n; i++) v = (v << 1) | Bit();
-            return v;
-        }
-
-        private void Fill()
-        {
-            if (AtMarker || Pos >= _data.Length) throw new CodecException("JPEG Lossless: the scan's data ends before its last sample");
-            byte b = _data[Pos];
-            if (b == 0xFF)
-            {
-                if (Pos + 1 >= _data.Length) throw new CodecException("JPEG Lossless: the scan's data ends in a marker");
-                if (_data[Pos + 1] != 0)
-                {
-                    AtMarker = true; // a marker: the data ends here (padding with 1-bits would follow in a conforming stream)
-                    throw new CodecException("JPEG Lossless: the scan's data ends before its last sample");
-                }
-                Pos += 2;
-            }
-            else Pos++;
-            _bits = b;
-            _count = 8;
-        }
-
-        /// <summary>Drops the bits left in the current byte (before a restart marker).</summary>
-        public void Align() => _count = 0;
-
-        /// <summary>Skips to just after the next RSTn marker.</summary>
-        public void Restart()
-        {
-            Align();
-            while (Pos + 1 < _data.Length && !(_data[Pos] == 0xFF && _data[Pos + 1] is >= 0xD0 and <= 0xD7)) Pos++;
-            if (Pos + 1 >= _data.Length) throw new CodecException("JPEG Lossless: a restart marker is missing");
-            Pos += 2;
-            AtMarker = false;
-        }
-
-        /// <summary>After the scan: the position of the next marker.</summary>
-        public int End()
-        {
-            int p = Pos;
-            while (p + 1 < _data.Length && !(_data[p] == 0xFF && _data[p + 1] != 0 && _data[p + 1] != 0xFF)) p++;
-            return p;
-        }
-    }
-
-    private static int DecodeSymbol(ref BitReader r, Table t)
-    {
-        int code = r.Bit(), l = 1;
-        while (code > t.MaxCode[l])
-        {
-            code = (code << 1) | r.Bit();
-            if (++l > 16) throw new CodecException("JPEG Lossless: a Huffman code longer than 16 bits");
-        }
-        int index = t.ValPtr[l] + code - t.MinCode[l];
-        if ((uint)index >= (uint)t.Values.Length) throw new CodecException("JPEG Lossless: a Huffman code outside its table");
-        return t.Values[index];
-    }
-
-    private static int DecodeScan(ReadOnlySpan<byte> data, int pos, ReadOnlySpan<byte> header, Table?[] tables, int[] componentIds, int precision, int width,
+    private static int DecodeScan(ReadOnlySpan<byte> data, int pos, ReadOnlySpan<byte> header, HuffmanTable?[] tables, int[] componentIds, int precision, int width,
         int height, int restartInterval, ushort[] samples, bool[] decoded)
     {
         if (header.Length < 1) throw new CodecException("JPEG Lossless: SOS is cut short");
         int ns = header[0];
         if (ns < 1 || header.Length < 1 + 2 * ns + 3) throw new CodecException("JPEG Lossless: SOS is cut short");
         var comps = new int[ns];
-        var scanTables = new Table[ns];
+        var scanTables = new HuffmanTable[ns];
         for (int i = 0; i < ns; i++)
         {
             int id = header[1 + 2 * i], td = header[2 + 2 * i] >> 4;
@@ -250,7 +114,7 @@ public static class JpegLossless
         if (predictor is < 1 or > 7) throw new CodecException($"JPEG Lossless: predictor {predictor} (1 to 7 exist)");
         if (pt >= precision) throw new CodecException($"JPEG Lossless: point transform {pt} with {precision}-bit samples");
         int spp = componentIds.Length;
-        var r = new BitReader(data, pos);
+        var r = new JpegBitReader(data, pos, "JPEG Lossless");
         int mask = (1 << (precision - pt)) - 1;
         int initial = 1 << (precision - pt - 1);
         long mcus = (long)width * height, sinceRestart = 0, intervalStart = 0;
@@ -267,7 +131,7 @@ public static class JpegLossless
             for (int i = 0; i < ns; i++)
             {
                 int c = comps[i];
-                int ssss = DecodeSymbol(ref r, scanTables[i]);
+                int ssss = JpegEntropy.DecodeSymbol(ref r, scanTables[i]);
                 int diff;
                 if (ssss == 0) diff = 0;
                 else if (ssss == 16) diff = 32768;

@@ -15,6 +15,8 @@ internal static class NativeLibraries
         ["charls"] = (["libcharls.so.2", "libcharls.so"], "libcharls2"),
         ["openjp2"] = (["libopenjp2.so.7", "libopenjp2.so"], "libopenjp2-7"),
         ["turbojpeg"] = (["libturbojpeg.so.0", "libturbojpeg.so"], "libturbojpeg0"),
+        // AkkaVna's C face for OpenJPH, built beside this assembly when the project is built with OpenJPH's headers.
+        [HtJ2k.Library] = (["libakkavna_openjph.so"], "libopenjph0.9, and libopenjph-dev and g++ when AkkaVna is built"),
     };
 
     /// <summary>The resolver, installed once per process for this assembly (the runtime allows one).</summary>
@@ -30,7 +32,11 @@ internal static class NativeLibraries
     {
         if (!Known.TryGetValue(name, out var known)) return IntPtr.Zero;
         foreach (var file in known.Files)
+        {
             if (NativeLibrary.TryLoad(file, assembly, path, out var handle)) return handle;
+            string beside = Path.Combine(Path.GetDirectoryName(assembly.Location) is { Length: > 0 } dir ? dir : AppContext.BaseDirectory, file);
+            if (File.Exists(beside) && NativeLibrary.TryLoad(beside, out handle)) return handle;
+        }
         return IntPtr.Zero;
     }
 

@@ -19,7 +19,7 @@ public sealed class DicomTranscoderTests
         var data = new TheoryData<string, string>();
         foreach (var entry in Corpus.Entries.Where(e => CodecOracle.NativeLittleEndian.Contains(e.TransferSyntax)
             && CodecOracle.Geometry(e.Path) is { BitsAllocated: <= 16, SamplesPerPixel: 1 or 3 }))
-            foreach (var syntax in new[] { RleLossless.TransferSyntaxUid, JpegLs.LosslessTransferSyntaxUid, Jpeg2000.LosslessTransferSyntaxUid, JpegLossless.Sv1TransferSyntaxUid })
+            foreach (var syntax in new[] { RleLossless.TransferSyntaxUid, JpegLs.LosslessTransferSyntaxUid, Jpeg2000.LosslessTransferSyntaxUid, JpegLossless.Sv1TransferSyntaxUid, HtJ2k.LosslessTransferSyntaxUid })
                 data.Add(entry.File, syntax);
         return data;
     }
@@ -79,8 +79,9 @@ public sealed class DicomTranscoderTests
             Assert.Equal(syntaxUid, written.TransferSyntax.Uid);
             var frames = CodecOracle.Frames(source.Dataset);
             Assert.Equal(frames.Count, CodecOracle.Frames(written.Dataset).Count);
-            // dcmtk's own decoder gives the original pixels back.
-            if (syntaxUid != Jpeg2000.LosslessTransferSyntaxUid)
+            // dcmtk's own decoder gives the original pixels back (dcmtk 3.6 has none for JPEG 2000 and HTJ2K: their codec
+            // tests show OpenJPEG's and OpenJPH's tools decode what is encoded here).
+            if (syntaxUid is not (Jpeg2000.LosslessTransferSyntaxUid or HtJ2k.LosslessTransferSyntaxUid))
             {
                 string dcmtkNative = dir.File("dcmtk.dcm");
                 string decoder = syntaxUid switch { RleLossless.TransferSyntaxUid => "dcmdrle", JpegLs.LosslessTransferSyntaxUid => "dcmdjpls", _ => "dcmdjpeg" };
@@ -98,8 +99,17 @@ public sealed class DicomTranscoderTests
         using (var again = DicomFile.Open(back))
             Assert.Equal(CodecOracle.Frames(source.Dataset), CodecOracle.Frames(again.Dataset));
         Assert.Equal(Attributes(original), Attributes(back));
-        // dciodvfy finds nothing wrong with the compressed file that it does not find with the original.
-        var added = Errors(compressed).Except(Errors(original)).ToList();
+        // dciodvfy finds nothing wrong with the compressed file that it does not find with the original. The dicom3tools
+        // of Debian 12 predate HTJ2K (it reads .201 as a native syntax and stops at the fragments): it is shown the same
+        // data set labelled JPEG 2000 lossless, which is encapsulated alike (PS3.5 A.4), so it checks every attribute.
+        string checkedFile = compressed;
+        if (syntaxUid == HtJ2k.LosslessTransferSyntaxUid)
+        {
+            checkedFile = dir.File("as-j2k.dcm");
+            using var written = DicomFile.Open(compressed);
+            DicomWriter.WriteFile(checkedFile, written.Dataset, DicomTransferSyntax.Lookup(Jpeg2000.LosslessTransferSyntaxUid)!, written.FileMetaInfo);
+        }
+        var added = Errors(checkedFile).Except(Errors(original)).ToList();
         Assert.True(added.Count == 0, string.Join('\n', added));
     }
 

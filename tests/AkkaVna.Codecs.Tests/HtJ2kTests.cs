@@ -8,15 +8,20 @@ using AkkaVna.Testing;
 namespace AkkaVna.Codecs.Tests;
 
 /// <summary>
-/// High-Throughput JPEG 2000, decoded through OpenJPEG (2.5 reads HT code-blocks), against OpenJPH's own tools
-/// (openjph-tools): what ojph_compress encodes reversibly from every unsigned native corpus image (as PGM or PPM)
-/// decodes here to the original, and every HTJ2K file of the corpus decodes here as ojph_expand decodes it (exactly when
-/// reversible; within one level when lossy, where decoders are not bit-exact).
+/// High-Throughput JPEG 2000, encoded through OpenJPH (<see cref="HtJ2k"/>) and decoded through OpenJPEG (2.5 reads HT
+/// code-blocks), against OpenJPH's own tools (openjph-tools): every native corpus image encoded here is decoded by
+/// ojph_expand (opj_decompress when signed) to the original; what ojph_compress encodes reversibly from every unsigned native corpus image (as PGM or
+/// PPM) decodes here to the original, and every HTJ2K file of the corpus decodes here as ojph_expand decodes it (exactly
+/// when reversible; within one level when lossy, where decoders are not bit-exact).
 /// </summary>
 public sealed class HtJ2kTests
 {
     public static TheoryData<string> NativeImages() => Corpus.Files(e => CodecOracle.NativeLittleEndian.Contains(e.TransferSyntax)
         && CodecOracle.Geometry(e.Path) is { BitsAllocated: <= 16, Signed: false, SamplesPerPixel: 1 or 3 } g && (g.SamplesPerPixel == 1 || g.BitsStored == 8));
+
+    /// <summary>Every native image the encoder takes: up to 16 bits, signed or not, one or three samples.</summary>
+    public static TheoryData<string> EncodableImages() => Corpus.Files(e => CodecOracle.NativeLittleEndian.Contains(e.TransferSyntax)
+        && CodecOracle.Geometry(e.Path) is { BitsAllocated: <= 16, SamplesPerPixel: 1 or 3 });
 
     public static TheoryData<string> HtJ2kImages() => Corpus.Files(e => e.TransferSyntax is Jpeg2000.HtLosslessTransferSyntaxUid or Jpeg2000.HtRpclLosslessTransferSyntaxUid
         or Jpeg2000.HtTransferSyntaxUid && CodecOracle.Geometry(e.Path) is not null);
@@ -94,6 +99,67 @@ public sealed class HtJ2kTests
         var frame = new byte[g.FrameBytes];
         Jpeg2000.Decode(encoded, g, frame);
         return frame;
+    }
+
+    /// <summary>
+    /// A codestream decoded by an independent decoder into a native frame of <paramref name="g"/>: OpenJPH's ojph_expand
+    /// through PGM or PPM for unsigned images; OpenJPEG's opj_decompress for signed ones (ojph_expand 0.9 writes signed
+    /// samples clamped at zero, so it cannot show them).
+    /// </summary>
+    private static byte[] DecodeIndependently(TempDir dir, byte[] codestream, FrameGeometry g)
+    {
+        if (g.Signed) return Jpeg2000Tests.DecodeWithOpenJpeg(dir, codestream, g);
+        string j2c = dir.File($"{Guid.NewGuid():N}.j2c"), output = Path.ChangeExtension(j2c, g.SamplesPerPixel == 1 ? ".pgm" : ".ppm");
+        File.WriteAllBytes(j2c, codestream);
+        Run("ojph_expand", "-i", j2c, "-o", output);
+        return FromNetpbm(File.ReadAllBytes(output), g);
+    }
+
+    /// <summary>Whether the codestream is HTJ2K: a CAP marker (Part 15) naming HT code-blocks.</summary>
+    private static bool HasCapMarker(byte[] codestream)
+    {
+        for (int i = 2; i + 1 < codestream.Length && i < 512; i++)
+            if (codestream[i] == 0xFF && codestream[i + 1] == 0x50) return true;
+        return false;
+    }
+
+    [Fact]
+    public void A_synthetic_CT_and_RGB_frame_encoded_here_round_trip_through_OpenJPEG_and_ojph_expand_and_bad_input_is_refused()
+    {
+        using var dir = new TempDir();
+        var random = new Random(7);
+        var ct = new FrameGeometry(64, 80, 1, 16, 12, Signed: true);
+        var frame = new byte[ct.FrameBytes];
+        for (int i = 0; i < frame.Length; i += 2) BinaryPrimitives.WriteInt16LittleEndian(frame.AsSpan(i), (short)random.Next(-2048, 2048));
+        var encoded = HtJ2k.Encode(frame, ct);
+        Assert.True(HasCapMarker(encoded), "no CAP marker: not an HTJ2K codestream");
+        Assert.True(Reversible(encoded), "not the reversible wavelet");
+        Assert.Equal(frame, DecodeHere(encoded, ct));
+        Assert.Equal(frame, DecodeIndependently(dir, encoded, ct));
+        var rgb = new FrameGeometry(13, 47, 3, 8, 8, Signed: false, PlanarConfiguration: 1);
+        var colour = new byte[rgb.FrameBytes];
+        random.NextBytes(colour);
+        var encodedColour = HtJ2k.Encode(colour, rgb);
+        Assert.Equal(colour, DecodeHere(encodedColour, rgb));
+        Assert.Equal(colour, DecodeIndependently(dir, encodedColour, rgb));
+        Assert.Contains("up to 16 bits", Assert.Throws<CodecException>(() => HtJ2k.Encode(new byte[64 * 80 * 4], ct with { BitsAllocated = 32, BitsStored = 32 })).Reason, StringComparison.Ordinal);
+        Assert.Throws<CodecException>(() => HtJ2k.Encode(frame.AsSpan(1), ct));
+        Assert.Matches(@"^\d+\.\d+\.\d+$", HtJ2k.LibraryVersion());
+    }
+
+    [Theory]
+    [MemberData(nameof(EncodableImages))]
+    public void What_is_encoded_here_is_the_original_as_decoded_by_ojph_expand_or_opj_decompress_and_here_and_dcmtk_reads_the_file(string file)
+    {
+        using var dir = new TempDir();
+        string output = dir.File("mine.dcm");
+        var (g, frames, encoded) = CodecOracle.EncodeCorpusImage(file, (f, g) => HtJ2k.Encode(f, g), DecodeHere, HtJ2k.LosslessTransferSyntaxUid, output);
+        for (int i = 0; i < Math.Min(3, frames.Count); i++)
+        {
+            Assert.True(HasCapMarker(encoded[i]), "no CAP marker: not an HTJ2K codestream");
+            Assert.Equal(CodecOracle.Canonical(frames[i], g), DecodeIndependently(dir, encoded[i], g));
+        }
+        CodecOracle.Dcmtk("dcmdump", "-q", "+E", output);
     }
 
     [Theory]

@@ -80,7 +80,7 @@ public sealed class Jpeg2000Tests
         return frame;
     }
 
-    private static byte[] DecodeWithOpenJpeg(TempDir dir, byte[] codestream, FrameGeometry g)
+    internal static byte[] DecodeWithOpenJpeg(TempDir dir, byte[] codestream, FrameGeometry g)
     {
         string j2k = dir.File($"{Guid.NewGuid():N}.{(Jpeg2000.IsJp2(codestream) ? "jp2" : "j2k")}"), raw = Path.ChangeExtension(j2k, ".rawl");
         File.WriteAllBytes(j2k, codestream);

@@ -150,13 +150,15 @@ internal sealed class RetrieveOperation
     }
 
     /// <summary>
-    /// Per SOP class: one context per stored syntax; for native syntaxes also one offering explicit and implicit VR
-    /// little endian, so a destination that takes neither stored syntax still gets a converted data set.
+    /// Per SOP class: each stored syntax alone; when any of them can be written natively (converted, or decoded by the
+    /// transcoder), one context proposing the native syntaxes; and when the transcoder can compress them, one proposing the
+    /// lossless compressed syntaxes it makes — for a destination that takes only those (the stored syntax is sent when
+    /// accepted, else a native one, else a compressed one: see <see cref="ChooseContext"/>).
     /// </summary>
-    /// <summary>
-    /// Per SOP class: each stored syntax alone, and — when any of them can be written natively (converted, or decoded by
-    /// the transcoder) — one context proposing the native syntaxes.
-    /// </summary>
+    /// <summary>The lossless compressed syntaxes a transcoder may make for a destination, most widely read first.</summary>
+    private static readonly string[] LosslessCompressed =
+        ["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.201"];
+
     private static List<PresentationContextProposal> Proposals(List<RetrieveItem> items, IPixelTranscoder? transcoder)
     {
         var proposals = new List<PresentationContextProposal>();
@@ -171,18 +173,24 @@ internal sealed class RetrieveOperation
             if (anyNative)
                 proposals.Add(new PresentationContextProposal((byte)(2 * proposals.Count + 1), perClass.Key,
                     [DicomTransferSyntax.ExplicitVRLittleEndian.Uid, DicomTransferSyntax.ImplicitVRLittleEndian.Uid]));
+            var storedSyntaxes = perClass.Select(i => i.TransferSyntaxUid).ToHashSet(StringComparer.Ordinal);
+            var compressed = LosslessCompressed.Where(to => !storedSyntaxes.Contains(to) && DicomTransferSyntax.Lookup(to) is { } target
+                && storedSyntaxes.Any(ts => DicomTransferSyntax.Lookup(ts) is { } from && (transcoder?.CanTranscode(from, target) ?? false))).ToList();
+            if (compressed.Count > 0)
+                proposals.Add(new PresentationContextProposal((byte)(2 * proposals.Count + 1), perClass.Key, compressed));
         }
         return proposals;
     }
 
     private static IEnumerable<List<RetrieveItem>> Batches(IReadOnlyList<RetrieveItem> items)
     {
-        // Contexts per class: its distinct syntaxes plus one for conversion; classes are packed up to 128 contexts.
+        // Contexts per class: its distinct syntaxes plus one for native syntaxes and one for compressed ones; classes are
+        // packed up to 128 contexts.
         var batch = new List<RetrieveItem>();
         int contexts = 0;
         foreach (var perClass in items.GroupBy(i => i.SopClassUid, StringComparer.Ordinal))
         {
-            int needed = perClass.Select(i => i.TransferSyntaxUid).Distinct(StringComparer.Ordinal).Count() + 1;
+            int needed = perClass.Select(i => i.TransferSyntaxUid).Distinct(StringComparer.Ordinal).Count() + 2;
             if (batch.Count > 0 && contexts + needed > MaxContextsPerAssociation)
             {
                 yield return batch;

@@ -88,7 +88,7 @@ internal static class QueryRetrieveTools
 /// </summary>
 public class QueryRetrieveFixture : IDisposable
 {
-    public const int DicomPort = 11112, StorescpPort = 11113, OrthancPort = 4242, OrthancHttp = 8042;
+    public const int DicomPort = 11112, StorescpPort = 11113, OrthancPort = 4242, OrthancHttp = 8042, JpegLsOnlyPort = 11114;
 
     public TempDir Dir { get; } = new();
     public NetworkNamespace Network { get; } = new();
@@ -109,6 +109,7 @@ public class QueryRetrieveFixture : IDisposable
             akka-vna.retrieve.destinations {
               STORESCP { host = "127.0.0.1", port = {{StorescpPort}} }
               ORTHANC { host = "127.0.0.1", port = {{OrthancPort}} }
+              JLSONLY { host = "127.0.0.1", port = {{JpegLsOnlyPort}} }
             }
             """, DicomPort, Network);
         Directory.CreateDirectory(StorescpFolder);
@@ -292,7 +293,7 @@ public abstract class QueryRetrieveSuite(QueryRetrieveFixture fx)
     }
 
     [Fact]
-    public void An_instance_stored_in_implicit_vr_is_converted_for_getscu_which_takes_explicit_vr_a_compressed_one_is_decoded_and_one_no_codec_reads_fails_with_a_reason()
+    public void An_instance_stored_in_implicit_vr_is_converted_for_getscu_which_takes_explicit_vr_and_compressed_ones_lossless_or_12_bit_lossy_are_decoded_as_dcmtk_decodes_them()
     {
         using var dir = new TempDir();
         // getscu proposes explicit VR little endian alone for storage: an implicit VR instance is converted (native to native).
@@ -316,15 +317,21 @@ public abstract class QueryRetrieveSuite(QueryRetrieveFixture fx)
         // (JPEG-LS or RLE, whichever the stored corpus holds: dcmtk decodes both.)
         var decoders = new Dictionary<string, string> { ["1.2.840.10008.1.2.4.80"] = "dcmdjpls", ["1.2.840.10008.1.2.5"] = "dcmdrle", ["1.2.840.10008.1.2.4.70"] = "dcmdjpeg" };
         var jls = fx.StoredCorpus.First(f => decoders.ContainsKey(f.TransferSyntax.Uid) && Getable(f));
-        var decoded = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File("jls"), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={jls.SopInstanceUid}"]);
-        Assert.True(decoded.FinalStatus == "Success", decoded.Output + string.Join("\n", fx.Server.Output.Split('\n').Where(l => l.Contains(jls.SopInstanceUid, StringComparison.Ordinal))));
-        string got = Assert.Single(Directory.GetFiles(dir.File("jls")));
-        string reference = dir.File("dcmdjpls.dcm");
-        var r = Tool.Run(Tool.Dcmtk(decoders[jls.TransferSyntax.Uid]), [jls.Path, reference], TimeSpan.FromMinutes(1));
-        Assert.True(r.ExitCode == 0, r.StdErr);
-        using (var gotFile = DicomFile.Open(got))
-        using (var referenceFile = DicomFile.Open(reference))
+        AssertDecodedAsDcmtkDoes(jls, decoders[jls.TransferSyntax.Uid], "jls");
+        // The 12-bit lossy JPEG (process 4) too: decoded here with IJG's integer IDCT, as dcmdjpeg decodes it.
+        var sv1 = fx.StoredCorpus.First(f => f.TransferSyntax.Uid == "1.2.840.10008.1.2.4.51" && Getable(f));
+        AssertDecodedAsDcmtkDoes(sv1, "dcmdjpeg", "jpeg12");
+
+        void AssertDecodedAsDcmtkDoes(StoreFile stored, string decoder, string folder)
         {
+            var decoded = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File(folder), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={stored.SopInstanceUid}"]);
+            Assert.True(decoded.FinalStatus == "Success", decoded.Output + string.Join("\n", fx.Server.Output.Split('\n').Where(l => l.Contains(stored.SopInstanceUid, StringComparison.Ordinal))));
+            string got = Assert.Single(Directory.GetFiles(dir.File(folder)));
+            string reference = dir.File(folder + "-dcmtk.dcm");
+            var r = Tool.Run(Tool.Dcmtk(decoder), [stored.Path, reference], TimeSpan.FromMinutes(1));
+            Assert.True(r.ExitCode == 0, r.StdErr);
+            using var gotFile = DicomFile.Open(got);
+            using var referenceFile = DicomFile.Open(reference);
             Assert.Equal(DicomTransferSyntax.ExplicitVRLittleEndian, gotFile.TransferSyntax);
             Assert.Equal(referenceFile.Dataset.GetString(DicomTags.PhotometricInterpretation), gotFile.Dataset.GetString(DicomTags.PhotometricInterpretation));
             static byte[] Pixels(DicomFile f)
@@ -336,13 +343,6 @@ public abstract class QueryRetrieveSuite(QueryRetrieveFixture fx)
             Assert.Equal(Pixels(referenceFile), Pixels(gotFile));
         }
 
-        // One whose pixels no codec of this build decodes (12-bit lossy JPEG): that sub-operation fails (getscu does not
-        // print the Failed SOP Instance UID List; the C-MOVE test reads it from movescu).
-        var sv1 = fx.StoredCorpus.First(f => f.TransferSyntax.Uid == "1.2.840.10008.1.2.4.51" && Getable(f));
-        var failed = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File("sv1"), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={sv1.SopInstanceUid}"]);
-        Assert.Equal(1, failed.Count("Failed"));
-        Assert.Equal(0, failed.Count("Completed"));
-        Assert.Empty(Directory.GetFiles(dir.File("sv1")));
         // Proposed in its own syntax, it is sent as stored.
         var ok = QueryRetrieveTools.Get(fx.Network, QueryRetrieveFixture.DicomPort, dir.File("sv1-ok"), ["QueryRetrieveLevel=IMAGE", $"SOPInstanceUID={sv1.SopInstanceUid}"], prefer[sv1.TransferSyntax.Uid]);
         Assert.True(ok.FinalStatus == "Success", ok.Output);
@@ -370,6 +370,76 @@ public abstract class QueryRetrieveSuite(QueryRetrieveFixture fx)
             $"{stored[uid].Path} ({stored[uid].TransferSyntax}) should have been sent or converted"));
         Assert.True(failed.Count <= 3, $"{failed.Count} sub-operations failed: {string.Join(", ", failed.Select(u => stored[u].Path))}");
         AssertReceived(fx.StorescpFolder, Set.Files["B1"].Concat(Set.Files["B2"]).Concat(fx.StoredCorpus.Where(f => !failed.Contains(f.SopInstanceUid)).Select(f => f.Path)), exact: false);
+    }
+
+    [Fact]
+    public void A_move_destination_that_takes_only_JPEG_LS_gets_native_instances_compressed_on_the_fly_as_dcmtk_decodes_them()
+    {
+        using var dir = new TempDir();
+        // storescp with an association profile that accepts CT and MR in JPEG-LS lossless only (dcmtk's asconfig format).
+        string profile = dir.File("jls-only.cfg"), received = dir.File("in");
+        Directory.CreateDirectory(received);
+        File.WriteAllText(profile, """
+            [[TransferSyntaxes]]
+            [JpegLsLossless]
+            TransferSyntax1 = 1.2.840.10008.1.2.4.80
+
+            [[PresentationContexts]]
+            [OnlyJpegLs]
+            PresentationContext1 = CTImageStorage\JpegLsLossless
+            PresentationContext2 = MRImageStorage\JpegLsLossless
+
+            [[Profiles]]
+            [OnlyJpegLs]
+            PresentationContexts = OnlyJpegLs
+            """);
+        using var storescp = fx.Network.Start(Tool.Dcmtk("storescp"), ["-aet", "JLSONLY", "-xf", profile, "OnlyJpegLs", "-od", received,
+            QueryRetrieveFixture.JpegLsOnlyPort.ToString(CultureInfo.InvariantCulture)], null);
+        fx.Network.WaitForPort(QueryRetrieveFixture.JpegLsOnlyPort, TimeSpan.FromSeconds(20));
+        var natives = fx.StoredCorpus.Where(f => f.SopClassUid is DicomUids.CTImageStorage or DicomUids.MRImageStorage
+            && f.TransferSyntax.Uid is DicomUids.ExplicitVRLittleEndian or DicomUids.ImplicitVRLittleEndian).ToList();
+        Assert.True(natives.Count >= 3, $"{natives.Count} native CT/MR instances in the stored corpus");
+
+        var o = QueryRetrieveTools.Move(fx.Network, QueryRetrieveFixture.DicomPort, "JLSONLY",
+            ["QueryRetrieveLevel=IMAGE", "SOPInstanceUID=" + string.Join('\\', natives.Select(f => f.SopInstanceUid))]);
+        // What a lossless codec cannot keep exactly (bits set above Bits Stored) is refused by the verification before
+        // sending, named in the Failed SOP Instance UID List; the same instances fail to compress here directly.
+        var failed = o.FailedUids;
+        Assert.Equal(natives.Count, o.Count("Completed") + o.Count("Failed"));
+        foreach (var f in natives)
+        {
+            bool compresses;
+            try
+            {
+                using var file = DicomFile.Open(f.Path);
+                AkkaVna.Codecs.DicomTranscoder.WriteFile(file.Dataset, file.FileMetaInfo, file.TransferSyntax,
+                    DicomTransferSyntax.Lookup("1.2.840.10008.1.2.4.80")!, Stream.Null, CancellationToken.None);
+                compresses = true;
+            }
+            catch (AkkaVna.Codecs.CodecException)
+            {
+                compresses = false;
+            }
+            Assert.True(compresses != failed.Contains(f.SopInstanceUid), $"{f.Path}: compresses here {compresses}, failed in the move {failed.Contains(f.SopInstanceUid)}");
+        }
+        var files = Directory.GetFiles(received);
+        Assert.Equal(natives.Count - failed.Count, files.Length);
+        Assert.True(files.Length > 0, o.Output);
+        var bySop = natives.ToDictionary(f => f.SopInstanceUid, StringComparer.Ordinal);
+        foreach (var path in files)
+        {
+            // Arrived as JPEG-LS; dcmtk's own decoder gives the stored pixels back, and every other attribute is the stored one.
+            string sop;
+            using (var got = DicomFile.Open(path))
+            {
+                Assert.Equal("1.2.840.10008.1.2.4.80", got.TransferSyntax.Uid);
+                sop = got.Dataset.GetString(DicomTags.SOPInstanceUID)!;
+            }
+            string decoded = path + ".native.dcm";
+            var r = Tool.Run(Tool.Dcmtk("dcmdjpls"), [path, decoded], TimeSpan.FromMinutes(1));
+            Assert.True(r.ExitCode == 0, r.StdErr);
+            Storescu.AssertSameDataSet(bySop[sop].Path, decoded);
+        }
     }
 
     [Fact]
