@@ -343,11 +343,15 @@ public sealed class ArchiveNode : IAsyncDisposable
                 var stored = new List<object>();
                 await foreach (var i in index.ListInstancesAsync(uid, ct))
                     stored.Add(new { sopInstanceUid = i.SopInstanceUid, seriesInstanceUid = i.SeriesInstanceUid, transferSyntaxUid = i.TransferSyntaxUid, sizeBytes = i.Size, representation = i.Blob.Representation });
+                // Originals kept beside their compressed copies (compression.keep-original).
+                var kept = new List<object>();
+                await foreach (var k in index.ListKeptBlobsAsync(uid, ct))
+                    kept.Add(new { sopInstanceUid = k.SopInstanceUid, transferSyntaxUid = k.TransferSyntaxUid, sizeBytes = k.Size, representation = k.Blob.Representation, sha256 = k.Sha256 });
                 return Results.Ok(new
                 {
                     studyInstanceUid = s.StudyInstanceUid, series = s.SeriesCount, instances = s.InstanceCount, sizeBytes = s.SizeBytes,
                     stable = s.Stable, stableDue = s.StableDue, stableAt = s.StableAt, journalSequenceNr = s.SequenceNr, node = s.Node,
-                    stored,
+                    stored, kept,
                 });
             }
             catch (TimeoutException)

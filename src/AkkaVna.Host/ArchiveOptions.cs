@@ -304,7 +304,10 @@ public sealed record ArchiveOptions
             StabilityPoll = Time("studies.stability-poll"),
             Compression = new CompressionSettings(c.GetBoolean("compression.enabled"), c.GetTimeSpan("compression.delay", allowInfinite: false) is var delay && delay >= TimeSpan.Zero ? delay
                     : throw new ArchiveConfigException("akka-vna.compression.delay must not be negative"),
-                CompressionConfig.Read(c), Int("compression.workers", 1, 64), Time("compression.retry-min"), Time("compression.retry-max")),
+                CompressionConfig.Read(c), Int("compression.workers", 1, 64), Time("compression.retry-min"), Time("compression.retry-max"))
+            {
+                KeepOriginal = c.GetBoolean("compression.keep-original"),
+            },
             CompressionPoll = Time("compression.poll"),
             Shards = Int("studies.shards", 1, 100_000),
             PassivateAfter = Time("studies.passivate-after"),

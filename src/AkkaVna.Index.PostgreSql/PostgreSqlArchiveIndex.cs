@@ -124,6 +124,8 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
             );
             CREATE INDEX IF NOT EXISTS compression_timers_by_due ON compression_timers (due_at, study_uid);
             """),
+        // Originals kept beside their compressed copies (compression.keep-original).
+        (3, IndexRows.KeptBlobTable + ";"),
     ];
 
     /// <summary>The schema version this build writes.</summary>
@@ -326,6 +328,21 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
             Add("DELETE FROM instances WHERE study_uid = @study AND (series_uid, sop_uid) IN (SELECT * FROM unnest(@series, @sops))",
                 ("study", st.StudyInstanceUid), ("series", u.RemovedInstances.Select(r => r.SeriesInstanceUid).ToArray()),
                 ("sops", u.RemovedInstances.Select(r => r.SopInstanceUid).ToArray()));
+        // Kept originals: absolute for every instance written, gone with every instance removed.
+        var keptFor = u.Instances.Select(x => x.Header.SopInstanceUid).Concat(u.RemovedInstances.Select(r => r.SopInstanceUid)).Distinct().ToArray();
+        if (keptFor.Length > 0)
+            Add("DELETE FROM kept_blobs WHERE study_uid = @study AND sop_uid = ANY(@sops)", ("study", st.StudyInstanceUid), ("sops", keptFor));
+        if (u.KeptBlobs.Count > 0)
+        {
+            var k = u.KeptBlobs;
+            Add($"""
+                INSERT INTO kept_blobs ({IndexRows.KeptBlobColumns})
+                SELECT * FROM unnest(@study, @sop, @store, @key, @rep, @tier, @size, @sha, @ts) ON CONFLICT DO NOTHING
+                """, ("study", k.Select(x => x.StudyInstanceUid).ToArray()), ("sop", k.Select(x => x.SopInstanceUid).ToArray()),
+                ("store", k.Select(x => x.Blob.Store).ToArray()), ("key", k.Select(x => x.Blob.Key).ToArray()),
+                ("rep", k.Select(x => x.Blob.Representation).ToArray()), ("tier", k.Select(x => x.Blob.Tier).ToArray()),
+                ("size", k.Select(x => x.Size).ToArray()), ("sha", k.Select(x => x.Sha256).ToArray()), ("ts", k.Select(x => x.TransferSyntaxUid).ToArray()));
+        }
         var gone = u.Series.Where(s => s.InstanceCount <= 0 || s.Latest is null).Select(s => s.SeriesInstanceUid).ToArray();
         if (gone.Length > 0) Add("DELETE FROM series WHERE study_uid = @study AND series_uid = ANY(@series)", ("study", st.StudyInstanceUid), ("series", gone));
         var kept = u.Series.Where(s => s.InstanceCount > 0 && s.Latest is not null).ToList();
@@ -484,6 +501,16 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
             list.Add(ReadSeries(r));
         return list;
+    }
+
+    public async IAsyncEnumerable<KeptBlob> ListKeptBlobsAsync(string? studyInstanceUid, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await using var cmd = studyInstanceUid is null
+            ? _data.CreateCommand($"SELECT {IndexRows.KeptBlobColumns} FROM kept_blobs ORDER BY study_uid COLLATE \"C\", sop_uid COLLATE \"C\", blob_key COLLATE \"C\"")
+            : _data.CreateCommand($"SELECT {IndexRows.KeptBlobColumns} FROM kept_blobs WHERE study_uid = @s ORDER BY sop_uid COLLATE \"C\", blob_key COLLATE \"C\"");
+        if (studyInstanceUid is not null) cmd.Parameters.AddWithValue("s", studyInstanceUid);
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false)) yield return IndexRows.ReadKeptBlob(r);
     }
 
     public async IAsyncEnumerable<IndexedInstance> ListInstancesAsync(string? studyInstanceUid, [EnumeratorCancellation] CancellationToken cancellationToken)

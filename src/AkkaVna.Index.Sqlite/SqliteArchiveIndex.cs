@@ -130,6 +130,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             ) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS compression_timers_by_due ON compression_timers (due_at, study_uid);
             """),
+        // Originals kept beside their compressed copies (compression.keep-original).
+        (5, IndexRows.KeptBlobTable + " WITHOUT ROWID;"),
     ];
 
     /// <summary>The schema version this build writes.</summary>
@@ -338,7 +340,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
     {
         private readonly SqliteCommand _current, _upsertStudy, _deletePatient, _upsertPatient, _deleteDate, _upsertDate,
             _upsertSeries, _deleteSeries, _deleteInstance, _upsertInstance, _claimLocation, _locationOwner, _upsertTimer, _deleteTimer,
-            _upsertCompression, _deleteCompression;
+            _upsertCompression, _deleteCompression, _deleteKept, _insertKept;
 
         public Statements(SqliteConnection c)
         {
@@ -386,12 +388,15 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             _deleteTimer = Cmd("DELETE FROM stability_timers WHERE study_uid = $study");
             _upsertCompression = Cmd("INSERT INTO compression_timers VALUES ($study, $due) ON CONFLICT DO UPDATE SET due_at = excluded.due_at");
             _deleteCompression = Cmd("DELETE FROM compression_timers WHERE study_uid = $study");
+            _deleteKept = Cmd("DELETE FROM kept_blobs WHERE study_uid = $study AND sop_uid = $sop");
+            _insertKept = Cmd($"INSERT INTO kept_blobs ({IndexRows.KeptBlobColumns}) VALUES ($study, $sop, $store, $key, $rep, $tier, $size, $sha, $ts) ON CONFLICT DO NOTHING");
         }
 
         public void Bind(SqliteTransaction tx)
         {
             foreach (var cmd in (SqliteCommand[])[_current, _upsertStudy, _deletePatient, _upsertPatient, _deleteDate, _upsertDate, _upsertSeries,
-                         _deleteSeries, _deleteInstance, _upsertInstance, _claimLocation, _locationOwner, _upsertTimer, _deleteTimer, _upsertCompression, _deleteCompression])
+                         _deleteSeries, _deleteInstance, _upsertInstance, _claimLocation, _locationOwner, _upsertTimer, _deleteTimer, _upsertCompression, _deleteCompression,
+                         _deleteKept, _insertKept])
                 cmd.Transaction = tx;
         }
 
@@ -439,7 +444,10 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             Run(_upsertPatient, ("$pid", h.PatientId), ("$issuer", h.IssuerOfPatientId), ("$study", st.StudyInstanceUid), ("$sdate", h.StudyDate));
             Run(_upsertDate, ("$bucket", bucket), ("$study", st.StudyInstanceUid), ("$sdate", h.StudyDate));
             foreach (var (series, sop) in u.RemovedInstances)
+            {
                 Run(_deleteInstance, ("$study", st.StudyInstanceUid), ("$series", series), ("$sop", sop));
+                Run(_deleteKept, ("$study", st.StudyInstanceUid), ("$sop", sop));
+            }
             foreach (var s in u.Series)
             {
                 if (s.InstanceCount <= 0 || s.Latest is null) Run(_deleteSeries, ("$study", st.StudyInstanceUid), ("$series", s.SeriesInstanceUid));
@@ -453,7 +461,11 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
                 Run(_upsertInstance, ("$study", ih.StudyInstanceUid), ("$series", ih.SeriesInstanceUid), ("$sop", ih.SopInstanceUid), ("$class", ih.SopClassUid),
                     ("$ts", ih.TransferSyntaxUid), ("$num", ih.InstanceNumber), ("$frames", ih.NumberOfFrames), ("$rows", ih.Rows), ("$cols", ih.Columns),
                     ("$key", i.Blob.Key), ("$store", i.Blob.Store), ("$rep", i.Blob.Representation), ("$tier", i.Blob.Tier), ("$size", i.Size), ("$sha", i.Sha256), ("$at", i.ReceivedAt.ToUnixTimeMilliseconds()), ("$ae", i.CallingAE));
+                Run(_deleteKept, ("$study", ih.StudyInstanceUid), ("$sop", ih.SopInstanceUid));
             }
+            foreach (var k in u.KeptBlobs)
+                Run(_insertKept, ("$study", k.StudyInstanceUid), ("$sop", k.SopInstanceUid), ("$store", k.Blob.Store), ("$key", k.Blob.Key),
+                    ("$rep", k.Blob.Representation), ("$tier", k.Blob.Tier), ("$size", k.Size), ("$sha", k.Sha256), ("$ts", k.TransferSyntaxUid));
             if (!st.Stable && st.StableDue is { } due) Run(_upsertTimer, ("$study", st.StudyInstanceUid), ("$due", Millis(due)));
             else Run(_deleteTimer, ("$study", st.StudyInstanceUid));
             if (st.CompressionDue is { } compressionDue) Run(_upsertCompression, ("$study", st.StudyInstanceUid), ("$due", Millis(compressionDue)));
@@ -547,6 +559,16 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
             list.Add(ReadSeries(r));
         return list;
+    }
+
+    public async IAsyncEnumerable<KeptBlob> ListKeptBlobsAsync(string? studyInstanceUid, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await using var c = Open();
+        await using var cmd = studyInstanceUid is null
+            ? Command(c, $"SELECT {IndexRows.KeptBlobColumns} FROM kept_blobs ORDER BY study_uid, sop_uid, blob_key")
+            : Command(c, $"SELECT {IndexRows.KeptBlobColumns} FROM kept_blobs WHERE study_uid = $s ORDER BY sop_uid, blob_key", ("$s", studyInstanceUid));
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false)) yield return IndexRows.ReadKeptBlob(r);
     }
 
     public async IAsyncEnumerable<IndexedInstance> ListInstancesAsync(string? studyInstanceUid, [EnumeratorCancellation] CancellationToken cancellationToken)

@@ -119,7 +119,8 @@ public sealed class CompressionChild : ReceiveActor, IWithTimers
             var c = p.Candidate;
             _backoff.Remove(c.SopInstanceUid); // done: no longer waiting for a retry (a pass with nothing waiting is complete)
             _services.Metrics.InstanceCompression("compressed", c.Size, compressed.Size);
-            DeleteIfReplacedAsync([c.Blob]).PipeTo(Self, success: deleted => new ObsoleteChecked(deleted), failure: e => new ObsoleteChecked([]));
+            if (!_services.Settings.KeepOriginal)
+                DeleteIfReplacedAsync([c.Blob]).PipeTo(Self, success: deleted => new ObsoleteChecked(deleted), failure: e => new ObsoleteChecked([]));
             Next();
         });
         Receive<Failed>(OnFailed);

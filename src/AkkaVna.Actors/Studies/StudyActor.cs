@@ -186,7 +186,10 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             Sender.Tell(new CompressionNotCommitted(r.SopInstanceUid, "the instance has no content checksum (journaled by an earlier build): a resend could not be told from new content", Stale: true));
             return;
         }
-        var e = new InstanceCompressed(r.Compressed with { ContentSha256 = entry.ContentSha256 }, r.FromBlob, r.FromSha256, r.FromSize, r.FromTransferSyntaxUid);
+        var e = new InstanceCompressed(r.Compressed with { ContentSha256 = entry.ContentSha256 }, r.FromBlob, r.FromSha256, r.FromSize, r.FromTransferSyntaxUid)
+        {
+            OriginalKept = _compression!.Settings.KeepOriginal,
+        };
         _decided = _decided.Apply(e);
         _pending.Add(new Pending(Sender, null, StoreOutcome.Stored, null, null, [e]) { Answer = new CompressionCommitted(r.SopInstanceUid) });
         Flush();
@@ -479,7 +482,9 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             ? new SeriesRow(uid, entry.Latest, entry.InstanceCount) : new SeriesRow(uid, null, 0)).ToList();
         var study = new StudyRow(_studyUid, s.Latest!, string.Join('\\', s.Modalities), s.Series.Count, s.Instances.Count, s.SizeBytes, s.Stable,
             s.LastReceived, s.StableDue(_settings.QuietPeriod), s.StableAt) { CompressionDue = _compression is null ? null : s.CompressionDue(_compression.Settings.Delay) };
-        return new StudyIndexUpdate(study, series, instances.Values.ToList(), removed, LastSequenceNr);
+        // Absolute per instance: each instance written lists its kept original (if any) as the state holds it now.
+        var kept = instances.Keys.Select(sop => s.KeptOriginals.GetValueOrDefault(sop)).OfType<KeptBlob>().ToList();
+        return new StudyIndexUpdate(study, series, instances.Values.ToList(), removed, LastSequenceNr) { KeptBlobs = kept };
     }
 
     private void Reply(IReadOnlyList<Pending> batch, string? failure)

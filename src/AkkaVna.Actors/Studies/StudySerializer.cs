@@ -88,6 +88,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                     w.Write(e.PreviousSha256);
                     w.Write(e.PreviousSize);
                     w.Write(e.PreviousTransferSyntaxUid);
+                    w.Write(e.OriginalKept);
                     break;
                 case InstanceCompressionRefused e:
                     w.Write(e.StudyInstanceUid);
@@ -146,7 +147,11 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
             StudyStabilizedManifest => new StudyStabilized(r.ReadString(), ReadTime(r)),
             StudyReopenedManifest => new StudyReopened(r.ReadString(), ReadTime(r)),
             InstanceWithdrawnManifest => new InstanceWithdrawn(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
-            InstanceCompressedManifest => new InstanceCompressed(ReadInstance(r, v), ReadBlob(r, v), r.ReadString(), r.ReadInt64(), r.ReadString()),
+            InstanceCompressedManifest => new InstanceCompressed(ReadInstance(r, v), ReadBlob(r, v), r.ReadString(), r.ReadInt64(), r.ReadString())
+            {
+                // An earlier build's event ends before the flag: the original was not kept.
+                OriginalKept = r.BaseStream.Position < r.BaseStream.Length && r.ReadBoolean(),
+            },
             CompressionRefusedManifest => new InstanceCompressionRefused(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
             OriginalsDeletedManifest => new OriginalsDeleted(r.ReadString(), ReadBlobs(r, v)),
             StudyCompressedManifest => new StudyCompressed(r.ReadString(), ReadTime(r)),
@@ -319,6 +324,16 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         w.Write(s.ObsoleteBlobs.Count);
         foreach (var b in s.ObsoleteBlobs) Write(w, b);
         WriteOpt(w, s.CompressedAt);
+        // Kept originals (absent from snapshots of earlier builds).
+        w.Write(s.KeptOriginals.Count);
+        foreach (var k in s.KeptOriginals.Values)
+        {
+            w.Write(k.SopInstanceUid);
+            Write(w, k.Blob);
+            w.Write(k.Size);
+            w.Write(k.Sha256);
+            w.Write(k.TransferSyntaxUid);
+        }
     }
 
     private static BlobRef[] ReadBlobs(BinaryReader r, Format v)
@@ -342,6 +357,16 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         if (r.BaseStream.Position >= r.BaseStream.Length) return state;
         var refused = ImmutableDictionary.CreateBuilder<string, string>();
         for (int n = r.ReadInt32(), i = 0; i < n; i++) refused.Add(r.ReadString(), r.ReadString());
-        return state with { CompressionRefused = refused.ToImmutable(), ObsoleteBlobs = [.. ReadBlobs(r, v)], CompressedAt = ReadOptTime(r) };
+        state = state with { CompressionRefused = refused.ToImmutable(), ObsoleteBlobs = [.. ReadBlobs(r, v)], CompressedAt = ReadOptTime(r) };
+        if (r.BaseStream.Position >= r.BaseStream.Length) return state;
+        var kept = ImmutableDictionary.CreateBuilder<string, KeptBlob>();
+        int count = r.ReadInt32();
+        if (count < 0 || count > 10_000_000) throw new SerializationException($"{count} kept originals");
+        for (int i = 0; i < count; i++)
+        {
+            string sop = r.ReadString();
+            kept[sop] = new KeptBlob(study, sop, ReadBlob(r, v), r.ReadInt64(), r.ReadString(), r.ReadString());
+        }
+        return state with { KeptOriginals = kept.ToImmutable() };
     }
 }

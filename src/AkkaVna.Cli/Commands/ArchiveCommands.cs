@@ -232,7 +232,8 @@ public static class ArchiveCommands
             return 2;
         }
         bar.Dispose();
-        Console.WriteLine($"studies: {counts.Studies}, series: {counts.Series}, instances: {report.IndexedInstances} indexed, {report.Blobs} blob(s), "
+        Console.WriteLine($"studies: {counts.Studies}, series: {counts.Series}, instances: {report.IndexedInstances} indexed, "
+            + (report.KeptOriginals > 0 ? $"{report.KeptOriginals} kept original(s), " : "") + $"{report.Blobs} blob(s), "
             + $"{report.ChecksumsVerified} checksum(s) verified, {report.StagedBlobs} staged" + (report.Spilled ? " (compared on disk, a bucket at a time)" : ""));
         if (blobs is IUploadBacklog { PendingUploads: > 0 } backlog)
             Console.WriteLine($"{backlog.PendingUploads} instance(s) received and not yet uploaded to S3 (read from the node's cache meanwhile)");

@@ -7,6 +7,9 @@ namespace AkkaVna.Core.Compression;
 /// </summary>
 public sealed record CompressionSettings(bool Enabled, TimeSpan Delay, CompressionRules Rules, int Workers, TimeSpan RetryMin, TimeSpan RetryMax)
 {
+    /// <summary>Keep each original beside its verified compressed copy (indexed, verified, destroyed with the study) instead of deleting it.</summary>
+    public bool KeepOriginal { get; init; }
+
     public static readonly CompressionSettings Disabled = new(false, TimeSpan.Zero, new CompressionRules([]), 1, TimeSpan.FromMinutes(1), TimeSpan.FromHours(6));
 
     /// <summary>The blob representation name of a compressed copy (part of its key; the original's is <c>original</c>).</summary>

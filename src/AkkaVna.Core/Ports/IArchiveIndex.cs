@@ -63,6 +63,9 @@ public interface IArchiveIndex : IAsyncDisposable
     /// <summary>The instances of a study, or of every study when <paramref name="studyInstanceUid"/> is null (in key order).</summary>
     IAsyncEnumerable<IndexedInstance> ListInstancesAsync(string? studyInstanceUid, CancellationToken cancellationToken);
 
+    /// <summary>The kept originals of a study (or of every study when null), by study and SOP Instance UID.</summary>
+    IAsyncEnumerable<KeptBlob> ListKeptBlobsAsync(string? studyInstanceUid, CancellationToken cancellationToken);
+
     Task<IndexedInstance?> FindInstanceAsync(string sopInstanceUid, CancellationToken cancellationToken);
 
     /// <summary>The studies of a patient; a null issuer means any issuer (the partition is by Patient ID, the issuer clusters).</summary>
@@ -108,7 +111,20 @@ public sealed record StudyIndexUpdate(
     IReadOnlyList<SeriesRow> Series,
     IReadOnlyList<StoredInstance> Instances,
     IReadOnlyList<(string SeriesInstanceUid, string SopInstanceUid)> RemovedInstances,
-    long JournalSequenceNr);
+    long JournalSequenceNr)
+{
+    /// <summary>
+    /// The kept originals (<c>compression.keep-original</c>) of the instances in <see cref="Instances"/>: for each of those,
+    /// exactly these (an instance listed with none keeps none). A removed instance's are removed with it.
+    /// </summary>
+    public IReadOnlyList<KeptBlob> KeptBlobs { get; init; } = [];
+}
+
+/// <summary>
+/// A blob kept beside an instance's current one: its original, when compression keeps originals. Listed so that
+/// verification counts it (present, of its size and checksum) and destruction removes it.
+/// </summary>
+public sealed record KeptBlob(string StudyInstanceUid, string SopInstanceUid, BlobRef Blob, long Size, string Sha256, string TransferSyntaxUid);
 
 public sealed record StudyRow(
     string StudyInstanceUid,

@@ -21,6 +21,22 @@ public static class IndexRows
         "study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, blob_key, size_bytes, sha256, received_at, number_of_frames, rows, columns, "
         + "blob_store, blob_representation, blob_tier";
 
+    public const string KeptBlobColumns = "study_uid, sop_uid, blob_store, blob_key, blob_representation, blob_tier, size_bytes, sha256, transfer_syntax_uid";
+
+    /// <summary>The kept-blob table, the same on every database (a study's partition, clustered by SOP Instance UID).</summary>
+    public const string KeptBlobTable = """
+        CREATE TABLE IF NOT EXISTS kept_blobs (
+            study_uid TEXT NOT NULL, sop_uid TEXT NOT NULL,
+            blob_store TEXT NOT NULL, blob_key TEXT NOT NULL, blob_representation TEXT NOT NULL, blob_tier TEXT NOT NULL,
+            size_bytes BIGINT NOT NULL, sha256 TEXT NOT NULL, transfer_syntax_uid TEXT NOT NULL,
+            PRIMARY KEY (study_uid, sop_uid, blob_key)
+        )
+        """;
+
+    /// <summary>A row of <see cref="KeptBlobColumns"/>.</summary>
+    public static KeptBlob ReadKeptBlob(DbDataReader r) =>
+        new(r.GetString(0), r.GetString(1), new BlobRef(r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5)), r.GetInt64(6), r.GetString(7), r.GetString(8));
+
     /// <summary>A row of <see cref="StudyColumns"/>.</summary>
     public static StudyRecord ReadStudy(DbDataReader r) =>
         new(r.GetString(0), r.GetString(1), r.GetString(2), Str(r, 3), Str(r, 4), Str(r, 5), r.GetString(6), r.GetInt32(7), r.GetInt32(8),

@@ -118,12 +118,15 @@ public sealed record StudyReopened(string StudyInstanceUid, DateTimeOffset At) :
 /// An instance's blob was replaced by a losslessly compressed copy of it, decoded again and found pixel-identical before
 /// this was recorded: <paramref name="Instance"/> is the instance as it is now (its new blob, size, checksum and transfer
 /// syntax; its content checksum unchanged, so that a resend of the original is still the same instance). The previous
-/// blob is deleted once the new one is in place (<see cref="OriginalsDeleted"/>).
+/// blob is deleted once the new one is in place (<see cref="OriginalsDeleted"/>), or kept beside it (<see cref="OriginalKept"/>).
 /// </summary>
 public sealed record InstanceCompressed(StoredInstance Instance, BlobRef PreviousBlob, string PreviousSha256, long PreviousSize, string PreviousTransferSyntaxUid)
     : IStudyEvent
 {
     public string StudyInstanceUid => Instance.Header.StudyInstanceUid;
+
+    /// <summary>The previous blob is kept beside the compressed one (<c>compression.keep-original</c>), not deleted.</summary>
+    public bool OriginalKept { get; init; }
 }
 
 /// <summary>

@@ -46,6 +46,9 @@ public sealed record StudyState(
     /// <summary>Blobs that compressed copies replaced and that are not yet known to be deleted.</summary>
     public ImmutableList<BlobRef> ObsoleteBlobs { get; init; } = ImmutableList<BlobRef>.Empty;
 
+    /// <summary>Originals kept beside their compressed copies (<c>compression.keep-original</c>), by SOP Instance UID.</summary>
+    public ImmutableDictionary<string, KeptBlob> KeptOriginals { get; init; } = ImmutableDictionary<string, KeptBlob>.Empty;
+
     /// <summary>When the last compression pass found nothing left to do; null while the study has changed since (or never had one).</summary>
     public DateTimeOffset? CompressedAt { get; init; }
 
@@ -125,16 +128,23 @@ public sealed record StudyState(
         {
             Instances = Instances.SetItem(sop, entry with { Sha256 = c.Instance.Sha256, Size = c.Instance.Size, Blob = c.Instance.Blob }),
             SizeBytes = SizeBytes - entry.Size + c.Instance.Size,
-            ObsoleteBlobs = c.PreviousBlob == c.Instance.Blob ? ObsoleteBlobs : ObsoleteBlobs.Add(c.PreviousBlob),
+            ObsoleteBlobs = c.PreviousBlob == c.Instance.Blob || c.OriginalKept ? ObsoleteBlobs : ObsoleteBlobs.Add(c.PreviousBlob),
+            KeptOriginals = c.OriginalKept && c.PreviousBlob != c.Instance.Blob
+                ? KeptOriginals.SetItem(sop, new KeptBlob(StudyInstanceUid, sop, c.PreviousBlob, c.PreviousSize, c.PreviousSha256, c.PreviousTransferSyntaxUid))
+                : KeptOriginals,
         };
     }
 
+    /// <summary>An instance leaves (withdrawn, or about to be replaced): its kept original, if any, is obsolete with it.</summary>
     private StudyState Remove(string sop)
     {
         if (!Instances.TryGetValue(sop, out var entry)) return this;
         var series = Series[entry.SeriesInstanceUid];
+        var kept = KeptOriginals.TryGetValue(sop, out var original);
         return this with
         {
+            KeptOriginals = kept ? KeptOriginals.Remove(sop) : KeptOriginals,
+            ObsoleteBlobs = kept ? ObsoleteBlobs.Add(original!.Blob) : ObsoleteBlobs,
             Instances = Instances.Remove(sop),
             Series = series.InstanceCount <= 1 ? Series.Remove(entry.SeriesInstanceUid) : Series.SetItem(entry.SeriesInstanceUid, series with { InstanceCount = series.InstanceCount - 1 }),
             SizeBytes = SizeBytes - entry.Size,

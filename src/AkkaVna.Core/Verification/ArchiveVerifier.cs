@@ -26,6 +26,9 @@ public sealed record VerifyReport(
     /// <summary>With repair: the missing or damaged blobs no copy here can mend.</summary>
     public IReadOnlyList<string> Unrepairable { get; init; } = [];
 
+    /// <summary>Originals kept beside compressed copies (<c>compression.keep-original</c>), checked like instances' blobs.</summary>
+    public long KeptOriginals { get; init; }
+
     /// <summary>Whether the verification spilled to disk (more blobs than it holds in memory).</summary>
     public bool Spilled { get; init; }
 
@@ -74,7 +77,7 @@ public static class ArchiveVerifier
     {
         public readonly List<string> Missing = [], Mismatched = [], WrongSize = [], Unparseable = [];
         public readonly List<Row> ToRepair = [];
-        public long Indexed, Verified;
+        public long Indexed, Verified, Kept;
         public int UnparseableAsIndexed;
     }
 
@@ -102,9 +105,8 @@ public static class ArchiveVerifier
                     spill.Listing(listing.Blob, listing.Length);
                 }
             }
-            await foreach (var instance in index.ListInstancesAsync(null, cancellationToken))
+            await foreach (var row in IndexedAsync(index, cancellationToken))
             {
-                var row = new Row(instance.SopInstanceUid, instance.StudyInstanceUid, instance.Blob, instance.Size, instance.Sha256);
                 if (spill is not null)
                 {
                     spill.Indexed(row);
@@ -141,7 +143,8 @@ public static class ArchiveVerifier
         var orphans = new List<string>();
         foreach (var blob in orphanCandidates)
         {
-            if (BlobKeys.Parse(blob.Key) is var (_, _, sop) && await index.FindInstanceAsync(sop, cancellationToken) is { } now && now.Blob == blob) continue;
+            if (BlobKeys.Parse(blob.Key) is var (study, _, sop) && (await index.FindInstanceAsync(sop, cancellationToken) is { } now && now.Blob == blob
+                || await index.ListKeptBlobsAsync(study, cancellationToken).AnyAsync(k => k.Blob == blob, cancellationToken))) continue;
             orphans.Add($"{blob}: not in the index");
         }
         List<string> repaired = [], unrepairable = [];
@@ -163,17 +166,30 @@ public static class ArchiveVerifier
                     : $"{row.Sop} (study {row.Study}): blob {row.Blob}: no good copy here (restore it from a backup or have it sent again)");
             }
         }
-        return new VerifyReport(problems.Indexed, blobCount, problems.Verified, problems.Missing, orphans, problems.Mismatched, problems.WrongSize,
+        return new VerifyReport(problems.Indexed - problems.Kept, blobCount, problems.Verified, problems.Missing, orphans, problems.Mismatched, problems.WrongSize,
             await blobs.CountStagedAsync(cancellationToken))
         {
-            Unparseable = problems.Unparseable, UnparseableAsIndexed = problems.UnparseableAsIndexed, Repaired = repaired, Unrepairable = unrepairable, Spilled = spill is not null,
+            KeptOriginals = problems.Kept, Unparseable = problems.Unparseable, UnparseableAsIndexed = problems.UnparseableAsIndexed, Repaired = repaired, Unrepairable = unrepairable, Spilled = spill is not null,
         };
+    }
+
+    /// <summary>How a kept original is named in the report (beside its instance's SOP Instance UID).</summary>
+    private const string KeptSuffix = " (kept original)";
+
+    /// <summary>Every blob the index names: each instance's current one, then the originals kept beside compressed copies.</summary>
+    private static async IAsyncEnumerable<Row> IndexedAsync(IArchiveIndex index, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await foreach (var i in index.ListInstancesAsync(null, cancellationToken))
+            yield return new Row(i.SopInstanceUid, i.StudyInstanceUid, i.Blob, i.Size, i.Sha256);
+        await foreach (var k in index.ListKeptBlobsAsync(null, cancellationToken))
+            yield return new Row(k.SopInstanceUid + KeptSuffix, k.StudyInstanceUid, k.Blob, k.Size, k.Sha256);
     }
 
     /// <summary>One indexed instance against what the listing says of its blob (<paramref name="listedLength"/>: null when not listed).</summary>
     private static async Task CheckAsync(Row row, long? listedLength, IBlobStore blobs, VerifyOptions options, Problems problems, CancellationToken cancellationToken)
     {
         problems.Indexed++;
+        if (row.Sop.EndsWith(KeptSuffix, StringComparison.Ordinal)) problems.Kept++;
         if (listedLength is not { } length)
         {
             // Promoted after the listing (or held in a node's cache, not yet uploaded)? Then it is there now.

@@ -40,6 +40,7 @@ public sealed class StudySerializerTests : IDisposable
             { new StudySummary(Study, 2, 3, 4000, false, at, null, 9) { Node = "akka.tcp://akka-vna@10.0.0.7:4053" }, "SU" },
             { StopStudy.Instance, "SP" },
             { new InstanceCompressed(Instance("1.1", sha: "dd") with { ContentSha256 = "cc" + new string('1', 62) }, new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm"), "aa", 2000, "1.2.840.10008.1.2.1"), "IC" },
+            { new InstanceCompressed(Instance("1.1", sha: "dd"), new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm"), "aa", 2000, "1.2.840.10008.1.2.1") { OriginalKept = true }, "IC" },
             { new InstanceCompressionRefused(Study, "1.1", "aa", "bits above Bits Stored"), "CR" },
             { new OriginalsDeleted(Study, [new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm"), new BlobRef("cold", "abc/1.2.dcm")]), "OD" },
             { new StudyCompressed(Study, at), "SC" },
@@ -62,7 +63,12 @@ public sealed class StudySerializerTests : IDisposable
         foreach (var i in new[] { Instance("1.1"), Instance("1.2", series: "1.2.3.4.2") })
             foreach (var e in s.Decide(i, ConflictPolicy.Reject).Events) s = s.Apply(e);
         s = s.Apply(new StudyStabilized(Study, DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_000)));
+        var original = s.Instances["1.1"];
+        s = s.Apply(new InstanceCompressed(Instance("1.1", sha: "dd") with { Blob = new BlobRef(BlobRef.PrimaryStore, "abc/1.1.jpegls.dcm", "jpegls") },
+            original.Blob, original.Sha256, original.Size, "1.2.840.10008.1.2.1") { OriginalKept = true });
+        Assert.Single(s.KeptOriginals);
         var back = Assert.IsType<StudyState>(RoundTrip(s));
+        Assert.Equal(s.KeptOriginals.OrderBy(kv => kv.Key), back.KeptOriginals.OrderBy(kv => kv.Key));
         Assert.Equal(s.Instances.OrderBy(kv => kv.Key), back.Instances.OrderBy(kv => kv.Key));
         Assert.Equal(s.Series.OrderBy(kv => kv.Key), back.Series.OrderBy(kv => kv.Key));
         Assert.Equal((s.Latest, s.SizeBytes, s.LastReceived, s.Stable, s.StableAt), (back.Latest, back.SizeBytes, back.LastReceived, back.Stable, back.StableAt));

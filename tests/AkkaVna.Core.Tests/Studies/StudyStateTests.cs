@@ -1,4 +1,5 @@
 using AkkaVna.Core.Model;
+using AkkaVna.Core.Ports;
 using static AkkaVna.Testing.Samples;
 using AkkaVna.Core.Studies;
 
@@ -148,5 +149,25 @@ public sealed class StudyStateTests
         Assert.Equal(at.AddHours(2).AddMinutes(10), s.CompressionDue(TimeSpan.FromMinutes(10)));
         s = s.Apply(new InstanceCompressionRefused(Study, "1.2", "ee", "bits above Bits Stored"));
         Assert.Equal("ee", s.CompressionRefused["1.2"]);
+    }
+
+    [Fact]
+    public void A_kept_original_is_not_obsolete_until_its_instance_is_replaced()
+    {
+        var at = new DateTimeOffset(2026, 12, 3, 10, 0, 0, TimeSpan.Zero);
+        var original = Instance("1.1") with { ContentSha256 = "cc" + new string('0', 62) };
+        var s = With(original).Apply(new StudyStabilized(Study, at));
+        var compressed = original with { Blob = new BlobRef(BlobRef.PrimaryStore, "abc/x/1.1.jpegls.dcm", "jpegls"), Size = 400, Sha256 = "dd" + new string('0', 62),
+            Header = original.Header with { TransferSyntaxUid = "1.2.840.10008.1.2.4.80" } };
+        s = s.Apply(new InstanceCompressed(compressed, original.Blob, original.Sha256, original.Size, original.Header.TransferSyntaxUid) { OriginalKept = true });
+        Assert.Empty(s.ObsoleteBlobs);
+        var kept = Assert.Single(s.KeptOriginals.Values);
+        Assert.Equal(new KeptBlob(Study, "1.1", original.Blob, original.Size, original.Sha256, original.Header.TransferSyntaxUid), kept);
+        Assert.Equal(400, s.SizeBytes); // the study's size is what it serves
+        // Replaced by new content (conflict policy overwrite): the kept original goes with the instance it belonged to.
+        var replacement = Instance("1.1", sha: "ee") with { ContentSha256 = "ff" + new string('0', 62), Blob = new BlobRef(BlobRef.PrimaryStore, "abc/x/1.1.v2.dcm") };
+        foreach (var e in s.Decide(replacement, ConflictPolicy.Overwrite).Events) s = s.Apply(e);
+        Assert.Empty(s.KeptOriginals);
+        Assert.Contains(original.Blob, s.ObsoleteBlobs);
     }
 }

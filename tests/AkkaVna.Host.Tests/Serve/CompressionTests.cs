@@ -212,6 +212,55 @@ public sealed class CompressionTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task With_keep_original_each_original_stays_beside_its_compressed_copy_indexed_verified_and_listed()
+    {
+        using var dir = new TempDir();
+        string data = ArchiveServer.NewDataFolder(dir, ArchiveServer.PostgreSql);
+        string work = dir.File("work");
+        const int Count = 20;
+        using var server = new ArchiveServer(data, Config + "\nakka-vna.compression.keep-original = on\n");
+        var sent = AkkaVnaCli.Run(ToolTimeout, "replay", $"127.0.0.1:{server.DicomPort}", $"generate:1,{Count},CT,128x128", "-n", "1", "-aec", "AKKAVNA", "--work", work);
+        Assert.True(sent.ExitCode == 0, sent.StdOut + sent.StdErr);
+        await Waits.UntilAsync(async () => await MetricAsync(server, "akkavna_compression_instances_total", "outcome=\"compressed\"") >= Count, TimeSpan.FromMinutes(2),
+            "every instance compressed", () => server.Output[^Math.Min(3000, server.Output.Length)..]);
+        var originals = Directory.GetFiles(work, "*", SearchOption.AllDirectories).Select(StoreFile.Read).ToDictionary(f => f.SopInstanceUid, StringComparer.Ordinal);
+        List<AkkaVna.Core.Ports.IndexedInstance> rows;
+        List<AkkaVna.Core.Ports.KeptBlob> kept;
+        await using (var index = await ArchiveServer.OpenIndexAsync(data))
+        {
+            async Task<List<AkkaVna.Core.Ports.KeptBlob>> KeptAsync()
+            {
+                var list = new List<AkkaVna.Core.Ports.KeptBlob>();
+                await foreach (var k in index.ListKeptBlobsAsync(null, CancellationToken.None)) list.Add(k);
+                return list;
+            }
+            await Waits.UntilAsync(async () => (await KeptAsync()).Count == Count, TimeSpan.FromMinutes(1), "every original listed as kept");
+            rows = await ArchiveServer.ListAsync(index);
+            kept = await KeptAsync();
+        }
+        // Each instance serves its compressed copy; its original is still in the store, byte for byte what was received.
+        Assert.All(rows, r => Assert.Equal(JpegLsLossless, r.TransferSyntaxUid));
+        Assert.Equal(rows.Select(r => r.SopInstanceUid).Order(), kept.Select(k => k.SopInstanceUid).Order());
+        Assert.Equal(2 * Count, await ArchiveServer.CountBlobsAsync(data));
+        foreach (var k in kept)
+        {
+            Assert.Equal(originals[k.SopInstanceUid].TransferSyntax.Uid, k.TransferSyntaxUid);
+            string blob = await ArchiveServer.BlobFileAsync(data, k.Blob, dir.File("scratch"));
+            Assert.Equal(k.Sha256, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(blob))));
+            Storescu.AssertSameDataSet(originals[k.SopInstanceUid].Path, blob);
+        }
+        // verify counts both (and reports neither as an orphan); the admin view lists the kept ones.
+        var verify = ArchiveServer.Verify(data);
+        Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
+        Assert.Contains($"instances: {Count} indexed, {Count} kept original(s), {2 * Count} blob(s)", verify.StdOut, StringComparison.Ordinal);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}/") };
+        var view = await http.GetFromJsonAsync<JsonElement>($"admin/studies/{rows[0].StudyInstanceUid}");
+        Assert.Equal(Count, view.GetProperty("kept").GetArrayLength());
+        Assert.All(view.GetProperty("kept").EnumerateArray(), k => Assert.Equal("original", k.GetProperty("representation").GetString()));
+        Assert.Equal(0, server.Stop());
+    }
+
+    [Fact]
     public async Task A_node_killed_while_compressing_resumes_after_a_restart_and_every_instance_is_its_original_or_a_verified_copy()
     {
         using var dir = new TempDir();

@@ -100,6 +100,34 @@ public abstract class IndexContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Kept_originals_are_listed_replaced_with_their_instance_and_removed_with_it()
+    {
+        async Task<List<KeptBlob>> KeptAsync(string? study) => await Index.ListKeptBlobsAsync(study, CancellationToken.None).ToListAsync();
+        var original = Instance("1.1");
+        var compressed = original with { Blob = new BlobRef(BlobRef.PrimaryStore, "abc/1.2.3.4.1/1.1.jpegls.dcm", "jpegls"), Size = 400, Sha256 = "dd" };
+        var kept = new KeptBlob(Study, "1.1", original.Blob, original.Size, original.Sha256, original.Header.TransferSyntaxUid);
+        await Index.CommitAsync(UpdateFor(Study, 1, true, original, Instance("1.2")), CancellationToken.None);
+        Assert.Empty(await KeptAsync(null));
+        // The compressed copy is the instance's blob now; its original is kept beside it.
+        await Index.CommitAsync(UpdateFor(Study, 2, true, compressed) with { KeptBlobs = [kept] }, CancellationToken.None);
+        Assert.Equal([kept], await KeptAsync(Study));
+        Assert.Equal([kept], await KeptAsync(null));
+        Assert.Empty(await KeptAsync("1.2.999"));
+        Assert.Equal(compressed.Blob, (await Index.FindInstanceAsync("1.1", CancellationToken.None))!.Blob);
+        // Writing it again with the same list changes nothing (an update applied twice is harmless).
+        await Index.CommitAsync(UpdateFor(Study, 2, true, compressed) with { KeptBlobs = [kept] }, CancellationToken.None);
+        Assert.Equal([kept], await KeptAsync(Study));
+        // Another instance's update leaves it alone; the instance written with none keeps none; removed, none either.
+        await Index.CommitAsync(UpdateFor(Study, 3, true, Instance("1.2")), CancellationToken.None);
+        Assert.Equal([kept], await KeptAsync(Study));
+        await Index.CommitAsync(UpdateFor(Study, 4, true, compressed), CancellationToken.None);
+        Assert.Empty(await KeptAsync(Study));
+        await Index.CommitAsync(UpdateFor(Study, 5, true, compressed) with { KeptBlobs = [kept] }, CancellationToken.None);
+        await Index.CommitAsync(UpdateFor(Study, 6, true, Instance("1.2")) with { RemovedInstances = [("1.2.3.4.1", "1.1")] }, CancellationToken.None);
+        Assert.Empty(await KeptAsync(null));
+    }
+
+    [Fact]
     public async Task Open_studies_come_due_for_stability_and_stable_ones_leave_the_timer_table()
     {
         var at = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);
