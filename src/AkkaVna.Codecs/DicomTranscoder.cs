@@ -279,6 +279,18 @@ public sealed class CodecTranscoder : IPixelTranscoder
         }
     }
 
+    public byte[] EncodeJpeg(FrameRenderer.Picture picture, int quality)
+    {
+        try
+        {
+            return JpegBaseline.EncodePicture(picture.Pixels, picture.Width, picture.Height, picture.Channels, quality);
+        }
+        catch (CodecException e)
+        {
+            throw new PixelDataException(e.Reason);
+        }
+    }
+
     public void WriteDataset(DicomDataset dataset, DicomTransferSyntax from, DicomTransferSyntax to, Stream output, CancellationToken cancellationToken)
     {
         try

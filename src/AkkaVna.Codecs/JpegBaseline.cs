@@ -19,6 +19,11 @@ public static partial class JpegBaseline
     private const string Library = "turbojpeg";
 
     [LibraryImport(Library, EntryPoint = "tjInitDecompress")] private static partial IntPtr InitDecompress();
+    [LibraryImport(Library, EntryPoint = "tjInitCompress")] private static partial IntPtr InitCompress();
+    [LibraryImport(Library, EntryPoint = "tjCompress2")]
+    private static unsafe partial int Compress(IntPtr handle, byte* source, int width, int pitch, int height, int pixelFormat, byte** jpeg, nuint* jpegSize,
+        int subsampling, int quality, int flags);
+    [LibraryImport(Library, EntryPoint = "tjFree")] private static unsafe partial void Free(byte* buffer);
     [LibraryImport(Library, EntryPoint = "tjDestroy")] private static partial int Destroy(IntPtr handle);
     [LibraryImport(Library, EntryPoint = "tjGetErrorStr2")] private static partial IntPtr ErrorString(IntPtr handle);
     [LibraryImport(Library, EntryPoint = "tjDecompressHeader3")]
@@ -71,6 +76,45 @@ public static partial class JpegBaseline
         }
         finally
         {
+            Destroy(handle);
+        }
+    }
+
+    private const int Subsampling444 = 0, SubsamplingGray = 3;
+
+    /// <summary>
+    /// An 8-bit grey or RGB picture (<paramref name="channels"/> 1 or 3, rows top to bottom) as a baseline JPEG file, for
+    /// rendering only (never stored): 4:4:4, the accurate DCT, <paramref name="quality"/> 1 to 100.
+    /// </summary>
+    public static byte[] EncodePicture(ReadOnlySpan<byte> pixels, int width, int height, int channels, int quality)
+    {
+        if (width is < 1 or > 65535 || height is < 1 or > 65535 || channels is not (1 or 3) || quality is < 1 or > 100)
+            throw new CodecException($"a JPEG picture of {width} x {height} x {channels} at quality {quality}");
+        if (pixels.Length != (long)width * height * channels) throw new CodecException($"the picture has {pixels.Length} bytes, not {width} x {height} x {channels}");
+        byte[] input = pixels.ToArray();
+        return NativeLibraries.Call(Library, () => EncodeNative(input, width, height, channels, quality));
+    }
+
+    private static unsafe byte[] EncodeNative(byte[] input, int width, int height, int channels, int quality)
+    {
+        IntPtr handle = InitCompress();
+        if (handle == IntPtr.Zero) throw new CodecException("JPEG: TurboJPEG could not create a compressor");
+        byte* jpeg = null;
+        try
+        {
+            nuint size = 0;
+            fixed (byte* source = input)
+            {
+                int format = channels == 1 ? PixelFormatGray : PixelFormatRgb;
+                if (Compress(handle, source, width, width * channels, height, format, &jpeg, &size, channels == 1 ? SubsamplingGray : Subsampling444, quality, AccurateDct) != 0)
+                    throw new CodecException($"JPEG encoding: {Marshal.PtrToStringUTF8(ErrorString(handle)) ?? "unknown error"} (TurboJPEG)");
+            }
+            if (jpeg == null || size == 0 || size > int.MaxValue) throw new CodecException($"JPEG encoding gave {size} bytes (TurboJPEG)");
+            return new ReadOnlySpan<byte>(jpeg, (int)size).ToArray();
+        }
+        finally
+        {
+            if (jpeg != null) Free(jpeg);
             Destroy(handle);
         }
     }

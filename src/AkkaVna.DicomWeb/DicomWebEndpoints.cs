@@ -402,15 +402,19 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         await writer.CompleteAsync(c.RequestAborted);
     });
 
-    private static readonly MediaOffer[] PictureOffers = [new("image/png")];
+    private static readonly MediaOffer[] PictureOffers = [new("image/png")], PictureOffersWithJpeg = [new("image/png"), new("image/jpeg")];
 
     /// <summary>
-    /// A frame as a picture (PS3.18 8.3.5, 9.5): PNG, windowed from the header (<see cref="FrameRenderer"/>), decoded first
-    /// when stored compressed; <c>viewport=W,H</c> fits it into W x H; a thumbnail fits 128 x 128 unless told otherwise.
+    /// A frame as a picture (PS3.18 8.3.5, 9.5): PNG (the default) or JPEG (when the Accept header asks for it, with
+    /// <c>quality=1..100</c>, 90 unless told), windowed from the header (<see cref="FrameRenderer"/>), decoded first when
+    /// stored compressed; <c>viewport=W,H</c> fits it into W x H; a thumbnail fits 128 x 128 unless told otherwise.
     /// </summary>
     private Task RenderedAsync(HttpContext c, int number, bool thumbnail) => Guard(c, async () =>
     {
-        Negotiate(c, PictureOffers);
+        bool jpeg = Negotiate(c, transcoder is null ? PictureOffers : PictureOffersWithJpeg).Offer.Type == "image/jpeg";
+        int quality = 90;
+        if (c.Request.Query["quality"].ToString() is { Length: > 0 } q && (!int.TryParse(q, CultureInfo.InvariantCulture, out quality) || quality is < 1 or > 100))
+            throw new WebException(400, $"quality '{q}' is not a number from 1 to 100");
         var instance = (await InstancesAsync(Route(c, "study"), Route(c, "series"), Route(c, "instance"), c.RequestAborted))[0];
         int maxWidth = thumbnail ? 128 : int.MaxValue, maxHeight = thumbnail ? 128 : int.MaxValue;
         if (c.Request.Query["viewport"].ToString() is { Length: > 0 } viewport)
@@ -445,12 +449,23 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         {
             throw new WebException(406, $"instance {instance.SopInstanceUid} cannot be rendered: {e.Reason}");
         }
-        c.Response.ContentType = "image/png";
-        using var png = new MemoryStream();
-        FrameRenderer.WritePng(picture, png);
-        c.Response.ContentLength = png.Length;
-        png.Position = 0;
-        await png.CopyToAsync(c.Response.Body, c.RequestAborted);
+        using var image = new MemoryStream();
+        if (jpeg)
+        {
+            try
+            {
+                image.Write(transcoder!.EncodeJpeg(picture, quality));
+            }
+            catch (PixelDataException e)
+            {
+                throw new WebException(406, $"instance {instance.SopInstanceUid} cannot be rendered as JPEG: {e.Reason} (ask for image/png)");
+            }
+        }
+        else FrameRenderer.WritePng(picture, image);
+        c.Response.ContentType = jpeg ? "image/jpeg" : "image/png";
+        c.Response.ContentLength = image.Length;
+        image.Position = 0;
+        await image.CopyToAsync(c.Response.Body, c.RequestAborted);
     });
 
     private Task BulkDataAsync(HttpContext c) => Guard(c, async () =>

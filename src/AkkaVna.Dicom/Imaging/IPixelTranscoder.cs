@@ -21,4 +21,10 @@ public interface IPixelTranscoder
 
     /// <summary>One encoded frame of <paramref name="dataset"/> (stored in <paramref name="syntax"/>) as its native frame (little endian, the data set's layout).</summary>
     byte[] DecodeFrame(DicomDataset dataset, DicomTransferSyntax syntax, ReadOnlySpan<byte> encoded);
+
+    /// <summary>
+    /// A rendered picture as a JPEG file (baseline, 4:4:4, <paramref name="quality"/> 1-100) for a viewer that asks for
+    /// image/jpeg; throws <see cref="PixelDataException"/> when it cannot be made.
+    /// </summary>
+    byte[] EncodeJpeg(FrameRenderer.Picture picture, int quality);
 }

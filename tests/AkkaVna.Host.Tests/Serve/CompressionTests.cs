@@ -193,6 +193,26 @@ public sealed class CompressionTests(ITestOutputHelper output)
             int worst = png.Pixels.Zip(reference.Pixels, (a, b) => Math.Abs(a - b)).Max();
             Assert.True(worst <= 2, $"grey levels differ from dcm2pnm's by up to {worst}");
             Assert.True(png.Pixels.Distinct().Count() > 100); // an image, not a flat field
+            // As JPEG when asked for it: dcmtk wraps the file (img2dcm) and decodes it (dcmdjpeg) to the same picture, within
+            // what a quality-95 lossy coding changes.
+            using (var request = new HttpRequestMessage(HttpMethod.Get, instanceUrl + "/rendered?quality=95"))
+            {
+                request.Headers.Accept.ParseAdd("image/jpeg");
+                using var jpeg = await http.SendAsync(request);
+                Assert.Equal("image/jpeg", jpeg.Content.Headers.ContentType?.MediaType);
+                string jpegPath = dir.File("rendered.jpg"), wrapped = dir.File("rendered-jpeg.dcm"), decodedJpeg = dir.File("rendered-native.dcm");
+                await File.WriteAllBytesAsync(jpegPath, await jpeg.Content.ReadAsByteArrayAsync());
+                var wrap = Tool.Run(Tool.Dcmtk("img2dcm"), ["-i", "JPEG", jpegPath, wrapped], TimeSpan.FromMinutes(1));
+                Assert.True(wrap.ExitCode == 0, wrap.StdErr + wrap.StdOut);
+                var unwrap = Tool.Run(Tool.Dcmtk("dcmdjpeg"), [wrapped, decodedJpeg], TimeSpan.FromMinutes(1));
+                Assert.True(unwrap.ExitCode == 0, unwrap.StdErr);
+                var jpegPixels = Frames(decodedJpeg)[0];
+                Assert.Equal(png.Pixels.Length, jpegPixels.Length);
+                double mean = png.Pixels.Zip(jpegPixels, (a, b) => Math.Abs(a - b)).Average();
+                Assert.True(mean < 3, $"the JPEG differs from the PNG by {mean:F2} grey levels on average");
+            }
+            using (var badQuality = await http.GetAsync(instanceUrl + "/rendered?quality=0"))
+                Assert.Equal(System.Net.HttpStatusCode.BadRequest, badQuality.StatusCode);
             using var thumbnail = await http.GetAsync(instanceUrl + "/thumbnail?viewport=64,64");
             var small = Png.Read(await thumbnail.Content.ReadAsByteArrayAsync());
             Assert.Equal((64, 64), (small.Width, small.Height));
