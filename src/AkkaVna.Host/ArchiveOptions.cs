@@ -334,7 +334,7 @@ internal static class CompressionConfig
             var rule = new Config(new Akka.Configuration.Hocon.HoconRoot(value));
             string syntax = rule.GetString("transfer-syntax") ?? throw new ArchiveConfigException($"{where}.transfer-syntax must be set (a lossless transfer syntax UID, or none)");
             if (syntax != "none" && !AkkaVna.Codecs.DicomTranscoder.CanEncode(syntax))
-                throw new ArchiveConfigException($"{where}.transfer-syntax {syntax} is not a lossless syntax this build compresses to (1.2.840.10008.1.2.4.80 JPEG-LS, 1.2.840.10008.1.2.4.90 JPEG 2000, 1.2.840.10008.1.2.4.70 JPEG Lossless SV1, 1.2.840.10008.1.2.5 RLE) or none");
+                throw new ArchiveConfigException($"{where}.transfer-syntax {syntax} is not a lossless syntax this build compresses to (1.2.840.10008.1.2.4.80 JPEG-LS, 1.2.840.10008.1.2.4.90 JPEG 2000, 1.2.840.10008.1.2.4.201 HTJ2K, 1.2.840.10008.1.2.4.70 JPEG Lossless SV1, 1.2.840.10008.1.2.5 RLE) or none");
             var match = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
             if (rule.HasPath("match"))
                 foreach (var (key, v) in rule.GetConfig("match").AsEnumerable())
