@@ -55,7 +55,11 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
         _schema = schema;
         _log = log;
         _time = time ?? TimeProvider.System;
+        Lifecycle = new SqlLifecycleStore(async ct => await _data.OpenConnectionAsync(ct).ConfigureAwait(false));
     }
+
+    /// <summary>The lifecycle's records in this database (each write its own synchronous commit).</summary>
+    public ILifecycleStore Lifecycle { get; }
 
     /// <summary>Where the index is, for logs (no password).</summary>
     public string Description
@@ -126,6 +130,8 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
             """),
         // Originals kept beside their compressed copies (compression.keep-original).
         (3, IndexRows.KeptBlobTable + ";"),
+        // The lifecycle's records: legal holds, due times, the approval queue, tombstones, the audit trail.
+        (4, SqlLifecycleStore.Schema(sqlite: false)),
     ];
 
     /// <summary>The schema version this build writes.</summary>

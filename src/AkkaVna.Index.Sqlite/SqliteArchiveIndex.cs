@@ -18,6 +18,9 @@ namespace AkkaVna.Index.Sqlite;
 /// </summary>
 public sealed class SqliteArchiveIndex : IArchiveIndex
 {
+    /// <summary>The lifecycle's records in this database (every write synced: synchronous=FULL on its connections).</summary>
+    public ILifecycleStore Lifecycle { get; }
+
     private const int MaxGroup = 256;
     private readonly string _connectionString;
     private readonly ILogger _log;
@@ -35,6 +38,13 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
         _log = log;
         _time = time ?? TimeProvider.System;
+        Lifecycle = new SqlLifecycleStore(async ct =>
+        {
+            var c = new SqliteConnection(_connectionString);
+            await c.OpenAsync(ct).ConfigureAwait(false);
+            Execute(c, "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;");
+            return c;
+        });
     }
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
@@ -132,6 +142,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             """),
         // Originals kept beside their compressed copies (compression.keep-original).
         (5, IndexRows.KeptBlobTable + " WITHOUT ROWID;"),
+        // The lifecycle's records: legal holds, due times, the approval queue, tombstones, the audit trail.
+        (6, SqlLifecycleStore.Schema(sqlite: true)),
     ];
 
     /// <summary>The schema version this build writes.</summary>

@@ -23,6 +23,9 @@ public interface IArchiveIndex : IAsyncDisposable
     /// <summary>Creates the tables when they are missing.</summary>
     Task InitializeAsync(CancellationToken cancellationToken);
 
+    /// <summary>The lifecycle's records (holds, due times, approvals, tombstones, audit) in the same database.</summary>
+    ILifecycleStore Lifecycle { get; }
+
     /// <summary>
     /// Applies one study's changes in one transaction (adapters may group several studies into one transaction), unless one
     /// of its instances has a SOP Instance UID that <c>instance_locations</c> gives to another study: a SOP Instance UID

@@ -46,6 +46,8 @@ public sealed class ControlledIndex(IArchiveIndex inner) : IArchiveIndex
     public Task<IReadOnlyList<SeriesRecord>> GetSeriesAsync(string studyInstanceUid, CancellationToken cancellationToken) => inner.GetSeriesAsync(studyInstanceUid, cancellationToken);
     public IAsyncEnumerable<IndexedInstance> ListInstancesAsync(string? studyInstanceUid, CancellationToken cancellationToken) => inner.ListInstancesAsync(studyInstanceUid, cancellationToken);
 
+    public ILifecycleStore Lifecycle => inner.Lifecycle;
+
     public IAsyncEnumerable<KeptBlob> ListKeptBlobsAsync(string? studyInstanceUid, CancellationToken cancellationToken) => inner.ListKeptBlobsAsync(studyInstanceUid, cancellationToken);
     public Task<IndexedInstance?> FindInstanceAsync(string sopInstanceUid, CancellationToken cancellationToken) => inner.FindInstanceAsync(sopInstanceUid, cancellationToken);
     public Task<IReadOnlyList<string>> StudiesOfPatientAsync(string patientId, string? issuerOfPatientId, CancellationToken cancellationToken) =>

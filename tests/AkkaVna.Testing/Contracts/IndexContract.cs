@@ -1,3 +1,4 @@
+using AkkaVna.Core.Lifecycle;
 using AkkaVna.Core.Model;
 using AkkaVna.Core.Ports;
 using AkkaVna.Core.Studies;
@@ -125,6 +126,75 @@ public abstract class IndexContract : IAsyncLifetime
         await Index.CommitAsync(UpdateFor(Study, 5, true, compressed) with { KeptBlobs = [kept] }, CancellationToken.None);
         await Index.CommitAsync(UpdateFor(Study, 6, true, Instance("1.2")) with { RemovedInstances = [("1.2.3.4.1", "1.1")] }, CancellationToken.None);
         Assert.Empty(await KeptAsync(null));
+    }
+
+    [Fact]
+    public async Task Legal_holds_are_placed_listed_found_by_what_they_name_and_released_once()
+    {
+        var store = Index.Lifecycle;
+        var at = new DateTimeOffset(2026, 12, 3, 10, 0, 0, TimeSpan.Zero);
+        var patient = new LegalHold("h1", HoldScope.Patient, "P1", "HOSP", "litigation 2026-114", "dpo@hospital", at, null);
+        var accession = new LegalHold("h2", HoldScope.Accession, "ACC9", null, "audit", "qa@hospital", at.AddMinutes(1), at.AddDays(30));
+        await store.PlaceHoldAsync(patient, CancellationToken.None);
+        await store.PlaceHoldAsync(accession, CancellationToken.None);
+        await Assert.ThrowsAnyAsync<Exception>(() => store.PlaceHoldAsync(patient, CancellationToken.None)); // an ID is placed once
+        Assert.Equal([patient, accession], await store.ListHoldsAsync(false, CancellationToken.None));
+        Assert.Equal([patient], await store.HoldsNamingAsync("P1", "HOSP", "1.2.9", null, CancellationToken.None));
+        Assert.Equal([accession], await store.HoldsNamingAsync("P7", "HOSP", "1.2.9", "ACC9", CancellationToken.None));
+        var released = await store.ReleaseHoldAsync("h1", "judge", at.AddHours(1), CancellationToken.None);
+        Assert.Equal(patient with { ReleasedAt = at.AddHours(1), ReleasedBy = "judge" }, released);
+        // Released once: a second release changes nothing; the record stays for the audit.
+        Assert.Equal(released, await store.ReleaseHoldAsync("h1", "someone else", at.AddHours(2), CancellationToken.None));
+        Assert.Null(await store.ReleaseHoldAsync("h404", "x", at, CancellationToken.None));
+        Assert.Equal([accession], await store.ListHoldsAsync(false, CancellationToken.None));
+        Assert.Equal([released!, accession], await store.ListHoldsAsync(true, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Lifecycle_timers_approvals_tombstones_and_the_audit_trail_are_kept()
+    {
+        var store = Index.Lifecycle;
+        var at = new DateTimeOffset(2026, 12, 3, 10, 0, 0, TimeSpan.Zero);
+        await store.ScheduleAsync("1.2.1", at.AddMinutes(5), CancellationToken.None);
+        await store.ScheduleAsync("1.2.2", at, CancellationToken.None);
+        await store.ScheduleAsync("1.2.3", at.AddDays(1), CancellationToken.None);
+        Assert.Equal(["1.2.2", "1.2.1"], await store.DueForLifecycleAsync(at.AddMinutes(5), 10, CancellationToken.None));
+        await store.ScheduleAsync("1.2.1", at.AddDays(2), CancellationToken.None);
+        await store.ScheduleAsync("1.2.2", null, CancellationToken.None);
+        Assert.Equal(["1.2.3"], await store.DueForLifecycleAsync(at.AddDays(1), 10, CancellationToken.None));
+
+        var pending = new PendingDestruction("1.2.1", "mg-10y", at, at.AddMinutes(1));
+        await store.QueueForApprovalAsync(pending, CancellationToken.None);
+        await store.QueueForApprovalAsync(pending with { QueuedAt = at.AddMinutes(9) }, CancellationToken.None); // queued once
+        Assert.Equal([pending], await store.ListPendingAsync(CancellationToken.None));
+        Assert.Null(await store.ApproveAsync("1.2.404", "dpo", at, CancellationToken.None));
+        var approved = await store.ApproveAsync("1.2.1", "dpo@hospital", at.AddHours(1), CancellationToken.None);
+        Assert.Equal(pending with { ApprovedBy = "dpo@hospital", ApprovedAt = at.AddHours(1) }, approved);
+        await store.QueueForApprovalAsync(pending with { Rule = "mg-12y" }, CancellationToken.None); // re-queued: the approval stays
+        Assert.Equal("dpo@hospital", (await store.GetPendingAsync("1.2.1", CancellationToken.None))!.ApprovedBy);
+        await store.DequeueAsync("1.2.1", CancellationToken.None);
+        Assert.Empty(await store.ListPendingAsync(CancellationToken.None));
+
+        var blobs = new[] { new BlobRef(BlobRef.PrimaryStore, "a/b/c.dcm"), new BlobRef("cold", "a/b/d.dcm", "jpegls", "cold") };
+        var destroying = new Tombstone("1.2.1", "mg-10y", TombstoneState.Destroying, 1, 2, 2048, ["aa", "bb"], at, null, "dpo@hospital") { Blobs = blobs };
+        await store.WriteTombstoneAsync(destroying, CancellationToken.None);
+        var back = await store.GetTombstoneAsync("1.2.1", CancellationToken.None);
+        Assert.Equal(blobs, back!.Blobs);
+        Assert.Equal(["aa", "bb"], back.Checksums);
+        var done = destroying with { State = TombstoneState.Destroyed, DestroyedAt = at.AddMinutes(1), Blobs = [] };
+        await store.WriteTombstoneAsync(done, CancellationToken.None);
+        var all = new List<Tombstone>();
+        await foreach (var t in store.ListTombstonesAsync(CancellationToken.None)) all.Add(t);
+        var only = Assert.Single(all);
+        Assert.Equal((TombstoneState.Destroyed, at.AddMinutes(1), 0), (only.State, only.DestroyedAt, only.Blobs.Count));
+        Assert.Null(await store.GetTombstoneAsync("1.2.2", CancellationToken.None));
+
+        long first = await store.AppendAuditAsync(new AuditRecord(at, "study-destroyed", "1.2.1", "P1", "lifecycle", "success", "rule mg-10y"), CancellationToken.None);
+        long second = await store.AppendAuditAsync(new AuditRecord(at, "hold-placed", null, "P1", "dpo", "success", "h1"), CancellationToken.None);
+        Assert.True(second > first);
+        var trail = await store.ListAuditAsync(0, 10, CancellationToken.None);
+        Assert.Equal(["study-destroyed", "hold-placed"], trail.Select(a => a.Action));
+        Assert.Equal([second], (await store.ListAuditAsync(first, 10, CancellationToken.None)).Select(a => a.Sequence));
     }
 
     [Fact]

@@ -1,0 +1,62 @@
+using AkkaVna.Core.Lifecycle;
+
+namespace AkkaVna.Core.Ports;
+
+/// <summary>
+/// The lifecycle's durable records, beside the index (in the same database): legal holds, the due-time table the
+/// lifecycle watch scans (any node's, so timers fire after restarts, failovers and rebalances), the approval queue,
+/// tombstones and the audit trail. Every write is durable when its task completes.
+/// </summary>
+public interface ILifecycleStore
+{
+    /// <summary>Records a new hold (its ID unique).</summary>
+    Task PlaceHoldAsync(LegalHold hold, CancellationToken cancellationToken);
+
+    /// <summary>Releases a hold: the hold as released (or as it was, when released before); null when no hold has this ID.</summary>
+    Task<LegalHold?> ReleaseHoldAsync(string id, string releasedBy, DateTimeOffset at, CancellationToken cancellationToken);
+
+    /// <summary>Every hold, released ones too when asked, oldest first.</summary>
+    Task<IReadOnlyList<LegalHold>> ListHoldsAsync(bool includeReleased, CancellationToken cancellationToken);
+
+    /// <summary>The holds (released or not) that name this patient, study or accession number.</summary>
+    Task<IReadOnlyList<LegalHold>> HoldsNamingAsync(string patientId, string issuerOfPatientId, string studyInstanceUid, string? accessionNumber,
+        CancellationToken cancellationToken);
+
+    /// <summary>When the study's lifecycle is next due (null: never, the timer goes).</summary>
+    Task ScheduleAsync(string studyInstanceUid, DateTimeOffset? due, CancellationToken cancellationToken);
+
+    /// <summary>The studies whose lifecycle timer is due at <paramref name="now"/>, earliest first.</summary>
+    Task<IReadOnlyList<string>> DueForLifecycleAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
+
+    /// <summary>Puts a study in the approval queue (again: its rule and date are updated, an approval kept).</summary>
+    Task QueueForApprovalAsync(PendingDestruction pending, CancellationToken cancellationToken);
+
+    /// <summary>Approves a queued destruction: the entry as approved; null when the study is not in the queue.</summary>
+    Task<PendingDestruction?> ApproveAsync(string studyInstanceUid, string approvedBy, DateTimeOffset at, CancellationToken cancellationToken);
+
+    /// <summary>The queue entry of a study, if any.</summary>
+    Task<PendingDestruction?> GetPendingAsync(string studyInstanceUid, CancellationToken cancellationToken);
+
+    /// <summary>The approval queue, oldest first.</summary>
+    Task<IReadOnlyList<PendingDestruction>> ListPendingAsync(CancellationToken cancellationToken);
+
+    /// <summary>Removes a study from the queue (destroyed, or no longer due).</summary>
+    Task DequeueAsync(string studyInstanceUid, CancellationToken cancellationToken);
+
+    /// <summary>Writes a study's tombstone (begun or done), replacing the one it had.</summary>
+    Task WriteTombstoneAsync(Tombstone tombstone, CancellationToken cancellationToken);
+
+    Task<Tombstone?> GetTombstoneAsync(string studyInstanceUid, CancellationToken cancellationToken);
+
+    /// <summary>Every tombstone, by study UID.</summary>
+    IAsyncEnumerable<Tombstone> ListTombstonesAsync(CancellationToken cancellationToken);
+
+    /// <summary>Removes a tombstone (a destroyed study accepted again as new, when the resend policy says so).</summary>
+    Task DeleteTombstoneAsync(string studyInstanceUid, CancellationToken cancellationToken);
+
+    /// <summary>Appends an audit record; its sequence number.</summary>
+    Task<long> AppendAuditAsync(AuditRecord record, CancellationToken cancellationToken);
+
+    /// <summary>The audit records after <paramref name="afterSequence"/>, in order, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<AuditRecord>> ListAuditAsync(long afterSequence, int limit, CancellationToken cancellationToken);
+}
