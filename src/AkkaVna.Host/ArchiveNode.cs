@@ -313,6 +313,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             await response.WriteAsync(reason + "\n");
         });
         web.Map(app);
+        LifecycleEndpoints.Map(app, index, options.Lifecycle, options.Time);
         app.MapGet("/health/live", () => Results.Text("alive\n"));
         app.MapGet("/health/ready", async (CancellationToken ct) =>
         {

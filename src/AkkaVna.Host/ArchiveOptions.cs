@@ -3,6 +3,7 @@ using Akka.Configuration;
 using AkkaVna.Actors.Logging;
 using AkkaVna.Actors.Studies;
 using AkkaVna.Core.Compression;
+using AkkaVna.Core.Lifecycle;
 using AkkaVna.Core.Ingest;
 using AkkaVna.Core.Model;
 using AkkaVna.Core.Studies;
@@ -65,6 +66,9 @@ public sealed record ArchiveOptions
 
     /// <summary>How often the compression watch looks for studies whose compression pass is due and unfinished.</summary>
     public required TimeSpan CompressionPoll { get; init; }
+
+    /// <summary>The lifecycle's rules and settings (<c>akka-vna.lifecycle</c>).</summary>
+    public LifecycleSettings Lifecycle { get; init; } = LifecycleSettings.Disabled;
     public required int Shards { get; init; }
     public required TimeSpan PassivateAfter { get; init; }
     public required string ClusterHostname { get; init; }
@@ -153,6 +157,7 @@ public sealed record ArchiveOptions
         ["AKKAVNA_HTTP_BIND"] = "http.bind",
         ["AKKAVNA_QUIET_PERIOD"] = "studies.quiet-period",
         ["AKKAVNA_COMPRESSION"] = "compression.enabled",
+        ["AKKAVNA_LIFECYCLE"] = "lifecycle.enabled",
         ["AKKAVNA_CLUSTER_HOSTNAME"] = "cluster.hostname",
         ["AKKAVNA_CLUSTER_PORT"] = "cluster.port",
     };
@@ -309,6 +314,7 @@ public sealed record ArchiveOptions
                 KeepOriginal = c.GetBoolean("compression.keep-original"),
             },
             CompressionPoll = Time("compression.poll"),
+            Lifecycle = LifecycleConfig.Read(c, LifecycleConfig.StoreNames(stores)),
             Shards = Int("studies.shards", 1, 100_000),
             PassivateAfter = Time("studies.passivate-after"),
             ClusterHostname = Str("cluster.hostname"),

@@ -509,6 +509,21 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
         return list;
     }
 
+    public async Task DeleteStudyAsync(string studyInstanceUid, CancellationToken cancellationToken)
+    {
+        await using var c = await _data.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await c.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(c, tx);
+        foreach (var sql in IndexRows.DeleteStudyStatements)
+        {
+            var cmd = new NpgsqlBatchCommand(sql);
+            cmd.Parameters.AddWithValue("study", studyInstanceUid);
+            batch.BatchCommands.Add(cmd);
+        }
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     public async IAsyncEnumerable<KeptBlob> ListKeptBlobsAsync(string? studyInstanceUid, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await using var cmd = studyInstanceUid is null

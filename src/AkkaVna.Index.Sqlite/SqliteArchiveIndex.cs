@@ -573,6 +573,21 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         return list;
     }
 
+    public async Task DeleteStudyAsync(string studyInstanceUid, CancellationToken cancellationToken)
+    {
+        // Its own connection, synced (the writer's commits are not): a destruction's step is durable when it returns.
+        await using var c = Open();
+        Execute(c, "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;");
+        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var sql in IndexRows.DeleteStudyStatements)
+        {
+            await using var cmd = Command(c, sql, ("@study", studyInstanceUid));
+            cmd.Transaction = tx;
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     public async IAsyncEnumerable<KeptBlob> ListKeptBlobsAsync(string? studyInstanceUid, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await using var c = Open();

@@ -33,10 +33,11 @@ public sealed class PostgreSqlJournalStore : SqlJournalStore
 
     protected override DbConnection OpenConnection() => new NpgsqlConnection(_connectionString);
 
-    protected override async Task<bool> HasJournalAsync(DbConnection connection, CancellationToken cancellationToken)
+    protected override async Task<bool> HasTableAsync(DbConnection connection, string table, CancellationToken cancellationToken)
     {
         await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT to_regclass('journal') IS NOT NULL";
+        cmd.CommandText = "SELECT to_regclass(@t) IS NOT NULL";
+        cmd.Parameters.Add(new NpgsqlParameter("t", table));
         return (bool)(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
     }
 

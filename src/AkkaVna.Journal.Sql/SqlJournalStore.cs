@@ -29,8 +29,16 @@ public abstract class SqlJournalStore : IJournalStore
     /// <summary>A new connection for the catch-up query.</summary>
     protected abstract DbConnection OpenConnection();
 
-    /// <summary>Whether the plugin has created its tables yet (a node that never wrote an event has none).</summary>
-    protected abstract Task<bool> HasJournalAsync(DbConnection connection, CancellationToken cancellationToken);
+    /// <summary>Whether the plugin has created this table yet (a node that never wrote an event has none).</summary>
+    protected abstract Task<bool> HasTableAsync(DbConnection connection, string table, CancellationToken cancellationToken);
+
+    /// <summary>An open connection for writes (the purge), its commits durable.</summary>
+    protected virtual async Task<DbConnection> OpenWritableAsync(CancellationToken cancellationToken)
+    {
+        var c = OpenConnection();
+        await c.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return c;
+    }
 
     public abstract Task PrepareAsync(CancellationToken cancellationToken);
 
@@ -84,7 +92,7 @@ public abstract class SqlJournalStore : IJournalStore
     {
         await using var c = OpenConnection();
         await c.OpenAsync(cancellationToken).ConfigureAwait(false);
-        if (!await HasJournalAsync(c, cancellationToken).ConfigureAwait(false)) yield break;
+        if (!await HasTableAsync(c, "journal", cancellationToken).ConfigureAwait(false)) yield break;
         await using var cmd = c.CreateCommand();
         cmd.CommandText = "SELECT DISTINCT persistence_id FROM journal WHERE created >= @t";
         var p = cmd.CreateParameter();
@@ -93,6 +101,50 @@ public abstract class SqlJournalStore : IJournalStore
         cmd.Parameters.Add(p);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false)) yield return r.GetString(0);
+    }
+
+    /// <summary>
+    /// Removes every row of one persistence id from the plugin's tables — its events, their tags and its snapshots — in
+    /// one transaction. Akka.Persistence's own DeleteMessages keeps the highest event (to remember the sequence number);
+    /// a destroyed study must leave nothing, and its actor starts again from nothing.
+    /// </summary>
+    public async Task PurgeAsync(string persistenceId, CancellationToken cancellationToken)
+    {
+        await using var c = await OpenWritableAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await c.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var table in new[] { "tags", "journal", "snapshot" })
+        {
+            if (!await HasTableAsync(c, table, cancellationToken).ConfigureAwait(false)) continue;
+            await using var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = $"DELETE FROM {table} WHERE persistence_id = @p";
+            var p = cmd.CreateParameter();
+            p.ParameterName = "@p";
+            p.Value = persistenceId;
+            cmd.Parameters.Add(p);
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>How many rows of one persistence id the plugin's tables hold (events, tags, snapshots): 0 after a purge.</summary>
+    public async Task<long> CountRowsAsync(string persistenceId, CancellationToken cancellationToken)
+    {
+        await using var c = OpenConnection();
+        await c.OpenAsync(cancellationToken).ConfigureAwait(false);
+        long rows = 0;
+        foreach (var table in new[] { "tags", "journal", "snapshot" })
+        {
+            if (!await HasTableAsync(c, table, cancellationToken).ConfigureAwait(false)) continue;
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = $"SELECT count(*) FROM {table} WHERE persistence_id = @p";
+            var p = cmd.CreateParameter();
+            p.ParameterName = "@p";
+            p.Value = persistenceId;
+            cmd.Parameters.Add(p);
+            rows += Convert.ToInt64(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return rows;
     }
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";

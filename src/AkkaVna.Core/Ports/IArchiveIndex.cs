@@ -66,6 +66,12 @@ public interface IArchiveIndex : IAsyncDisposable
     /// <summary>The instances of a study, or of every study when <paramref name="studyInstanceUid"/> is null (in key order).</summary>
     IAsyncEnumerable<IndexedInstance> ListInstancesAsync(string? studyInstanceUid, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Removes every row of a study from every table (study, patient and date partitions, series, instances and their
+    /// locations, kept originals, stability and compression timers), in one durable transaction; idempotent.
+    /// </summary>
+    Task DeleteStudyAsync(string studyInstanceUid, CancellationToken cancellationToken);
+
     /// <summary>The kept originals of a study (or of every study when null), by study and SOP Instance UID.</summary>
     IAsyncEnumerable<KeptBlob> ListKeptBlobsAsync(string? studyInstanceUid, CancellationToken cancellationToken);
 
@@ -194,4 +200,6 @@ public sealed record IndexedInstance(
     public int? NumberOfFrames { get; init; }
     public int? Rows { get; init; }
     public int? Columns { get; init; }
+    /// <summary>The AE title that sent the instance.</summary>
+    public string? CallingAE { get; init; }
 }

@@ -25,4 +25,10 @@ public interface IJournalStore
 
     /// <summary>The persistence ids with journal entries written at or after <paramref name="since"/> (in no particular order, each once).</summary>
     IAsyncEnumerable<string> PersistenceIdsWrittenSinceAsync(DateTimeOffset since, CancellationToken cancellationToken);
+
+    /// <summary>Removes every event, tag and snapshot of <paramref name="persistenceId"/> (a destroyed study), durably.</summary>
+    Task PurgeAsync(string persistenceId, CancellationToken cancellationToken);
+
+    /// <summary>How many rows the journal holds for <paramref name="persistenceId"/> (events, tags and snapshots).</summary>
+    Task<long> CountRowsAsync(string persistenceId, CancellationToken cancellationToken);
 }

@@ -19,7 +19,7 @@ public static class IndexRows
 
     public const string InstanceColumns =
         "study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, blob_key, size_bytes, sha256, received_at, number_of_frames, rows, columns, "
-        + "blob_store, blob_representation, blob_tier";
+        + "blob_store, blob_representation, blob_tier, calling_ae";
 
     public const string KeptBlobColumns = "study_uid, sop_uid, blob_store, blob_key, blob_representation, blob_tier, size_bytes, sha256, transfer_syntax_uid";
 
@@ -32,6 +32,23 @@ public static class IndexRows
             PRIMARY KEY (study_uid, sop_uid, blob_key)
         )
         """;
+
+    /// <summary>
+    /// What removes one study (@study) from every index table, the same on every database; the patient and date partitions
+    /// first, found through the study row.
+    /// </summary>
+    public static readonly string[] DeleteStudyStatements =
+    [
+        "DELETE FROM patient_studies WHERE study_uid = @study AND patient_id IN (SELECT patient_id FROM studies WHERE study_uid = @study)",
+        "DELETE FROM date_studies WHERE study_uid = @study AND date_bucket IN (SELECT date_bucket FROM studies WHERE study_uid = @study)",
+        "DELETE FROM instance_locations WHERE study_uid = @study AND sop_uid IN (SELECT sop_uid FROM instances WHERE study_uid = @study)",
+        "DELETE FROM instances WHERE study_uid = @study",
+        "DELETE FROM series WHERE study_uid = @study",
+        "DELETE FROM kept_blobs WHERE study_uid = @study",
+        "DELETE FROM stability_timers WHERE study_uid = @study",
+        "DELETE FROM compression_timers WHERE study_uid = @study",
+        "DELETE FROM studies WHERE study_uid = @study",
+    ];
 
     /// <summary>A row of <see cref="KeptBlobColumns"/>.</summary>
     public static KeptBlob ReadKeptBlob(DbDataReader r) =>
@@ -59,7 +76,7 @@ public static class IndexRows
             new BlobRef(r.GetString(13), r.GetString(6), r.GetString(14), r.GetString(15)), r.GetInt64(7), r.GetString(8),
             DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(9)))
         {
-            NumberOfFrames = Int(r, 10), Rows = Int(r, 11), Columns = Int(r, 12),
+            NumberOfFrames = Int(r, 10), Rows = Int(r, 11), Columns = Int(r, 12), CallingAE = Str(r, 16),
         };
 
     /// <summary>Milliseconds since the epoch, or null.</summary>

@@ -48,6 +48,8 @@ public sealed class ControlledIndex(IArchiveIndex inner) : IArchiveIndex
 
     public ILifecycleStore Lifecycle => inner.Lifecycle;
 
+    public Task DeleteStudyAsync(string studyInstanceUid, CancellationToken cancellationToken) => inner.DeleteStudyAsync(studyInstanceUid, cancellationToken);
+
     public IAsyncEnumerable<KeptBlob> ListKeptBlobsAsync(string? studyInstanceUid, CancellationToken cancellationToken) => inner.ListKeptBlobsAsync(studyInstanceUid, cancellationToken);
     public Task<IndexedInstance?> FindInstanceAsync(string sopInstanceUid, CancellationToken cancellationToken) => inner.FindInstanceAsync(sopInstanceUid, cancellationToken);
     public Task<IReadOnlyList<string>> StudiesOfPatientAsync(string patientId, string? issuerOfPatientId, CancellationToken cancellationToken) =>

@@ -129,6 +129,37 @@ public abstract class IndexContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Deleting_a_study_removes_every_row_of_it_and_nothing_of_another()
+    {
+        var at = new DateTimeOffset(2026, 12, 3, 10, 0, 0, TimeSpan.Zero);
+        var gone = Instance("1.1", at: at);
+        var update = UpdateFor(Study, 1, false, gone, Instance("1.2", series: "1.2.3.4.2"));
+        await Index.CommitAsync(update with
+        {
+            Study = update.Study with { CompressionDue = at },
+            KeptBlobs = [new KeptBlob(Study, "1.1", new BlobRef(BlobRef.PrimaryStore, "x/y/1.1.dcm"), 10, "aa", "1.2.840.10008.1.2.1")],
+        }, CancellationToken.None);
+        const string Other = "1.2.3.999";
+        await Index.CommitAsync(UpdateFor(Other, 1, false, Instance("9.1", study: Other)), CancellationToken.None);
+        await Index.DeleteStudyAsync(Study, CancellationToken.None);
+        await Index.DeleteStudyAsync(Study, CancellationToken.None); // again: nothing left to remove
+        Assert.Null(await Index.GetStudyAsync(Study, CancellationToken.None));
+        Assert.Empty(await Index.GetSeriesAsync(Study, CancellationToken.None));
+        Assert.Empty(await Index.ListInstancesAsync(Study, CancellationToken.None).ToListAsync());
+        Assert.Empty(await Index.ListKeptBlobsAsync(null, CancellationToken.None).ToListAsync());
+        Assert.Null(await Index.FindInstanceAsync("1.1", CancellationToken.None));
+        Assert.DoesNotContain(Study, await Index.StudiesOfPatientAsync(gone.Header.PatientId, null, CancellationToken.None));
+        Assert.Equal([Other], await Index.DueForStabilityAsync(at.AddYears(1), 10, CancellationToken.None));
+        Assert.Empty(await Index.DueForCompressionAsync(at.AddYears(1), 10, CancellationToken.None));
+        var scanned = new List<string>();
+        await foreach (var s in Index.ScanStudiesAsync(CancellationToken.None)) scanned.Add(s.StudyInstanceUid);
+        Assert.Equal([Other], scanned);
+        Assert.NotNull(await Index.FindInstanceAsync("9.1", CancellationToken.None));
+        // The SOP Instance UID is free again: a new study may claim it.
+        Assert.Equal(IndexCommitResult.Applied, await Index.CommitAsync(UpdateFor("1.2.3.777", 1, false, Instance("1.1", study: "1.2.3.777")), CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Legal_holds_are_placed_listed_found_by_what_they_name_and_released_once()
     {
         var store = Index.Lifecycle;

@@ -1,0 +1,77 @@
+using AkkaVna.Core.Ports;
+
+namespace AkkaVna.Core.Lifecycle;
+
+/// <summary>What happens to an instance of a study that was destroyed (<c>lifecycle.destruction.resend</c>).</summary>
+public enum DestroyedResend
+{
+    /// <summary>Refused with a reason (the default): a destroyed study does not come back by accident.</summary>
+    Refuse,
+    /// <summary>Accepted as a new study: its tombstone goes (the audit record stays).</summary>
+    AcceptAsNew,
+}
+
+/// <summary>
+/// The lifecycle (config <c>akka-vna.lifecycle</c>): whether it runs, its rules (first match wins), how often the watch
+/// looks for due studies, how often a held study is looked at again, whether destruction waits for an operator's
+/// approval, and what a resend of a destroyed study gets.
+/// </summary>
+public sealed record LifecycleSettings(bool Enabled, IReadOnlyList<LifecycleRule> Rules, TimeSpan Poll, TimeSpan HoldRecheck, bool RequireApproval,
+    DestroyedResend Resend)
+{
+    public static readonly LifecycleSettings Disabled = new(false, [], TimeSpan.FromMinutes(1), TimeSpan.FromHours(1), true, DestroyedResend.Refuse);
+
+    /// <summary>The attributes some rule matches on (the facts reader fetches only those).</summary>
+    public IReadOnlySet<string> MatchedAttributes => Rules.SelectMany(r => r.Match.Keys).ToHashSet(StringComparer.Ordinal);
+}
+
+/// <summary>Reads a study's <see cref="StudyFacts"/> from the index: the study row, and its series and instances only when a rule needs them.</summary>
+public static class LifecycleFacts
+{
+    public static async Task<StudyFacts?> ReadAsync(IArchiveIndex index, string studyInstanceUid, IReadOnlySet<string> needed, CancellationToken cancellationToken)
+    {
+        var study = await index.GetStudyAsync(studyInstanceUid, cancellationToken).ConfigureAwait(false);
+        if (study is null) return null;
+        var attributes = new Dictionary<string, IReadOnlySet<string>>(StringComparer.Ordinal)
+        {
+            ["Modality"] = study.Modalities.Split('\\', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal),
+            ["PatientID"] = new HashSet<string> { study.PatientId },
+            ["IssuerOfPatientID"] = new HashSet<string> { study.IssuerOfPatientId },
+        };
+        void One(string name, string? value) => attributes[name] = value is { Length: > 0 } ? new HashSet<string> { value } : new HashSet<string>();
+        One("AccessionNumber", study.AccessionNumber);
+        One("StudyDescription", study.StudyDescription);
+        One("ReferringPhysicianName", study.ReferringPhysicianName);
+        if (needed.Contains("BodyPartExamined"))
+            attributes["BodyPartExamined"] = (await index.GetSeriesAsync(studyInstanceUid, cancellationToken).ConfigureAwait(false))
+                .Select(s => s.BodyPartExamined).OfType<string>().Where(v => v.Length > 0).ToHashSet(StringComparer.Ordinal);
+        DateTimeOffset lastReceived = DateTimeOffset.MinValue;
+        if (needed.Contains("SOPClassUID") || needed.Contains("CallingAETitle") || study.StudyDate is null)
+        {
+            var classes = new HashSet<string>(StringComparer.Ordinal);
+            var callers = new HashSet<string>(StringComparer.Ordinal);
+            await foreach (var i in index.ListInstancesAsync(studyInstanceUid, cancellationToken).ConfigureAwait(false))
+            {
+                classes.Add(i.SopClassUid);
+                if (i.CallingAE is { Length: > 0 } ae) callers.Add(ae);
+                if (i.ReceivedAt > lastReceived) lastReceived = i.ReceivedAt;
+            }
+            attributes["SOPClassUID"] = classes;
+            attributes["CallingAETitle"] = callers;
+        }
+        // The index keeps no institution yet: a rule on InstitutionName matches no study (said in config/).
+        attributes.TryAdd("InstitutionName", new HashSet<string>());
+        var studyDate = StudyFacts.Date(study.StudyDate);
+        if (lastReceived == DateTimeOffset.MinValue) lastReceived = study.StableAt ?? studyDate ?? DateTimeOffset.UnixEpoch;
+        DateTimeOffset? lastOfPatient = null;
+        foreach (var other in await index.StudiesOfPatientAsync(study.PatientId, study.IssuerOfPatientId, cancellationToken).ConfigureAwait(false))
+        {
+            var row = other == studyInstanceUid ? study : await index.GetStudyAsync(other, cancellationToken).ConfigureAwait(false);
+            if (row is null) continue;
+            var date = StudyFacts.Date(row.StudyDate) ?? row.StableAt;
+            if (date is { } d && (lastOfPatient is null || d > lastOfPatient)) lastOfPatient = d;
+        }
+        return new StudyFacts(study.StudyInstanceUid, study.PatientId, study.IssuerOfPatientId, study.AccessionNumber, StudyFacts.Date(study.PatientBirthDate),
+            studyDate, lastReceived, lastOfPatient, attributes);
+    }
+}
