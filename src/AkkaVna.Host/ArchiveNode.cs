@@ -19,6 +19,7 @@ using AkkaVna.Actors.Compression;
 using AkkaVna.Actors.Studies;
 using AkkaVna.Core.Ingest;
 using AkkaVna.Core.Blobs;
+using AkkaVna.Core.Lifecycle;
 using AkkaVna.Core.Model;
 using AkkaVna.Core.Ports;
 using AkkaVna.Core.Query;
@@ -145,13 +146,26 @@ public sealed class ArchiveNode : IAsyncDisposable
                     options.Compression.Rules.Rules.Count, pool.Workers);
             }
             var studySettings = options.Studies with { ReadJournalPluginId = journal.ReadJournalPluginId };
-            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, studySettings, index, tracker, time, metrics, compression), shardingSettings,
+            // The lifecycle's services are there even when it is off: a destruction a crash cut short finishes regardless.
+            var lifecycle = new AkkaVna.Actors.Lifecycle.LifecycleServices(index, blobs, journal, options.Lifecycle, time);
+            var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, studySettings, index, tracker, time, metrics, compression, lifecycle), shardingSettings,
                 new StudyMessageExtractor(options.Shards), sharding.DefaultShardAllocationStrategy(shardingSettings), StopStudy.Instance);
             system.ActorOf(ClusterSingletonManager.Props(StabilityWatch.Props(index, studies, options.StabilityPoll, time), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system)), "stability-watch");
             if (compression is not null)
                 system.ActorOf(ClusterSingletonManager.Props(CompressionWatch.Props(index, studies, options.CompressionPoll, time), PoisonPill.Instance,
                     ClusterSingletonManagerSettings.Create(system)), "compression-watch");
+            if (options.Lifecycle.Enabled)
+            {
+                system.ActorOf(ClusterSingletonManager.Props(LifecycleWatch.Props(index, studies, options.Lifecycle.Poll, time), PoisonPill.Instance,
+                    ClusterSingletonManagerSettings.Create(system)), "lifecycle-watch");
+                log.LogWarning("lifecycle: ON, {Rules} rule(s) ({Names}); destruction {Approval}; a destroyed study sent again is {Resend}",
+                    options.Lifecycle.Rules.Count, string.Join(", ", options.Lifecycle.Rules.Select(r => r.Name)),
+                    options.Lifecycle.RequireApproval ? "waits for an operator's approval" : "happens WITHOUT approval when due",
+                    options.Lifecycle.Resend == DestroyedResend.Refuse ? "refused" : "archived as new");
+                long replanned = await LifecycleReplan.RunAsync(index, options.Lifecycle, time.GetUtcNow(), cancellationToken);
+                if (replanned > 0) log.LogInformation("lifecycle: the rules changed; {Studies} stud(ies) re-planned", replanned);
+            }
             log.LogInformation("cluster member {Address} is up; study shard region started ({Shards} shards)", cluster.SelfAddress, options.Shards);
             var gateway = new ShardStudyGateway(studies);
 
@@ -339,7 +353,11 @@ public sealed class ArchiveNode : IAsyncDisposable
             try
             {
                 var s = await studies.GetSummaryAsync(uid, TimeSpan.FromSeconds(30), ct);
-                if (s.SequenceNr == 0) return Results.NotFound(new { error = $"no study {uid}" });
+                if (s.SequenceNr == 0)
+                    return await index.Lifecycle.GetTombstoneAsync(uid, ct) is { } t
+                        ? Results.Json(new { error = $"study {uid} was destroyed", tombstone = new { t.Rule, state = t.State.ToString(), t.Instances, t.Bytes, t.StartedAt, t.DestroyedAt, t.ApprovedBy } },
+                            statusCode: StatusCodes.Status410Gone)
+                        : Results.NotFound(new { error = $"no study {uid}" });
                 // Each instance as stored now (answered after the actor's projection, so the index is up to date with it).
                 var stored = new List<object>();
                 await foreach (var i in index.ListInstancesAsync(uid, ct))
@@ -348,11 +366,27 @@ public sealed class ArchiveNode : IAsyncDisposable
                 var kept = new List<object>();
                 await foreach (var k in index.ListKeptBlobsAsync(uid, ct))
                     kept.Add(new { sopInstanceUid = k.SopInstanceUid, transferSyntaxUid = k.TransferSyntaxUid, sizeBytes = k.Size, representation = k.Blob.Representation, sha256 = k.Sha256 });
+                // The lifecycle as the rules see it now: the rule, its dates, the holds that name the study, an approval waiting.
+                object? lifecycle = null;
+                if (options.Lifecycle.Rules.Count > 0 && await LifecycleFacts.ReadAsync(index, uid, options.Lifecycle.MatchedAttributes, ct) is { } facts)
+                {
+                    var now = options.Time.GetUtcNow();
+                    var holds = await index.Lifecycle.HoldsNamingAsync(facts.PatientId, facts.IssuerOfPatientId, uid, facts.AccessionNumber, ct);
+                    var plan = LifecyclePlanner.Plan(facts, options.Lifecycle.Rules, holds, now);
+                    var pending = await index.Lifecycle.GetPendingAsync(uid, ct);
+                    lifecycle = new
+                    {
+                        enabled = options.Lifecycle.Enabled, rule = plan.Rule, anchor = plan.Anchor, destroyAt = plan.DestroyAt, tiers = plan.Tiers,
+                        holds = plan.Holds.Select(h => new { h.Id, scope = h.Scope.ToString(), h.Value, h.Reason, h.PlacedBy, h.PlacedAt, h.Until }),
+                        nextDue = plan.NextDue(now, BlobRef.PrimaryStore, BlobRef.PrimaryStore), note = plan.Note,
+                        approval = pending is null ? null : new { pending.Rule, pending.DueAt, pending.QueuedAt, pending.ApprovedBy, pending.ApprovedAt },
+                    };
+                }
                 return Results.Ok(new
                 {
                     studyInstanceUid = s.StudyInstanceUid, series = s.SeriesCount, instances = s.InstanceCount, sizeBytes = s.SizeBytes,
                     stable = s.Stable, stableDue = s.StableDue, stableAt = s.StableAt, journalSequenceNr = s.SequenceNr, node = s.Node,
-                    stored, kept,
+                    stored, kept, lifecycle,
                 });
             }
             catch (TimeoutException)

@@ -47,6 +47,9 @@ internal static class LifecycleConfig
                 var other => throw new ArchiveConfigException($"{where}.from is '{other}': study-date, received or last-study-of-patient"),
             };
             var tiers = new List<TierStep>();
+            if (rule.GetValue("tiers")?.GetArray() is { Count: > 0 })
+                throw new ArchiveConfigException($"{where}.tiers: moving studies between stores is not built in this version yet (the plan computes the "
+                    + "steps, nothing moves them); remove the tiers from the rule");
             foreach (var step in rule.GetValue("tiers")?.GetArray() ?? [])
             {
                 var t = new Config(new Akka.Configuration.Hocon.HoconRoot(step));

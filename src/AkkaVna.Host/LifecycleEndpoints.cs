@@ -114,7 +114,8 @@ internal static class LifecycleEndpoints
                 return;
             }
             c.Response.ContentType = "application/json";
-            await using var w = new Utf8JsonWriter(c.Response.Body);
+            // Over the response's pipe: the writer's flushes only hand bytes to the pipe, which is flushed asynchronously.
+            await using var w = new Utf8JsonWriter(c.Response.BodyWriter);
             w.WriteStartObject();
             w.WriteString("at", at);
             w.WriteBoolean("enabled", settings.Enabled);
@@ -124,13 +125,14 @@ internal static class LifecycleEndpoints
             await foreach (var step in PlanAsync(index, settings, at, ct))
             {
                 JsonSerializer.Serialize(w, step, Json);
-                if (++written % 256 == 0) await w.FlushAsync(ct);
+                if (++written % 256 == 0) await c.Response.BodyWriter.FlushAsync(ct);
                 if (written >= limit) break;
             }
             w.WriteEndArray();
             w.WriteBoolean("truncated", written >= limit);
             w.WriteEndObject();
             await w.FlushAsync(ct);
+            await c.Response.BodyWriter.FlushAsync(ct);
         });
 
         app.MapGet("/admin/lifecycle/queue", async (CancellationToken ct) => Results.Json(await store.ListPendingAsync(ct), Json));

@@ -6,6 +6,8 @@ using Akka.Persistence.Query;
 using Akka.Streams;
 using Akka.Streams.Dsl;
 using AkkaVna.Actors.Compression;
+using AkkaVna.Actors.Lifecycle;
+using AkkaVna.Core.Lifecycle;
 using AkkaVna.Core.Model;
 using AkkaVna.Core.Ports;
 using AkkaVna.Core.Studies;
@@ -42,7 +44,8 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private sealed record Indexed(IReadOnlyList<Pending> Batch, int EventCount, long SequenceNr, IReadOnlyList<LocationConflict> Conflicts);
     private sealed record IndexFailed(IReadOnlyList<Pending> Batch, Exception Cause);
     private sealed class RetryIndex { public static readonly RetryIndex Instance = new(); }
-    private sealed record WatermarkLoaded(long SequenceNr);
+    private sealed record WatermarkLoaded(long SequenceNr, Tombstone? Tombstone);
+    private sealed class TombstoneCleared { public static readonly TombstoneCleared Instance = new(); }
     private sealed record WatermarkFailed(Exception Cause);
     private sealed class RetryWatermark { public static readonly RetryWatermark Instance = new(); }
     private sealed record MissedEventsLoaded(IReadOnlyList<IStudyEvent> Events);
@@ -74,9 +77,19 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private long _generation;
     private sealed class CompressNow { public static readonly CompressNow Instance = new(); }
 
+    private readonly LifecycleServices? _lifecycle;
+    private IActorRef? _lifecycleChild;
+    /// <summary>The study's tombstone: it was destroyed (resends follow the resend policy), or its destruction is under way.</summary>
+    private Tombstone? _tombstone;
+    /// <summary>A destruction is under way: every store is refused until it completes (or a hold stops it).</summary>
+    private bool _destroying;
+    private bool _clearingTombstone;
+    private DestructionOrder? _orderAfterCompressorStops;
+
     public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time, IArchiveMetrics metrics,
-        CompressionServices? compression = null)
+        CompressionServices? compression = null, LifecycleServices? lifecycle = null)
     {
+        _lifecycle = lifecycle;
         _metrics = metrics;
         _compression = compression is { Settings.Enabled: true } ? compression : null;
         _studyUid = studyInstanceUid;
@@ -88,8 +101,8 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     }
 
     public static Props Props(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time,
-        IArchiveMetrics metrics, CompressionServices? compression = null) =>
-        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index, tracker, time, metrics, compression));
+        IArchiveMetrics metrics, CompressionServices? compression = null, LifecycleServices? lifecycle = null) =>
+        Akka.Actor.Props.Create(() => new StudyActor(studyInstanceUid, settings, index, tracker, time, metrics, compression, lifecycle));
 
     public static string PersistenceIdFor(string studyInstanceUid) => StudyJournal.PersistenceIdFor(studyInstanceUid);
 
@@ -100,11 +113,19 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         // The index's watermark is read while the journal replays: neither waits for the other, and no database call blocks the actor.
         LoadWatermark();
         if (_compression is not null) _compressor = Context.ActorOf(CompressionChild.Props(_studyUid, _compression), "compression");
+        if (_lifecycle is not null) _lifecycleChild = Context.ActorOf(LifecycleChild.Props(_studyUid, _lifecycle), "lifecycle");
         base.PreStart();
     }
 
-    private void LoadWatermark() =>
-        _index.GetWatermarkAsync(_studyUid, CancellationToken.None).PipeTo(Self, success: w => new WatermarkLoaded(w), failure: e => new WatermarkFailed(e));
+    private void LoadWatermark() => LoadStartAsync().PipeTo(Self, success: w => w, failure: e => new WatermarkFailed(e));
+
+    /// <summary>The index's watermark, and the study's tombstone (a destroyed study, or one whose destruction was cut short).</summary>
+    private async Task<WatermarkLoaded> LoadStartAsync()
+    {
+        var watermark = _index.GetWatermarkAsync(_studyUid, CancellationToken.None);
+        var tombstone = await _index.Lifecycle.GetTombstoneAsync(_studyUid, CancellationToken.None).ConfigureAwait(false);
+        return new WatermarkLoaded(await watermark.ConfigureAwait(false), tombstone);
+    }
 
     protected override void OnRecover(object message)
     {
@@ -156,12 +177,57 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             _forceIndex = true;
             Flush();
         }
-        if (_compressor is not null)
+        if (_tombstone is { State: TombstoneState.Destroying } begun)
+        {
+            // A destruction cut short (a crash, a failover): it finishes before anything else; stores are refused meanwhile.
+            _destroying = true;
+            _lifecycleChild ??= Context.ActorOf(LifecycleChild.Props(_studyUid, _lifecycle ?? throw new InvalidOperationException(
+                $"study {_studyUid}: its destruction is under way and this node has no lifecycle services")), "lifecycle");
+            _lifecycleChild.Tell(new DestructionOrder(begun, null, null, null, Resume: true));
+        }
+        else if (_compressor is not null)
         {
             if (!_committed.ObsoleteBlobs.IsEmpty) _compressor.Tell(new DeleteObsolete([.. _committed.ObsoleteBlobs]));
             ScheduleCompression();
         }
         Stash.UnstashAll();
+    }
+
+    /// <summary>The lifecycle child is asked to look at the study (when lifecycle is on and the study is not being destroyed).</summary>
+    private void EvaluateLifecycle()
+    {
+        if (_lifecycleChild is null || _lifecycle is not { Settings.Enabled: true } || _destroying || _tombstone is not null || _committed.Instances.IsEmpty) return;
+        _lifecycleChild.Tell(new EvaluateLifecycle(_committed.Stable, _committed.StableDue(_settings.QuietPeriod)));
+    }
+
+    /// <summary>
+    /// Destruction asked by the lifecycle child: once nothing is in flight, the study is closed (every store refused), its
+    /// compression child stopped, and the child given the tombstone listing every blob of the study.
+    /// </summary>
+    private void OnDestroy(DestroyStudy d)
+    {
+        if (_destroying || _tombstone is not null) return;
+        if (_busy || _pending.Count > 0 || _unindexed.Count > 0)
+        {
+            Timers.StartSingleTimer("destroy-when-idle", d, TimeSpan.FromMilliseconds(200));
+            return;
+        }
+        _destroying = true;
+        var s = _committed;
+        var blobs = s.Instances.Values.Select(i => i.Blob).Concat(s.KeptOriginals.Values.Select(k => k.Blob)).Concat(s.ObsoleteBlobs).Distinct().ToList();
+        var tombstone = new Tombstone(_studyUid, d.Rule, TombstoneState.Destroying, s.Series.Count, s.Instances.Count, s.SizeBytes,
+            [.. s.Instances.Values.Select(i => i.ContentSha256 ?? i.Sha256).Order(StringComparer.Ordinal)], _time.GetUtcNow(), null, d.ApprovedBy) { Blobs = blobs };
+        var order = new DestructionOrder(tombstone, s.Latest?.PatientId, s.Latest?.IssuerOfPatientId, s.Latest?.AccessionNumber, Resume: false);
+        _log.Info("study {0}: destruction begins (rule {1}): {2} instance(s), {3} blob(s); stores are refused from now", _studyUid, d.Rule, s.Instances.Count, blobs.Count);
+        if (_compressor is not null)
+        {
+            // A compression under way must not leave a copy behind: the order goes once the child has stopped.
+            _orderAfterCompressorStops = order;
+            Context.Watch(_compressor);
+            Context.Stop(_compressor);
+            _compressor = null;
+        }
+        else _lifecycleChild!.Tell(order);
     }
 
     /// <summary>Starts a compression pass when it is due (now, or by a timer), if the study is stable and not yet compressed.</summary>
@@ -210,6 +276,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             switch (message)
             {
                 case WatermarkLoaded loaded:
+                    _tombstone = loaded.Tombstone;
                     OnWatermark(loaded.SequenceNr);
                     break;
                 case MissedEventsLoaded missed:
@@ -284,7 +351,11 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 _retryDelay = TimeSpan.FromMilliseconds(500);
                 Reply(done.Batch, null);
                 _withdrawn.Clear();
-                if (done.Batch.Any(p => p.Events.Any(e => e is StudyStabilized))) ScheduleCompression();
+                if (done.Batch.Any(p => p.Events.Any(e => e is StudyStabilized)))
+                {
+                    ScheduleCompression();
+                    EvaluateLifecycle();
+                }
                 if (_unindexed.Count == 0 && done.SequenceNr - _lastSnapshotSeq >= _settings.SnapshotEvery)
                 {
                     SaveSnapshot(_committed);
@@ -310,6 +381,39 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 break;
             case SaveSnapshotFailure or DeleteSnapshotsSuccess or DeleteSnapshotsFailure:
                 break;
+            case CheckLifecycle:
+                EvaluateLifecycle();
+                break;
+            case DestroyStudy destroy:
+                OnDestroy(destroy);
+                break;
+            case Terminated t when _orderAfterCompressorStops is { } order:
+                _orderAfterCompressorStops = null;
+                _lifecycleChild!.Tell(order);
+                break;
+            case DestructionAborted aborted:
+                _log.Warning("study {0}: destruction stopped: {1}", _studyUid, aborted.Reason);
+                _destroying = false;
+                if (_compression is not null && _compressor is null) _compressor = Context.ActorOf(CompressionChild.Props(_studyUid, _compression), "compression-" + _generation);
+                break;
+            case StudyDestroyed gone:
+                _tombstone = gone.Tombstone;
+                _destroying = false;
+                _committed = _decided = StudyState.Empty(_studyUid);
+                // Nothing of it is left to hold in memory: the shard stops this actor (a resend starts a new one, which reads the tombstone).
+                Context.Parent.Tell(new Passivate(StopStudy.Instance));
+                break;
+            case TombstoneCleared:
+                _log.Info("study {0}: destroyed before, received again: archived as a new study (akka-vna.lifecycle.destruction.resend = accept-as-new)", _studyUid);
+                _tombstone = null;
+                _clearingTombstone = false;
+                Stash.UnstashAll();
+                break;
+            case Status.Failure f when _clearingTombstone:
+                _log.Warning("study {0}: its tombstone could not be removed ({1}); the waiting instances are refused", _studyUid, f.Cause.Message);
+                _clearingTombstone = false;
+                Stash.UnstashAll(); // they meet the tombstone again and wait for another try
+                break;
             case StopStudy:
                 _stopRequested = true;
                 if (!_busy && _pending.Count == 0) Context.Stop(Self);
@@ -322,8 +426,40 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    private async Task ClearTombstoneAsync(Tombstone destroyed)
+    {
+        var store = _index.Lifecycle;
+        await store.DeleteTombstoneAsync(_studyUid, CancellationToken.None).ConfigureAwait(false);
+        await store.AppendAuditAsync(new AuditRecord(_time.GetUtcNow(), "destroyed-study-received-again", _studyUid, null, "ingest", "success",
+            $"destroyed on {destroyed.DestroyedAt:O} by rule {destroyed.Rule}; archived again as a new study (resend = accept-as-new)"), CancellationToken.None).ConfigureAwait(false);
+    }
+
     private void OnStore(StoreInstance cmd)
     {
+        if (_destroying)
+        {
+            Sender.Tell(new StoreInstanceResult(cmd.Instance.Header.SopInstanceUid, StoreOutcome.Failed,
+                $"study {_studyUid} is being destroyed by its retention rule; it takes no instance now"));
+            return;
+        }
+        if (_tombstone is { State: TombstoneState.Destroyed } destroyed)
+        {
+            if (_lifecycle?.Settings.Resend != DestroyedResend.AcceptAsNew)
+            {
+                Sender.Tell(new StoreInstanceResult(cmd.Instance.Header.SopInstanceUid, StoreOutcome.Failed,
+                    $"study {_studyUid} was destroyed on {destroyed.DestroyedAt:yyyy-MM-dd} by rule {destroyed.Rule}; it is not archived again "
+                    + "(akka-vna.lifecycle.destruction.resend = refuse)"));
+                return;
+            }
+            // Accepted as a new study: its tombstone goes first (the audit trail keeps the destruction), the store waits.
+            Stash.Stash();
+            if (!_clearingTombstone)
+            {
+                _clearingTombstone = true;
+                ClearTombstoneAsync(destroyed).PipeTo(Self, success: () => TombstoneCleared.Instance, failure: e => new Status.Failure(e));
+            }
+            return;
+        }
         if (cmd.CommitBy is { } deadline && _time.GetUtcNow() > deadline)
         {
             // Its sender stopped waiting and left the blob to recovery, which may have discarded it already: never committed.

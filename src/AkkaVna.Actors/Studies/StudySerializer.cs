@@ -35,7 +35,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         StateManifest = "ST", StoreInstanceManifest = "CS", StoreResultManifest = "RS", CheckStabilityManifest = "CK", GetSummaryManifest = "GS",
         SummaryManifest = "SU", StopManifest = "SP",
         InstanceWithdrawnManifest = "IW", InstanceCompressedManifest = "IC", CompressionRefusedManifest = "CR", OriginalsDeletedManifest = "OD",
-        StudyCompressedManifest = "SC", CheckCompressionManifest = "CC";
+        StudyCompressedManifest = "SC", CheckCompressionManifest = "CC", CheckLifecycleManifest = "CL";
 
     public override string Manifest(object o) => o switch
     {
@@ -49,6 +49,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         OriginalsDeleted => OriginalsDeletedManifest,
         StudyCompressed => StudyCompressedManifest,
         CheckCompression => CheckCompressionManifest,
+        CheckLifecycle => CheckLifecycleManifest,
         StudyState => StateManifest,
         StoreInstance => StoreInstanceManifest,
         StoreInstanceResult => StoreResultManifest,
@@ -103,6 +104,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                     break;
                 case StudyCompressed e: w.Write(e.StudyInstanceUid); Write(w, e.At); break;
                 case CheckCompression c: w.Write(c.StudyInstanceUid); break;
+                case CheckLifecycle c: w.Write(c.StudyInstanceUid); break;
                 case StudyState s: Write(w, s); break;
                 case StoreInstance c: Write(w, c.Instance); WriteOpt(w, c.CommitBy); break;
                 case StoreInstanceResult r:
@@ -156,6 +158,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
             OriginalsDeletedManifest => new OriginalsDeleted(r.ReadString(), ReadBlobs(r, v)),
             StudyCompressedManifest => new StudyCompressed(r.ReadString(), ReadTime(r)),
             CheckCompressionManifest => new CheckCompression(r.ReadString()),
+            CheckLifecycleManifest => new CheckLifecycle(r.ReadString()),
             StateManifest => ReadState(r, v),
             StoreInstanceManifest => new StoreInstance(ReadInstance(r, v))
             {

@@ -96,6 +96,16 @@ public static class StabilityWatch
             pollInterval, TimeSpan.FromSeconds(30), time));
 }
 
+/// <summary>Wakes studies whose lifecycle is due (a move, a destruction, a hold to look at again, a destruction to finish after a crash).</summary>
+public static class LifecycleWatch
+{
+    public static Props Props(IArchiveIndex index, IActorRef studies, TimeSpan pollInterval, TimeProvider time) =>
+        Akka.Actor.Props.Create(() => new DueWatch("lifecycle", (now, ct) => index.Lifecycle.DueForLifecycleAsync(now, 256, ct), uid => new CheckLifecycle(uid), studies,
+            // Each look rewrites the study's due time, so a study is due again only when it truly is (an approval, a
+            // release): asked again after two polls, not half a minute (a child busy with it ignores the extra ask).
+            pollInterval, TimeSpan.FromTicks(Math.Max(2 * pollInterval.Ticks, TimeSpan.FromSeconds(1).Ticks)), time));
+}
+
 /// <summary>Wakes stable studies whose compression pass is due and unfinished (after a restart, the pass resumes where it stopped).</summary>
 public static class CompressionWatch
 {

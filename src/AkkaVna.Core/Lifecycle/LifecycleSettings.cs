@@ -21,8 +21,21 @@ public sealed record LifecycleSettings(bool Enabled, IReadOnlyList<LifecycleRule
 {
     public static readonly LifecycleSettings Disabled = new(false, [], TimeSpan.FromMinutes(1), TimeSpan.FromHours(1), true, DestroyedResend.Refuse);
 
-    /// <summary>The attributes some rule matches on (the facts reader fetches only those).</summary>
-    public IReadOnlySet<string> MatchedAttributes => Rules.SelectMany(r => r.Match.Keys).ToHashSet(StringComparer.Ordinal);
+    /// <summary>What the rules say, as one text: a change of it re-plans every study (<see cref="LifecycleReplan"/>).</summary>
+    public string RulesFingerprint => string.Join('\n', Rules.Select(r => string.Join('|', r.Name,
+        string.Join(';', r.Match.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m => m.Key + "=" + string.Join(',', m.Value))),
+        r.Keep?.ToString() ?? "-", r.From, r.UntilPatientAge?.ToString() ?? "-", r.PatientAgeBelow?.ToString() ?? "-", r.PatientAgeAtLeast?.ToString() ?? "-",
+        string.Join(';', r.Tiers.Select(t => t.After + ">" + t.Store)))));
+
+    /// <summary>
+    /// What the facts reader must fetch: the attributes some rule matches on, and <see cref="ReceivedFact"/> when a rule is
+    /// anchored at the receipt (the study's instances are read for it).
+    /// </summary>
+    public IReadOnlySet<string> MatchedAttributes => Rules.SelectMany(r => r.Match.Keys)
+        .Concat(Rules.Any(r => r.From == RetentionAnchor.Received) ? [ReceivedFact] : []).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>The pseudo-attribute that asks the facts reader for when the study's last instance was received.</summary>
+    public const string ReceivedFact = "(received)";
 }
 
 /// <summary>Reads a study's <see cref="StudyFacts"/> from the index: the study row, and its series and instances only when a rule needs them.</summary>
@@ -46,7 +59,7 @@ public static class LifecycleFacts
             attributes["BodyPartExamined"] = (await index.GetSeriesAsync(studyInstanceUid, cancellationToken).ConfigureAwait(false))
                 .Select(s => s.BodyPartExamined).OfType<string>().Where(v => v.Length > 0).ToHashSet(StringComparer.Ordinal);
         DateTimeOffset lastReceived = DateTimeOffset.MinValue;
-        if (needed.Contains("SOPClassUID") || needed.Contains("CallingAETitle") || study.StudyDate is null)
+        if (needed.Contains("SOPClassUID") || needed.Contains("CallingAETitle") || needed.Contains(LifecycleSettings.ReceivedFact) || study.StudyDate is null)
         {
             var classes = new HashSet<string>(StringComparer.Ordinal);
             var callers = new HashSet<string>(StringComparer.Ordinal);
@@ -73,5 +86,30 @@ public static class LifecycleFacts
         }
         return new StudyFacts(study.StudyInstanceUid, study.PatientId, study.IssuerOfPatientId, study.AccessionNumber, StudyFacts.Date(study.PatientBirthDate),
             studyDate, lastReceived, lastOfPatient, attributes);
+    }
+}
+
+/// <summary>
+/// A change of the rules re-plans every study: at a node's start, when the rules differ from those the lifecycle last
+/// planned with, every study's due time is set to now (the watch then wakes each, and its child plans it with the new
+/// rules), a page at a time; then the new rules are recorded.
+/// </summary>
+public static class LifecycleReplan
+{
+    private const string Key = "rules";
+
+    public static async Task<long> RunAsync(IArchiveIndex index, LifecycleSettings settings, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var store = index.Lifecycle;
+        string fingerprint = settings.RulesFingerprint;
+        if (await store.GetStateAsync(Key, cancellationToken).ConfigureAwait(false) == fingerprint) return 0;
+        long studies = 0;
+        await foreach (var study in index.ScanStudiesAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await store.ScheduleAsync(study.StudyInstanceUid, now, cancellationToken).ConfigureAwait(false);
+            studies++;
+        }
+        await store.SetStateAsync(Key, fingerprint, cancellationToken).ConfigureAwait(false);
+        return studies;
     }
 }

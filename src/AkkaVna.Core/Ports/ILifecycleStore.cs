@@ -54,6 +54,11 @@ public interface ILifecycleStore
     /// <summary>Removes a tombstone (a destroyed study accepted again as new, when the resend policy says so).</summary>
     Task DeleteTombstoneAsync(string studyInstanceUid, CancellationToken cancellationToken);
 
+    /// <summary>A value the lifecycle keeps about itself (e.g. the fingerprint of the rules it last planned with); null when unset.</summary>
+    Task<string?> GetStateAsync(string key, CancellationToken cancellationToken);
+
+    Task SetStateAsync(string key, string value, CancellationToken cancellationToken);
+
     /// <summary>Appends an audit record; its sequence number.</summary>
     Task<long> AppendAuditAsync(AuditRecord record, CancellationToken cancellationToken);
 

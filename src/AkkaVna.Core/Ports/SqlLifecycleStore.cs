@@ -30,6 +30,7 @@ public sealed class SqlLifecycleStore(Func<CancellationToken, Task<DbConnection>
             study_uid TEXT NOT NULL PRIMARY KEY, rule TEXT NOT NULL, state TEXT NOT NULL, series INTEGER NOT NULL, instances INTEGER NOT NULL,
             bytes BIGINT NOT NULL, checksums TEXT NOT NULL, blobs TEXT NOT NULL, started_at BIGINT NOT NULL, destroyed_at BIGINT, approved_by TEXT
         );
+        CREATE TABLE IF NOT EXISTS lifecycle_state (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS audit_records (
             seq {(sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY")}, at BIGINT NOT NULL, action TEXT NOT NULL,
             study_uid TEXT, patient_id TEXT, actor TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL
@@ -186,6 +187,13 @@ public sealed class SqlLifecycleStore(Func<CancellationToken, Task<DbConnection>
 
     public async Task DeleteTombstoneAsync(string studyInstanceUid, CancellationToken cancellationToken) =>
         await ExecuteAsync("DELETE FROM tombstones WHERE study_uid = @study", cancellationToken, ("@study", studyInstanceUid)).ConfigureAwait(false);
+
+    public async Task<string?> GetStateAsync(string key, CancellationToken cancellationToken) =>
+        (await QueryAsync("SELECT value FROM lifecycle_state WHERE key = @k", r => r.GetString(0), cancellationToken, ("@k", key)).ConfigureAwait(false)).FirstOrDefault();
+
+    public async Task SetStateAsync(string key, string value, CancellationToken cancellationToken) =>
+        await ExecuteAsync("INSERT INTO lifecycle_state (key, value) VALUES (@k, @v) ON CONFLICT (key) DO UPDATE SET value = excluded.value", cancellationToken,
+            ("@k", key), ("@v", value)).ConfigureAwait(false);
 
     public async Task<long> AppendAuditAsync(AuditRecord a, CancellationToken cancellationToken)
     {

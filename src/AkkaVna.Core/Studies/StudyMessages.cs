@@ -148,3 +148,6 @@ public sealed record StudyCompressed(string StudyInstanceUid, DateTimeOffset At)
 
 /// <summary>From the compression watch: the study's compression may be due (it was stable and not yet compressed).</summary>
 public sealed record CheckCompression(string StudyInstanceUid) : IWithStudyInstanceUid, IStudyProtocol;
+
+/// <summary>From the lifecycle watch (or an approval, or a released hold): the study's lifecycle may be due; its lifecycle child looks.</summary>
+public sealed record CheckLifecycle(string StudyInstanceUid) : IWithStudyInstanceUid, IStudyProtocol;

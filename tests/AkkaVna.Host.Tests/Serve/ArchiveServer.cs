@@ -116,6 +116,9 @@ public sealed class ArchiveServer : IDisposable
 
     public static IBlobStore OpenBlobs(string dataFolder) => Adapters.CreateBlobStore(OptionsFor(dataFolder));
 
+    /// <summary>The journal store of the archive in <paramref name="dataFolder"/> (to count what it holds of a study).</summary>
+    public static IJournalStore OpenJournal(string dataFolder) => Adapters.CreateJournal(OptionsFor(dataFolder));
+
     /// <summary>The node's embedded index file (tests that play a power loss edit it with SQL).</summary>
     public static string IndexFile(string dataFolder) => Adapters.SqliteIndexPath(dataFolder);
 

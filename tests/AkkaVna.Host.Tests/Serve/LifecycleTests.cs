@@ -1,0 +1,151 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using AkkaVna.Core.Studies;
+using AkkaVna.Dicom.IO;
+using AkkaVna.Dicom.Network.Replay;
+using AkkaVna.Testing;
+using Xunit.Abstractions;
+
+namespace AkkaVna.Host.Tests.Serve;
+
+/// <summary>
+/// Issue 18 in a real <c>serve</c> process, with rules of seconds: an MG study past its rule is destroyed (C-FIND and
+/// WADO-RS no longer find it, no blob, no journal row, verify clean, a tombstone and audit records); a study under a
+/// legal hold survives past its date and is destroyed once the hold is released; a study no rule matches stays; the
+/// plan said so beforehand; a resend of the destroyed study is refused with the reason.
+/// </summary>
+public sealed class LifecycleTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan ToolTimeout = TimeSpan.FromMinutes(3);
+
+    private const string Config = """
+        akka-vna.studies.quiet-period = 1s
+        akka-vna.studies.stability-poll = 500ms
+        akka-vna.compression.enabled = off
+        akka-vna.lifecycle.enabled = on
+        akka-vna.lifecycle.poll = 500ms
+        akka-vna.lifecycle.hold-recheck = 2s
+        akka-vna.lifecycle.destruction.require-approval = off
+        akka-vna.lifecycle.rules = [
+          {
+            name = "mg-3s"
+            match { Modality = [MG] }
+            keep = 3s
+            from = received
+          }
+        ]
+        """;
+
+    private static List<StoreFile> Generate(TempDir dir, string name, string modality, int instances, int seed) =>
+        [.. ReplaySources.Generate(new GeneratorOptions(1, instances, modality, 64, 64, Seed: seed), dir.File(name)).Select(f => StoreFile.Read(f.Path))];
+
+    private static JsonElement Json(HttpResponseMessage r) => JsonDocument.Parse(r.Content.ReadAsStringAsync().Result).RootElement;
+
+    [Theory]
+    [InlineData(ArchiveServer.Sqlite)]
+    [InlineData(ArchiveServer.PostgreSql)]
+    public async Task A_study_past_its_rule_is_destroyed_whole_a_held_one_only_after_release_and_one_no_rule_matches_stays(string backend)
+    {
+        using var dir = new TempDir();
+        string data = ArchiveServer.NewDataFolder(dir, backend);
+        using var server = new ArchiveServer(data, Config);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}/"), Timeout = TimeSpan.FromSeconds(60) };
+        var doomed = Generate(dir, "mg", "MG", 4, 1);
+        var held = Generate(dir, "mg-held", "MG", 3, 2);
+        var kept = Generate(dir, "ct", "CT", 3, 3);
+        static string StudyOf(StoreFile f)
+        {
+            using var file = DicomFile.Open(f.Path);
+            return file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
+        }
+        string doomedUid = StudyOf(doomed[0]), heldUid = StudyOf(held[0]), keptUid = StudyOf(kept[0]);
+
+        // A legal hold on the second MG study, placed before it arrives.
+        using (var bad = await http.PostAsJsonAsync("admin/holds", new { scope = "study", value = "not a uid", reason = "x", placedBy = "y" }))
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        using var placed = await http.PostAsJsonAsync("admin/holds", new { scope = "study", value = heldUid, reason = "litigation 2026-114", placedBy = "dpo@hospital" });
+        Assert.Equal(HttpStatusCode.Created, placed.StatusCode);
+        string holdId = Json(placed).GetProperty("id").GetString()!;
+
+        var all = doomed.Concat(held).Concat(kept).ToList();
+        foreach (var r in Storescu.Send(Storescu.WriteConfig(dir, all), server.DicomPort, all, 1, ToolTimeout))
+            Assert.True(r.ExitCode == 0, r.StdErr + r.StdOut);
+
+        // The plan, an hour ahead: the doomed study destroyed, the held one stopped by its hold, the CT one absent.
+        using (var planned = await http.GetAsync($"admin/lifecycle/plan?at={Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(1).ToString("O"))}"))
+        {
+            Assert.Equal(HttpStatusCode.OK, planned.StatusCode);
+            var steps = Json(planned).GetProperty("studies").EnumerateArray().ToDictionary(s => s.GetProperty("studyInstanceUid").GetString()!, s => s);
+            Assert.Equal("destroy", steps[doomedUid].GetProperty("action").GetString());
+            Assert.Equal("mg-3s", steps[doomedUid].GetProperty("rule").GetString());
+            Assert.Equal("held", steps[heldUid].GetProperty("action").GetString());
+            Assert.Equal(holdId, Assert.Single(steps[heldUid].GetProperty("holds").EnumerateArray()).GetString());
+            Assert.False(steps.ContainsKey(keptUid));
+        }
+        using (var badPlan = await http.GetAsync("admin/lifecycle/plan?at=yesterday"))
+            Assert.Equal(HttpStatusCode.BadRequest, badPlan.StatusCode);
+
+        async Task<JsonElement?> TombstoneAsync(string uid)
+        {
+            using var r = await http.GetAsync("admin/lifecycle/tombstones");
+            return Json(r).EnumerateArray().Where(t => t.GetProperty("studyInstanceUid").GetString() == uid).Select(t => (JsonElement?)t).FirstOrDefault();
+        }
+        await Waits.UntilAsync(async () => await TombstoneAsync(doomedUid) is { } t && t.GetProperty("state").GetString() == "destroyed", TimeSpan.FromMinutes(1),
+            "the MG study destroyed", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+
+        // Gone from everywhere: the index (C-FIND, WADO-RS), the blob store, the journal.
+        Assert.Empty(QueryRetrieveTools.Find(null, server.DicomPort, false, ["QueryRetrieveLevel=STUDY", $"StudyInstanceUID={doomedUid}"]).DataSets);
+        using (var wado = await http.GetAsync($"dicomweb/studies/{doomedUid}/metadata"))
+            Assert.Equal(HttpStatusCode.NotFound, wado.StatusCode);
+        Assert.Equal(0, await ArchiveServer.OpenJournal(data).CountRowsAsync(StudyJournal.PersistenceIdFor(doomedUid), CancellationToken.None));
+        Assert.True(await ArchiveServer.OpenJournal(data).CountRowsAsync(StudyJournal.PersistenceIdFor(keptUid), CancellationToken.None) > 0);
+        Assert.Equal(held.Count + kept.Count, await ArchiveServer.CountBlobsAsync(data));
+        var tombstone = (await TombstoneAsync(doomedUid))!.Value;
+        Assert.Equal(("mg-3s", doomed.Count), (tombstone.GetProperty("rule").GetString(), tombstone.GetProperty("instances").GetInt32()));
+        Assert.Equal(doomed.Count, tombstone.GetProperty("checksums").GetArrayLength());
+        using (var view = await http.GetAsync($"admin/studies/{doomedUid}"))
+            Assert.Equal(HttpStatusCode.Gone, view.StatusCode);
+        var verify = ArchiveServer.Verify(data);
+        Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
+
+        // A resend of the destroyed study is refused with the reason (resend = refuse), and stores nothing.
+        var resent = Storescu.Send(Storescu.WriteConfig(dir, doomed.Take(1)), server.DicomPort, doomed.Take(1).ToList(), 1, ToolTimeout);
+        Assert.NotEqual("Success", Storescu.Responses(resent[0]).GetValueOrDefault(doomed[0].Path));
+        Assert.Contains("was destroyed", server.Output, StringComparison.Ordinal);
+        Assert.Equal(held.Count + kept.Count, await ArchiveServer.CountBlobsAsync(data));
+
+        // The held study is past its date and still here; the CT one too. The admin view names the hold.
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        Assert.Null(await TombstoneAsync(heldUid));
+        var heldView = await http.GetFromJsonAsync<JsonElement>($"admin/studies/{heldUid}");
+        Assert.Equal(holdId, heldView.GetProperty("lifecycle").GetProperty("holds")[0].GetProperty("id").GetString());
+        Assert.Equal("mg-3s", heldView.GetProperty("lifecycle").GetProperty("rule").GetString());
+        var keptView = await http.GetFromJsonAsync<JsonElement>($"admin/studies/{keptUid}");
+        Assert.Equal(JsonValueKind.Null, keptView.GetProperty("lifecycle").GetProperty("rule").ValueKind);
+
+        // Released: destroyed in turn.
+        using (var noBy = await http.DeleteAsync($"admin/holds/{holdId}"))
+            Assert.Equal(HttpStatusCode.BadRequest, noBy.StatusCode);
+        using (var unknown = await http.DeleteAsync("admin/holds/hold-unknown?by=judge"))
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        using (var released = await http.DeleteAsync($"admin/holds/{holdId}?by=judge"))
+            Assert.Equal(HttpStatusCode.OK, released.StatusCode);
+        await Waits.UntilAsync(async () => await TombstoneAsync(heldUid) is { } t && t.GetProperty("state").GetString() == "destroyed", TimeSpan.FromMinutes(1),
+            "the released study destroyed", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+        Assert.Equal(kept.Count, await ArchiveServer.CountBlobsAsync(data));
+        Assert.Single(QueryRetrieveTools.Find(null, server.DicomPort, false, ["QueryRetrieveLevel=STUDY", "StudyInstanceUID"]).DataSets);
+
+        // The audit trail: the hold placed and released, each destruction begun and done.
+        var audit = await http.GetFromJsonAsync<JsonElement>("admin/audit");
+        var actions = audit.EnumerateArray().Select(a => (a.GetProperty("action").GetString(), a.GetProperty("studyInstanceUid").GetString())).ToList();
+        Assert.Contains(("hold-placed", heldUid), actions);
+        Assert.Contains(("hold-released", heldUid), actions);
+        Assert.Contains(("study-destroyed", doomedUid), actions);
+        Assert.Contains(("study-destroyed", heldUid), actions);
+        output.WriteLine(string.Join('\n', actions));
+        verify = ArchiveServer.Verify(data);
+        Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
+        Assert.Equal(0, server.Stop());
+    }
+}
