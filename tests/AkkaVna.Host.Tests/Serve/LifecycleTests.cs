@@ -148,4 +148,80 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
         Assert.Equal(0, server.Stop());
     }
+
+    [Fact]
+    public async Task A_node_killed_in_the_middle_of_a_destruction_finishes_it_after_a_restart_and_touches_nothing_else()
+    {
+        using var dir = new TempDir();
+        string data = ArchiveServer.NewDataFolder(dir, ArchiveServer.Sqlite);
+        var doomed = Generate(dir, "mg", "MG", 5, 11);
+        var kept = Generate(dir, "ct", "CT", 4, 12);
+        string doomedUid, keptUid;
+        using (var file = DicomFile.Open(doomed[0].Path)) doomedUid = file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
+        using (var file = DicomFile.Open(kept[0].Path)) keptUid = file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
+        // Approval on: the study waits in the queue, and its blobs are known before anything is destroyed.
+        string config = Config.Replace("require-approval = off", "require-approval = on", StringComparison.Ordinal);
+        string stuck;
+        string blobPath;
+        using (var server = new ArchiveServer(data, config))
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}/"), Timeout = TimeSpan.FromSeconds(60) };
+            var all = doomed.Concat(kept).ToList();
+            foreach (var r in Storescu.Send(Storescu.WriteConfig(dir, all), server.DicomPort, all, 1, ToolTimeout))
+                Assert.True(r.ExitCode == 0, r.StdErr + r.StdOut);
+            await Waits.UntilAsync(async () => (await http.GetFromJsonAsync<JsonElement>("admin/lifecycle/queue")).GetArrayLength() == 1, TimeSpan.FromMinutes(1),
+                "the MG study queued for approval", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+            Assert.Equal(doomed.Count + kept.Count, await ArchiveServer.CountBlobsAsync(data)); // nothing destroyed without approval
+            // One of its blobs cannot be removed (a folder where the file was: even root cannot delete it as a file), so
+            // the destruction stops half done — journal purged, rows gone, blobs partly there — and retries; then a SIGKILL.
+            await using (var index = await ArchiveServer.OpenIndexAsync(data))
+                blobPath = ArchiveServer.BlobPath(data, (await ArchiveServer.ListAsync(index)).First(i => i.StudyInstanceUid == doomedUid).Blob);
+            stuck = dir.File("stuck-blob");
+            File.Move(blobPath, stuck);
+            Directory.CreateDirectory(blobPath);
+            File.WriteAllText(Path.Combine(blobPath, "keep"), "x");
+            using var approved = await http.PostAsJsonAsync("admin/lifecycle/approve", new { studyInstanceUids = new[] { doomedUid }, approvedBy = "dpo@hospital" });
+            Assert.Equal(HttpStatusCode.OK, approved.StatusCode);
+            await Waits.UntilAsync(() => Task.FromResult(server.Output.Contains("destruction not finished", StringComparison.Ordinal)), TimeSpan.FromMinutes(1),
+                "the destruction stopped half done", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+            server.Kill();
+        }
+        await using (var index = await ArchiveServer.OpenIndexAsync(data))
+        {
+            var store = index.Lifecycle;
+            Assert.Equal(AkkaVna.Core.Lifecycle.TombstoneState.Destroying, (await store.GetTombstoneAsync(doomedUid, CancellationToken.None))!.State);
+            Assert.Null(await index.GetStudyAsync(doomedUid, CancellationToken.None)); // half done: its rows are gone already
+        }
+        Assert.Equal(0, await ArchiveServer.OpenJournal(data).CountRowsAsync(StudyJournal.PersistenceIdFor(doomedUid), CancellationToken.None));
+        // The folder goes and the blob is back where it was: after the restart the destruction completes by itself.
+        Directory.Delete(blobPath, recursive: true);
+        File.Move(stuck, blobPath);
+        using (var server = new ArchiveServer(data, config))
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}/"), Timeout = TimeSpan.FromSeconds(60) };
+            await Waits.UntilAsync(async () =>
+            {
+                await using var index = await ArchiveServer.OpenIndexAsync(data);
+                return (await index.Lifecycle.GetTombstoneAsync(doomedUid, CancellationToken.None))?.State == AkkaVna.Core.Lifecycle.TombstoneState.Destroyed;
+            }, TimeSpan.FromMinutes(1), "the destruction finished after the restart", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+            Assert.False(File.Exists(blobPath));
+            // Nothing else was touched: the CT study whole, dataset-equal to what was sent, and the archive clean.
+            Assert.Equal(kept.Count, await ArchiveServer.CountBlobsAsync(data));
+            await using (var index = await ArchiveServer.OpenIndexAsync(data))
+            {
+                var rows = await ArchiveServer.ListAsync(index);
+                Assert.Equal(kept.Select(k => k.SopInstanceUid).Order(), rows.Select(r => r.SopInstanceUid).Order());
+                foreach (var row in rows)
+                    Storescu.AssertSameDataSet(kept.First(k => k.SopInstanceUid == row.SopInstanceUid).Path, await ArchiveServer.BlobFileAsync(data, row.Blob, dir.File("scratch")));
+                Assert.Empty(await index.Lifecycle.ListPendingAsync(CancellationToken.None));
+            }
+            Assert.Single(QueryRetrieveTools.Find(null, server.DicomPort, false, ["QueryRetrieveLevel=STUDY", "StudyInstanceUID"]).DataSets);
+            var verify = ArchiveServer.Verify(data);
+            Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
+            var audit = await http.GetFromJsonAsync<JsonElement>("admin/audit");
+            Assert.Contains(audit.EnumerateArray(), a => a.GetProperty("action").GetString() == "study-destroyed" && a.GetProperty("actor").GetString() == "dpo@hospital");
+            output.WriteLine($"kept study {keptUid} whole; {doomedUid} destroyed after the restart");
+            Assert.Equal(0, server.Stop());
+        }
+    }
 }
