@@ -224,4 +224,86 @@ public sealed class LifecycleTests(ITestOutputHelper output)
             Assert.Equal(0, server.Stop());
         }
     }
+
+    [Fact]
+    public async Task The_command_line_places_and_releases_holds_approves_and_the_plan_agrees_with_what_then_happens()
+    {
+        using var dir = new TempDir();
+        string data = ArchiveServer.NewDataFolder(dir, ArchiveServer.Sqlite);
+        // Approval required, and a destroyed study sent again is archived as new.
+        string config = Config.Replace("require-approval = off", "require-approval = on", StringComparison.Ordinal)
+            + "\nakka-vna.lifecycle.destruction.resend = accept-as-new\n";
+        using var server = new ArchiveServer(data, config);
+        string url = $"http://127.0.0.1:{server.HttpPort}";
+        var first = Generate(dir, "mg1", "MG", 2, 21);
+        var second = Generate(dir, "mg2", "MG", 2, 22);
+        var ct = Generate(dir, "ct", "CT", 2, 23);
+        string Uid(StoreFile f)
+        {
+            using var file = DicomFile.Open(f.Path);
+            return file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
+        }
+        string Patient(StoreFile f)
+        {
+            using var file = DicomFile.Open(f.Path);
+            return file.Dataset.GetString(AkkaVna.Dicom.DicomTags.PatientID)!;
+        }
+        Tool.Result Cli(params string[] args)
+        {
+            var r = AkkaVnaCli.Run(ToolTimeout, args);
+            output.WriteLine($"akka-vna {string.Join(' ', args)} -> {r.ExitCode}\n{r.StdOut}{r.StdErr}");
+            return r;
+        }
+        // A patient hold, from the command line, on the second study's patient.
+        var add = Cli("hold", "add", "--http", url, "--scope", "patient", "--value", Patient(second[0]), "--reason", "case 42", "--by", "dpo", "--json");
+        Assert.Equal(0, add.ExitCode);
+        string holdId = JsonDocument.Parse(add.StdOut).RootElement.GetProperty("id").GetString()!;
+        var badScope = Cli("hold", "add", "--http", url, "--scope", "galaxy", "--value", "x", "--reason", "r", "--by", "b");
+        Assert.NotEqual(0, badScope.ExitCode); // refused, with what is accepted
+        Assert.Contains("galaxy", badScope.StdErr + badScope.StdOut, StringComparison.Ordinal);
+        var all = first.Concat(second).Concat(ct).ToList();
+        foreach (var r in Storescu.Send(Storescu.WriteConfig(dir, all), server.DicomPort, all, 1, ToolTimeout)) Assert.True(r.ExitCode == 0, r.StdErr);
+
+        // The plan an hour ahead, from the command line.
+        var plan = Cli("lifecycle", "plan", "--http", url, "--at", DateTimeOffset.UtcNow.AddHours(1).ToString("O"), "--json");
+        Assert.Equal(0, plan.ExitCode);
+        var planned = JsonDocument.Parse(plan.StdOut).RootElement.GetProperty("studies").EnumerateArray()
+            .ToDictionary(e => e.GetProperty("studyInstanceUid").GetString()!, e => e.GetProperty("action").GetString());
+        Assert.Equal(new Dictionary<string, string?> { [Uid(first[0])] = "destroy", [Uid(second[0])] = "held" }, planned);
+        Assert.Contains(Uid(first[0]), Cli("lifecycle", "plan", "--http", url, "--at", DateTimeOffset.UtcNow.AddHours(1).ToString("O")).StdOut, StringComparison.Ordinal);
+
+        // Due, it waits for approval; the held one is not even queued.
+        await Waits.UntilAsync(() => Task.FromResult(Cli("lifecycle", "queue", "--http", url).StdOut.Contains(Uid(first[0]), StringComparison.Ordinal)),
+            TimeSpan.FromMinutes(1), "the first MG study queued", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+        Assert.DoesNotContain(Uid(second[0]), Cli("lifecycle", "queue", "--http", url).StdOut, StringComparison.Ordinal);
+        Assert.Equal(1, Cli("lifecycle", "approve", "--http", url, "--by", "dpo", Uid(first[0]), "1.2.3.4.404").ExitCode); // one not queued: exit 1, the other approved
+        string TombstonesJson() => Cli("lifecycle", "tombstones", "--http", url, "--json").StdOut;
+        await Waits.UntilAsync(() => Task.FromResult(TombstonesJson().Contains(Uid(first[0]), StringComparison.Ordinal)), TimeSpan.FromMinutes(1), "the first destroyed");
+
+        // The hold, listed and released from the command line; the second is then queued, approved and destroyed.
+        Assert.Contains(holdId, Cli("hold", "list", "--http", url).StdOut, StringComparison.Ordinal);
+        Assert.Equal(0, Cli("hold", "release", "--http", url, holdId, "--by", "judge").ExitCode);
+        Assert.DoesNotContain(holdId, Cli("hold", "list", "--http", url).StdOut, StringComparison.Ordinal);
+        Assert.Contains(holdId, Cli("hold", "list", "--http", url, "--all").StdOut, StringComparison.Ordinal);
+        await Waits.UntilAsync(() => Task.FromResult(Cli("lifecycle", "queue", "--http", url).StdOut.Contains(Uid(second[0]), StringComparison.Ordinal)),
+            TimeSpan.FromMinutes(1), "the second queued after the release", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+        Assert.Equal(0, Cli("lifecycle", "approve", "--http", url, "--by", "dpo", Uid(second[0])).ExitCode);
+        await Waits.UntilAsync(() => Task.FromResult(TombstonesJson().Contains(Uid(second[0]), StringComparison.Ordinal)), TimeSpan.FromMinutes(1), "the second destroyed");
+
+        // What happened is what the plan said, study by study: the planned ones destroyed, the CT study here.
+        var destroyed = JsonDocument.Parse(TombstonesJson()).RootElement.EnumerateArray().Select(t => t.GetProperty("studyInstanceUid").GetString()!).Order().ToList();
+        Assert.Equal(planned.Keys.Order().ToList(), destroyed);
+        Assert.Equal(ct.Count, await ArchiveServer.CountBlobsAsync(data));
+        var audit = Cli("lifecycle", "audit", "--http", url);
+        foreach (var action in new[] { "hold-placed", "hold-released", "destruction-approved", "study-destroyed" })
+            Assert.Contains(action, audit.StdOut, StringComparison.Ordinal);
+
+        // resend = accept-as-new: the first study sent again is archived as a new study; its tombstone goes.
+        var again = Storescu.Send(Storescu.WriteConfig(dir, first.Take(1)), server.DicomPort, first.Take(1).ToList(), 1, ToolTimeout);
+        Assert.Equal("Success", Storescu.Responses(again[0]).GetValueOrDefault(first[0].Path));
+        Assert.DoesNotContain(Uid(first[0]), TombstonesJson(), StringComparison.Ordinal);
+        Assert.Single(QueryRetrieveTools.Find(null, server.DicomPort, false, ["QueryRetrieveLevel=STUDY", $"StudyInstanceUID={Uid(first[0])}"]).DataSets);
+        Assert.Contains("destroyed-study-received-again", Cli("lifecycle", "audit", "--http", url).StdOut, StringComparison.Ordinal);
+        Assert.Equal(0, server.Stop());
+    }
 }
