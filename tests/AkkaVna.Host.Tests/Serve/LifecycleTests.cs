@@ -306,4 +306,41 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         Assert.Contains("destroyed-study-received-again", Cli("lifecycle", "audit", "--http", url).StdOut, StringComparison.Ordinal);
         Assert.Equal(0, server.Stop());
     }
+
+    [Fact]
+    public async Task A_rule_change_replans_the_studies_already_archived_at_the_next_start()
+    {
+        using var dir = new TempDir();
+        string data = ArchiveServer.NewDataFolder(dir, ArchiveServer.Sqlite);
+        var mg = Generate(dir, "mg", "MG", 2, 31);
+        string uid;
+        using (var file = DicomFile.Open(mg[0].Path)) uid = file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
+        // Kept ten years: planned, nothing due.
+        using (var server = new ArchiveServer(data, Config.Replace("keep = 3s", "keep = 10y", StringComparison.Ordinal)))
+        {
+            foreach (var r in Storescu.Send(Storescu.WriteConfig(dir, mg), server.DicomPort, mg, 1, ToolTimeout)) Assert.True(r.ExitCode == 0, r.StdErr);
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}/") };
+            await Waits.UntilAsync(async () => (await http.GetFromJsonAsync<JsonElement>($"admin/studies/{uid}")).GetProperty("lifecycle").GetProperty("destroyAt").ValueKind
+                == JsonValueKind.String, TimeSpan.FromMinutes(1), "the study planned");
+            Assert.Equal(0, server.Stop());
+        }
+        // The rule becomes three seconds: the next start re-plans every study, and this one is destroyed.
+        using (var server = new ArchiveServer(data, Config))
+        {
+            await Waits.UntilAsync(() => Task.FromResult(server.Output.Contains("re-planned", StringComparison.Ordinal)), TimeSpan.FromMinutes(1), "the re-plan at start");
+            await Waits.UntilAsync(async () =>
+            {
+                await using var index = await ArchiveServer.OpenIndexAsync(data);
+                return (await index.Lifecycle.GetTombstoneAsync(uid, CancellationToken.None))?.State == AkkaVna.Core.Lifecycle.TombstoneState.Destroyed;
+            }, TimeSpan.FromMinutes(1), "the study destroyed under the new rule", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+            Assert.Equal(0, await ArchiveServer.CountBlobsAsync(data));
+            Assert.Equal(0, server.Stop());
+        }
+        // Started again with the same rules: nothing to re-plan.
+        using (var server = new ArchiveServer(data, Config))
+        {
+            Assert.DoesNotContain("re-planned", server.Output, StringComparison.Ordinal);
+            Assert.Equal(0, server.Stop());
+        }
+    }
 }
