@@ -13,6 +13,7 @@ using AkkaVna.Dicom.IO;
 //   dotnet run -c Release --project perf/AkkaVna.Perf -- archive [--studies N] [--instances N] [--repeats N] [--by-study] [--only TARGET]
 //   dotnet run -c Release --project perf/AkkaVna.Perf -- query [--sizes 10000,1000000] [--queries 500] [--orthanc-instances 10000]
 //   dotnet run -c Release --project perf/AkkaVna.Perf -- compare [--studies N] [--instances N] [--associations 1,4] [--rate PER_S]
+//   dotnet run -c Release --project perf/AkkaVna.Perf -- lifecycle [--sizes 100000,1000000] [--destroy 300]
 //   dotnet run -c Release --project perf/AkkaVna.Perf -- cluster [--studies N] [--instances N] [--repeats N] [--prefill N] [--only NAME-PREFIX]
 // Prints a Markdown table. Not a test: no assertions on time.
 namespace AkkaVna.Perf;
@@ -28,6 +29,7 @@ public static class Program
         if (args.Length > 0 && args[0] == "cluster") return ClusterBenchmark.Run(args[1..]);
         if (args.Length > 0 && args[0] == "s3") return S3Benchmark.Run(args[1..]);
         if (args.Length > 0 && args[0] == "compression") return CompressionBenchmark.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "lifecycle") return LifecycleBenchmark.Run(args[1..]);
         string corpus = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || !args[i - 1].StartsWith("--", StringComparison.Ordinal))).FirstOrDefault()
             ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/corpus"));
         double largeGb = Option(args, "--large-gb", 2.0);

@@ -122,7 +122,7 @@ internal static class LifecycleEndpoints
             w.WriteBoolean("requireApproval", settings.RequireApproval);
             w.WriteStartArray("studies");
             int written = 0;
-            await foreach (var step in PlanAsync(index, settings, at, ct))
+            await foreach (var step in LifecyclePlanScan.RunAsync(index, settings, at, ct))
             {
                 JsonSerializer.Serialize(w, step, Json);
                 if (++written % 256 == 0) await c.Response.BodyWriter.FlushAsync(ct);
@@ -175,44 +175,5 @@ internal static class LifecycleEndpoints
             int limit = int.TryParse(request.Query["limit"], CultureInfo.InvariantCulture, out var n) ? Math.Clamp(n, 1, 10_000) : 1000;
             return Results.Json(await store.ListAuditAsync(after, limit, ct), Json);
         });
-    }
-
-    /// <summary>One line of the plan: what happens to a study by the time asked, and why.</summary>
-    public sealed record PlanStep(string StudyInstanceUid, string PatientId, string Rule, string Action, DateTimeOffset At, string? Store, IReadOnlyList<string> Holds, string? Note);
-
-    /// <summary>
-    /// Every study something happens to by <paramref name="at"/> (a move, a destruction, or a destruction a hold stops),
-    /// a study at a time (memory bounded by one study's facts, whatever the archive holds).
-    /// </summary>
-    public static async IAsyncEnumerable<PlanStep> PlanAsync(IArchiveIndex index, LifecycleSettings settings, DateTimeOffset at,
-        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
-    {
-        if (settings.Rules.Count == 0) yield break;
-        var holds = await index.Lifecycle.ListHoldsAsync(includeReleased: false, ct);
-        var needed = settings.MatchedAttributes;
-        await foreach (var study in index.ScanStudiesAsync(ct))
-        {
-            var facts = await LifecycleFacts.ReadAsync(index, study.StudyInstanceUid, needed, ct);
-            if (facts is null) continue;
-            var plan = LifecyclePlanner.Plan(facts, settings.Rules, holds, at);
-            if (plan.Rule is null) continue;
-            var held = plan.Holds.Select(h => h.Id).ToList();
-            if (plan.DestroyAt is { } d && d <= at)
-            {
-                yield return new PlanStep(study.StudyInstanceUid, study.PatientId, plan.Rule, plan.Held ? "held" : "destroy", d, null, held,
-                    plan.Held ? "due for destruction, stopped by a legal hold" : plan.Note);
-                continue;
-            }
-            if (plan.Tiers.LastOrDefault(t => t.At <= at) is { } tier)
-            {
-                string? current = null;
-                await foreach (var i in index.ListInstancesAsync(study.StudyInstanceUid, ct))
-                {
-                    current = i.Blob.Store;
-                    break;
-                }
-                if (current != tier.Store) yield return new PlanStep(study.StudyInstanceUid, study.PatientId, plan.Rule, "move", tier.At, tier.Store, held, null);
-            }
-        }
     }
 }

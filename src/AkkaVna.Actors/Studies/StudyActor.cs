@@ -113,7 +113,8 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         // The index's watermark is read while the journal replays: neither waits for the other, and no database call blocks the actor.
         LoadWatermark();
         if (_compression is not null) _compressor = Context.ActorOf(CompressionChild.Props(_studyUid, _compression), "compression");
-        if (_lifecycle is not null) _lifecycleChild = Context.ActorOf(LifecycleChild.Props(_studyUid, _lifecycle), "lifecycle");
+        // With the lifecycle off there is no child; a destruction a crash cut short gets one when the study is ready.
+        if (_lifecycle is { Settings.Enabled: true }) _lifecycleChild = Context.ActorOf(LifecycleChild.Props(_studyUid, _lifecycle), "lifecycle");
         base.PreStart();
     }
 

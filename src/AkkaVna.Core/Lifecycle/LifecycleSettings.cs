@@ -1,3 +1,4 @@
+using AkkaVna.Core.Model;
 using AkkaVna.Core.Ports;
 
 namespace AkkaVna.Core.Lifecycle;
@@ -91,8 +92,10 @@ public static class LifecycleFacts
 
 /// <summary>
 /// A change of the rules re-plans every study: at a node's start, when the rules differ from those the lifecycle last
-/// planned with, every study's due time is set to now (the watch then wakes each, and its child plans it with the new
-/// rules), a page at a time; then the new rules are recorded.
+/// planned with, each study is planned here, from the index (no study actor is woken for it), and its due time written,
+/// a page of 1,000 a transaction: only the studies whose time has come are woken by the watch, and their children plan
+/// them again before acting. A study the new rules never make due keeps the timer it had, which its child clears when
+/// it fires. Then the new rules are recorded.
 /// </summary>
 public static class LifecycleReplan
 {
@@ -104,11 +107,23 @@ public static class LifecycleReplan
         string fingerprint = settings.RulesFingerprint;
         if (await store.GetStateAsync(Key, cancellationToken).ConfigureAwait(false) == fingerprint) return 0;
         long studies = 0;
+        var page = new List<(string, DateTimeOffset)>(1000);
+        var holds = await store.ListHoldsAsync(includeReleased: false, cancellationToken).ConfigureAwait(false);
+        var needed = settings.MatchedAttributes;
         await foreach (var study in index.ScanStudiesAsync(cancellationToken).ConfigureAwait(false))
         {
-            await store.ScheduleAsync(study.StudyInstanceUid, now, cancellationToken).ConfigureAwait(false);
             studies++;
+            if (await LifecycleFacts.ReadAsync(index, study.StudyInstanceUid, needed, cancellationToken).ConfigureAwait(false) is not { } facts) continue;
+            var plan = LifecyclePlanner.Plan(facts, settings.Rules, holds, now);
+            var due = plan.DestroyDue(now) ? now
+                : plan.Held && plan.DestroyAt is { } d && d <= now ? now + settings.HoldRecheck
+                : plan.NextDue(now, BlobRef.PrimaryStore, BlobRef.PrimaryStore);
+            if (due is { } at) page.Add((study.StudyInstanceUid, at));
+            if (page.Count < 1000) continue;
+            await store.ScheduleManyAsync(page, cancellationToken).ConfigureAwait(false);
+            page.Clear();
         }
+        await store.ScheduleManyAsync(page, cancellationToken).ConfigureAwait(false);
         await store.SetStateAsync(Key, fingerprint, cancellationToken).ConfigureAwait(false);
         return studies;
     }

@@ -25,6 +25,9 @@ public interface ILifecycleStore
     /// <summary>When the study's lifecycle is next due (null: never, the timer goes).</summary>
     Task ScheduleAsync(string studyInstanceUid, DateTimeOffset? due, CancellationToken cancellationToken);
 
+    /// <summary>Sets many studies' due times in one durable transaction (a re-plan of the whole archive, a page at a time).</summary>
+    Task ScheduleManyAsync(IReadOnlyList<(string StudyInstanceUid, DateTimeOffset Due)> timers, CancellationToken cancellationToken);
+
     /// <summary>The studies whose lifecycle timer is due at <paramref name="now"/>, earliest first.</summary>
     Task<IReadOnlyList<string>> DueForLifecycleAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
 

@@ -116,6 +116,23 @@ public sealed class SqlLifecycleStore(Func<CancellationToken, Task<DbConnection>
         else await ExecuteAsync("DELETE FROM lifecycle_timers WHERE study_uid = @study", cancellationToken, ("@study", studyInstanceUid)).ConfigureAwait(false);
     }
 
+    public async Task ScheduleManyAsync(IReadOnlyList<(string StudyInstanceUid, DateTimeOffset Due)> timers, CancellationToken cancellationToken)
+    {
+        if (timers.Count == 0) return;
+        await using var c = await open(cancellationToken).ConfigureAwait(false);
+        await using var tx = await c.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = Command(c, "INSERT INTO lifecycle_timers (study_uid, due_at) VALUES (@study, @due) ON CONFLICT (study_uid) DO UPDATE SET due_at = excluded.due_at",
+            [("@study", ""), ("@due", 0L)]);
+        cmd.Transaction = tx;
+        foreach (var (study, due) in timers)
+        {
+            cmd.Parameters[0].Value = study;
+            cmd.Parameters[1].Value = Ms(due);
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     public async Task<IReadOnlyList<string>> DueForLifecycleAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
         await QueryAsync("SELECT study_uid FROM lifecycle_timers WHERE due_at <= @now ORDER BY due_at, study_uid LIMIT @limit", r => r.GetString(0), cancellationToken,
             ("@now", Ms(now)), ("@limit", limit)).ConfigureAwait(false);

@@ -193,6 +193,9 @@ public abstract class IndexContract : IAsyncLifetime
         await store.ScheduleAsync("1.2.1", at.AddDays(2), CancellationToken.None);
         await store.ScheduleAsync("1.2.2", null, CancellationToken.None);
         Assert.Equal(["1.2.3"], await store.DueForLifecycleAsync(at.AddDays(1), 10, CancellationToken.None));
+        await store.ScheduleManyAsync([("1.2.4", at), ("1.2.3", at.AddDays(3)), ("1.2.5", at.AddMinutes(1))], CancellationToken.None);
+        Assert.Equal(["1.2.4", "1.2.5"], await store.DueForLifecycleAsync(at.AddDays(1), 10, CancellationToken.None));
+        await store.ScheduleManyAsync([], CancellationToken.None);
 
         var pending = new PendingDestruction("1.2.1", "mg-10y", at, at.AddMinutes(1));
         await store.QueueForApprovalAsync(pending, CancellationToken.None);
