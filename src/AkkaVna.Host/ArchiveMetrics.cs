@@ -11,7 +11,7 @@ public sealed class ArchiveMetrics : IArchiveMetrics
 {
     public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
 
-    private readonly Counter _instances, _bytes, _compressed, _compressedBytes;
+    private readonly Counter _instances, _bytes, _compressed, _compressedBytes, _lifecycle, _destroyedBytes;
     private readonly Histogram _commit, _phase, _studyCommit, _batch;
 
     /// <summary>Studies whose journal events the index does not reflect yet (set at each index sync).</summary>
@@ -69,6 +69,10 @@ public sealed class ArchiveMetrics : IArchiveMetrics
             new CounterConfiguration { LabelNames = ["outcome"] });
         _compressedBytes = f.CreateCounter("akkavna_compression_bytes_total", "Bytes of the instances compressed, before and after (stage).",
             new CounterConfiguration { LabelNames = ["stage"] });
+        _lifecycle = f.CreateCounter("akkavna_lifecycle_studies_total",
+            "Studies the lifecycle children handled, by outcome: planned (a due time kept), queued (due, waiting for approval), destroyed, aborted (a hold placed meanwhile), failed (retried).",
+            new CounterConfiguration { LabelNames = ["outcome"] });
+        _destroyedBytes = f.CreateCounter("akkavna_lifecycle_destroyed_bytes_total", "Bytes of the studies destroyed (their instances as stored).");
     }
 
     /// <summary>Exports the compression pool's queue (instances waiting for a thread, and running), read at each scrape.</summary>
@@ -76,6 +80,12 @@ public sealed class ArchiveMetrics : IArchiveMetrics
     {
         var queued = Metrics.WithCustomRegistry(Registry).CreateGauge("akkavna_compression_queue", "Instances waiting for a compression thread or being compressed on this node.");
         Registry.AddBeforeCollectCallback(() => queued.Set(pool.Queued));
+    }
+
+    public void Lifecycle(string outcome, long bytes = 0)
+    {
+        _lifecycle.WithLabels(outcome).Inc();
+        if (outcome == "destroyed") _destroyedBytes.Inc(bytes);
     }
 
     public void InstanceCompression(string outcome, long bytesBefore, long bytesAfter)

@@ -147,7 +147,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             }
             var studySettings = options.Studies with { ReadJournalPluginId = journal.ReadJournalPluginId };
             // The lifecycle's services are there even when it is off: a destruction a crash cut short finishes regardless.
-            var lifecycle = new AkkaVna.Actors.Lifecycle.LifecycleServices(index, blobs, journal, options.Lifecycle, time);
+            var lifecycle = new AkkaVna.Actors.Lifecycle.LifecycleServices(index, blobs, journal, options.Lifecycle, time) { Metrics = metrics };
             var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, studySettings, index, tracker, time, metrics, compression, lifecycle), shardingSettings,
                 new StudyMessageExtractor(options.Shards), sharding.DefaultShardAllocationStrategy(shardingSettings), StopStudy.Instance);
             system.ActorOf(ClusterSingletonManager.Props(StabilityWatch.Props(index, studies, options.StabilityPoll, time), PoisonPill.Instance,

@@ -8,7 +8,10 @@ using AkkaVna.Core.Studies;
 namespace AkkaVna.Actors.Lifecycle;
 
 /// <summary>What a study's lifecycle child works with: the index (and its lifecycle records), the blobs, the journal, the rules, the clock.</summary>
-public sealed record LifecycleServices(IArchiveIndex Index, IBlobStore Blobs, IJournalStore Journal, LifecycleSettings Settings, TimeProvider Time);
+public sealed record LifecycleServices(IArchiveIndex Index, IBlobStore Blobs, IJournalStore Journal, LifecycleSettings Settings, TimeProvider Time)
+{
+    public IArchiveMetrics Metrics { get; init; } = NoMetrics.Instance;
+}
 
 // ---- between a study actor and its lifecycle child (local messages, never serialized) ----
 
@@ -40,7 +43,7 @@ public sealed record StudyDestroyed(Tombstone Tombstone);
 /// </summary>
 public sealed class LifecycleChild : ReceiveActor, IWithTimers
 {
-    private sealed record Planned(string Outcome);
+    private sealed record Planned(string Outcome, long Bytes = 0);
     private sealed record Failed(string What, Exception Cause, DestructionOrder? Order);
     private sealed record Retry(DestructionOrder Order);
 
@@ -67,18 +70,21 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         Receive<Planned>(p =>
         {
             _busy = false;
+            _services.Metrics.Lifecycle(p.Outcome switch { "destroyed" => "destroyed", "queued for approval" => "queued", "aborted" => "aborted", _ => "planned" }, p.Bytes);
             _log.Debug("study {0}: lifecycle: {1}", _studyUid, p.Outcome);
         });
         Receive<DestructionOrder>(o =>
         {
             _busy = true;
             var parent = Context.Parent;
-            DestroyAsync(o, parent).PipeTo(Self, success: () => new Planned("destroyed"), failure: ex => new Failed("destruction", ex, o));
+            DestroyAsync(o, parent).PipeTo(Self, success: destroyed => new Planned(destroyed ? "destroyed" : "aborted", destroyed ? o.Tombstone.Bytes : 0),
+                failure: ex => new Failed("destruction", ex, o));
         });
         Receive<Retry>(r => Self.Tell(r.Order with { Resume = true }));
         Receive<Failed>(f =>
         {
             _busy = false;
+            _services.Metrics.Lifecycle("failed");
             if (f.Order is { } order)
             {
                 // The tombstone is written: the study stays closed and the destruction is tried again until it completes.
@@ -136,7 +142,8 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         return plan.Rule is null ? "no rule" : $"rule {plan.Rule}: next {next?.ToString("O") ?? "never"}{(plan.Held ? ", held" : "")}";
     }
 
-    private async Task DestroyAsync(DestructionOrder o, IActorRef parent)
+    /// <summary>Destroys the study as the order lists; false when a hold stopped it before anything was removed.</summary>
+    private async Task<bool> DestroyAsync(DestructionOrder o, IActorRef parent)
     {
         var ct = _stopping.Token;
         var t = o.Tombstone;
@@ -153,7 +160,7 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
                 await Store.DeleteTombstoneAsync(_studyUid, ct).ConfigureAwait(false);
                 await Store.ScheduleAsync(_studyUid, now + _services.Settings.HoldRecheck, ct).ConfigureAwait(false);
                 parent.Tell(new DestructionAborted($"hold {hold.Id} ({hold.Reason}) was placed before the destruction began"));
-                return;
+                return false;
             }
             await Store.AppendAuditAsync(new AuditRecord(now, "study-destruction-begun", _studyUid, o.PatientId, t.ApprovedBy ?? "lifecycle", "success",
                 $"rule {t.Rule}: {t.Instances} instance(s) in {t.Series} series, {t.Bytes} bytes, {t.Blobs.Count} blob(s)"), ct).ConfigureAwait(false);
@@ -172,6 +179,7 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         await Store.ScheduleAsync(_studyUid, null, ct).ConfigureAwait(false);
         _log.Info("study {0}: destroyed by rule {1} ({2} instance(s), {3} blob(s))", _studyUid, t.Rule, t.Instances, t.Blobs.Count);
         parent.Tell(new StudyDestroyed(done));
+        return true;
     }
 
     protected override void PostStop()

@@ -85,6 +85,8 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private bool _destroying;
     private bool _clearingTombstone;
     private DestructionOrder? _orderAfterCompressorStops;
+    /// <summary>Names a compression child started again after a destruction a hold stopped (names are never reused).</summary>
+    private int _compressorIncarnation;
 
     public StudyActor(string studyInstanceUid, StudySettings settings, IArchiveIndex index, ProjectionTracker tracker, TimeProvider time, IArchiveMetrics metrics,
         CompressionServices? compression = null, LifecycleServices? lifecycle = null)
@@ -302,6 +304,8 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             case StoreInstance cmd:
                 OnStore(cmd);
                 break;
+            case CheckStability or CompressNow or CheckCompression when _destroying || _tombstone is not null:
+                break; // a study being destroyed (or destroyed) neither stabilizes nor compresses
             case CheckStability:
                 if (_decided.DecideStability(_time.GetUtcNow(), _settings.QuietPeriod) is { } stable)
                 {
@@ -395,7 +399,8 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             case DestructionAborted aborted:
                 _log.Warning("study {0}: destruction stopped: {1}", _studyUid, aborted.Reason);
                 _destroying = false;
-                if (_compression is not null && _compressor is null) _compressor = Context.ActorOf(CompressionChild.Props(_studyUid, _compression), "compression-" + _generation);
+                if (_compression is not null && _compressor is null)
+                    _compressor = Context.ActorOf(CompressionChild.Props(_studyUid, _compression), "compression-" + ++_compressorIncarnation);
                 break;
             case StudyDestroyed gone:
                 _tombstone = gone.Tombstone;

@@ -25,6 +25,9 @@ public interface IArchiveMetrics
 
     /// <summary>One instance's compression: compressed (with its bytes before and after), refused, failed or stale.</summary>
     void InstanceCompression(string outcome, long bytesBefore, long bytesAfter);
+
+    /// <summary>One lifecycle step of a study: planned, queued (for approval), destroyed (with its bytes), aborted (a hold), failed.</summary>
+    void Lifecycle(string outcome, long bytes = 0);
 }
 
 /// <summary>Measures nothing.</summary>
@@ -39,4 +42,5 @@ public sealed class NoMetrics : IArchiveMetrics
     public void StudyBatch(int instances) { }
     public void StudyCommitPhase(string phase, TimeSpan elapsed) { }
     public void InstanceCompression(string outcome, long bytesBefore, long bytesAfter) { }
+    public void Lifecycle(string outcome, long bytes = 0) { }
 }
