@@ -65,7 +65,7 @@ public static class LifecycleCommands
         var value = new Option<string>("--value") { Description = "The patient ID, Study Instance UID or accession number.", Required = true };
         var issuer = new Option<string?>("--issuer") { Description = "For a patient hold: the Issuer of Patient ID (absent: the ID under any issuer)." };
         var reason = new Option<string>("--reason") { Description = "Why (a case number, a request): kept with the hold and in the audit trail.", Required = true };
-        var by = new Option<string>("--by") { Description = "Who places or releases the hold.", Required = true };
+        var by = new Option<string>("--by") { Description = "Who places the hold (kept with it and in the audit trail).", Required = true };
         var until = new Option<DateTimeOffset?>("--until") { Description = "An end (ISO 8601); absent: until released." };
         var add = new Command("add", "Place a legal hold: no study it covers is destroyed while it holds, whatever the rules say. Prints the hold (its ID releases it).")
         {
@@ -116,7 +116,7 @@ public static class LifecycleCommands
     {
         var http = Http();
         var at = new Option<DateTimeOffset?>("--at") { Description = "The date and time to plan for (ISO 8601); absent: now." };
-        var plan = new Command("plan", "List what would be moved or destroyed by --at, when, and by which rule (a held study is listed as held). Exits 0.")
+        var plan = new Command("plan", "List what would be moved or destroyed by --at, when, and by which rule (a held study is listed as held). Exits 1 when the node cannot be asked.")
         {
             http, at, Json,
         };
