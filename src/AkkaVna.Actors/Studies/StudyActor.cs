@@ -210,6 +210,12 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private void OnDestroy(DestroyStudy d)
     {
         if (_destroying || _tombstone is not null) return;
+        if (!_decided.Stable)
+        {
+            // An instance arrived since the child planned: the study is open again, and is planned again once stable.
+            EvaluateLifecycle();
+            return;
+        }
         if (_busy || _pending.Count > 0 || _unindexed.Count > 0)
         {
             Timers.StartSingleTimer("destroy-when-idle", d, TimeSpan.FromMilliseconds(200));

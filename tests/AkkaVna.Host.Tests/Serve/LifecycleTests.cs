@@ -135,9 +135,10 @@ public sealed class LifecycleTests(ITestOutputHelper output)
             "the released study destroyed", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
         Assert.Equal(kept.Count, await ArchiveServer.CountBlobsAsync(data));
         Assert.Single(QueryRetrieveTools.Find(null, server.DicomPort, false, ["QueryRetrieveLevel=STUDY", "StudyInstanceUID"]).DataSets);
-        string metrics = await http.GetStringAsync("metrics");
-        Assert.Contains("akkavna_lifecycle_studies_total{outcome=\"destroyed\"} 2", metrics, StringComparison.Ordinal);
-        Assert.DoesNotContain("akkavna_lifecycle_destroyed_bytes_total 0", metrics, StringComparison.Ordinal);
+        // Counted once each child has finished (its last writes come after the tombstone's).
+        await Waits.UntilAsync(async () => (await http.GetStringAsync("metrics")).Contains("akkavna_lifecycle_studies_total{outcome=\"destroyed\"} 2", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "both destructions counted");
+        Assert.DoesNotContain("akkavna_lifecycle_destroyed_bytes_total 0", await http.GetStringAsync("metrics"), StringComparison.Ordinal);
 
         // The audit trail: the hold placed and released, each destruction begun and done.
         var audit = await http.GetFromJsonAsync<JsonElement>("admin/audit");
