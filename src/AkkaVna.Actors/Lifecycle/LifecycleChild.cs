@@ -43,7 +43,7 @@ public sealed record StudyDestroyed(Tombstone Tombstone);
 /// </summary>
 public sealed class LifecycleChild : ReceiveActor, IWithTimers
 {
-    private sealed record Planned(string Outcome, long Bytes = 0);
+    private sealed record Planned(string Outcome);
     private sealed record Failed(string What, Exception Cause, DestructionOrder? Order);
     private sealed record Retry(DestructionOrder Order);
 
@@ -70,15 +70,15 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         Receive<Planned>(p =>
         {
             _busy = false;
-            _services.Metrics.Lifecycle(p.Outcome switch { "destroyed" => "destroyed", "queued for approval" => "queued", "aborted" => "aborted", _ => "planned" }, p.Bytes);
+            // A destruction is counted where it ends (its parent may stop this child before this message arrives).
+            if (p.Outcome is not ("destroyed" or "aborted")) _services.Metrics.Lifecycle(p.Outcome == "queued for approval" ? "queued" : "planned");
             _log.Debug("study {0}: lifecycle: {1}", _studyUid, p.Outcome);
         });
         Receive<DestructionOrder>(o =>
         {
             _busy = true;
             var parent = Context.Parent;
-            DestroyAsync(o, parent).PipeTo(Self, success: destroyed => new Planned(destroyed ? "destroyed" : "aborted", destroyed ? o.Tombstone.Bytes : 0),
-                failure: ex => new Failed("destruction", ex, o));
+            DestroyAsync(o, parent).PipeTo(Self, success: destroyed => new Planned(destroyed ? "destroyed" : "aborted"), failure: ex => new Failed("destruction", ex, o));
         });
         Receive<Retry>(r => Self.Tell(r.Order with { Resume = true }));
         Receive<Failed>(f =>
@@ -159,6 +159,7 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
             {
                 await Store.DeleteTombstoneAsync(_studyUid, ct).ConfigureAwait(false);
                 await Store.ScheduleAsync(_studyUid, now + _services.Settings.HoldRecheck, ct).ConfigureAwait(false);
+                _services.Metrics.Lifecycle("aborted");
                 parent.Tell(new DestructionAborted($"hold {hold.Id} ({hold.Reason}) was placed before the destruction began"));
                 return false;
             }
@@ -178,6 +179,7 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         await Store.DequeueAsync(_studyUid, ct).ConfigureAwait(false);
         await Store.ScheduleAsync(_studyUid, null, ct).ConfigureAwait(false);
         _log.Info("study {0}: destroyed by rule {1} ({2} instance(s), {3} blob(s))", _studyUid, t.Rule, t.Instances, t.Blobs.Count);
+        _services.Metrics.Lifecycle("destroyed", t.Bytes);
         parent.Tell(new StudyDestroyed(done));
         return true;
     }

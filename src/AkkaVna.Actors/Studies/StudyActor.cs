@@ -426,6 +426,10 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 _clearingTombstone = false;
                 Stash.UnstashAll(); // they meet the tombstone again and wait for another try
                 break;
+            case StopStudy when _destroying:
+                // Passivated while destroying: it stops once the destruction is done (its StudyDestroyed passivates again).
+                _stopRequested = true;
+                break;
             case StopStudy:
                 _stopRequested = true;
                 if (!_busy && _pending.Count == 0) Context.Stop(Self);
