@@ -329,6 +329,20 @@ public sealed class ArchiveConfigException(string message) : Exception(message);
 /// <summary>Lossless syntaxes a compression rule may name (what the codecs encode), and "none" (leave the instance).</summary>
 internal static class CompressionConfig
 {
+    /// <summary>A rule's <c>match</c> section (compression's and the lifecycle's): each attribute, one of <paramref name="allowed"/>, with its values.</summary>
+    public static Dictionary<string, IReadOnlyList<string>> Match(Config rule, string where, IReadOnlySet<string> allowed)
+    {
+        var match = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        if (!rule.HasPath("match")) return match;
+        foreach (var (key, v) in rule.GetConfig("match").AsEnumerable())
+        {
+            if (!allowed.Contains(key))
+                throw new ArchiveConfigException($"{where}.match.{key}: not an attribute rules match on ({string.Join(", ", allowed.Order(StringComparer.Ordinal))})");
+            match[key] = v.IsArray() ? [.. v.GetStringList()] : [v.GetString()];
+        }
+        return match;
+    }
+
     public static CompressionRules Read(Config c)
     {
         var rules = new List<CompressionRule>();
@@ -341,14 +355,7 @@ internal static class CompressionConfig
             string syntax = rule.GetString("transfer-syntax") ?? throw new ArchiveConfigException($"{where}.transfer-syntax must be set (a lossless transfer syntax UID, or none)");
             if (syntax != "none" && !AkkaVna.Codecs.DicomTranscoder.CanEncode(syntax))
                 throw new ArchiveConfigException($"{where}.transfer-syntax {syntax} is not a lossless syntax this build compresses to (1.2.840.10008.1.2.4.80 JPEG-LS, 1.2.840.10008.1.2.4.90 JPEG 2000, 1.2.840.10008.1.2.4.201 HTJ2K, 1.2.840.10008.1.2.4.70 JPEG Lossless SV1, 1.2.840.10008.1.2.5 RLE) or none");
-            var match = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
-            if (rule.HasPath("match"))
-                foreach (var (key, v) in rule.GetConfig("match").AsEnumerable())
-                {
-                    if (!CompressionRule.Attributes.Contains(key))
-                        throw new ArchiveConfigException($"{where}.match.{key}: not an attribute rules match on ({string.Join(", ", CompressionRule.Attributes.Order(StringComparer.Ordinal))})");
-                    match[key] = v.IsArray() ? [.. v.GetStringList()] : [v.GetString()];
-                }
+            var match = Match(rule, where, CompressionRule.Attributes);
             long min = rule.HasPath("min-size") ? rule.GetByteSize("min-size") ?? 0 : 0, max = rule.HasPath("max-size") ? rule.GetByteSize("max-size") ?? long.MaxValue : long.MaxValue;
             rules.Add(new CompressionRule(match, syntax == "none" ? null : syntax, min, max));
         }

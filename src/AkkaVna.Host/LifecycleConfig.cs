@@ -31,14 +31,7 @@ internal static class LifecycleConfig
             var rule = new Config(new Akka.Configuration.Hocon.HoconRoot(value));
             string name = rule.GetString("name") is { Length: > 0 and <= 64 } nm ? nm : throw new ArchiveConfigException($"{where}.name must be set (at most 64 characters): it names the rule in plans, tombstones and the audit trail");
             if (rules.Any(r => r.Name == name)) throw new ArchiveConfigException($"{where}.name '{name}' is the name of an earlier rule");
-            var match = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
-            if (rule.HasPath("match"))
-                foreach (var (key, v) in rule.GetConfig("match").AsEnumerable())
-                {
-                    if (!LifecycleRule.Attributes.Contains(key))
-                        throw new ArchiveConfigException($"{where}.match.{key}: not an attribute rules match on ({string.Join(", ", LifecycleRule.Attributes.Order(StringComparer.Ordinal))})");
-                    match[key] = v.IsArray() ? [.. v.GetStringList()] : [v.GetString()];
-                }
+            var match = CompressionConfig.Match(rule, where, LifecycleRule.Attributes);
             var from = (rule.GetString("from") ?? "study-date") switch
             {
                 "study-date" => RetentionAnchor.StudyDate,

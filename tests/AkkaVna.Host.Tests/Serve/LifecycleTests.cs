@@ -40,6 +40,19 @@ public sealed class LifecycleTests(ITestOutputHelper output)
     private static List<StoreFile> Generate(TempDir dir, string name, string modality, int instances, int seed) =>
         [.. ReplaySources.Generate(new GeneratorOptions(1, instances, modality, 64, 64, Seed: seed), dir.File(name)).Select(f => StoreFile.Read(f.Path))];
 
+    private static string StudyUid(StoreFile f)
+    {
+        using var file = DicomFile.Open(f.Path);
+        return file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
+    }
+
+    /// <summary>Whether the study's tombstone says it is destroyed (read from the index's lifecycle records).</summary>
+    private static async Task<bool> DestroyedAsync(string data, string uid)
+    {
+        await using var index = await ArchiveServer.OpenIndexAsync(data);
+        return (await index.Lifecycle.GetTombstoneAsync(uid, CancellationToken.None))?.State == AkkaVna.Core.Lifecycle.TombstoneState.Destroyed;
+    }
+
     private static JsonElement Json(HttpResponseMessage r) => JsonDocument.Parse(r.Content.ReadAsStringAsync().Result).RootElement;
 
     [Theory]
@@ -54,12 +67,7 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         var doomed = Generate(dir, "mg", "MG", 4, 1);
         var held = Generate(dir, "mg-held", "MG", 3, 2);
         var kept = Generate(dir, "ct", "CT", 3, 3);
-        static string StudyOf(StoreFile f)
-        {
-            using var file = DicomFile.Open(f.Path);
-            return file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
-        }
-        string doomedUid = StudyOf(doomed[0]), heldUid = StudyOf(held[0]), keptUid = StudyOf(kept[0]);
+        string doomedUid = StudyUid(doomed[0]), heldUid = StudyUid(held[0]), keptUid = StudyUid(kept[0]);
 
         // A legal hold on the second MG study, placed before it arrives.
         using (var bad = await http.PostAsJsonAsync("admin/holds", new { scope = "study", value = "not a uid", reason = "x", placedBy = "y" }))
@@ -160,9 +168,7 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         string data = ArchiveServer.NewDataFolder(dir, ArchiveServer.Sqlite);
         var doomed = Generate(dir, "mg", "MG", 5, 11);
         var kept = Generate(dir, "ct", "CT", 4, 12);
-        string doomedUid, keptUid;
-        using (var file = DicomFile.Open(doomed[0].Path)) doomedUid = file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
-        using (var file = DicomFile.Open(kept[0].Path)) keptUid = file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
+        string doomedUid = StudyUid(doomed[0]), keptUid = StudyUid(kept[0]);
         // Approval on: the study waits in the queue, and its blobs are known before anything is destroyed.
         string config = Config.Replace("require-approval = off", "require-approval = on", StringComparison.Ordinal);
         string stuck;
@@ -203,11 +209,7 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         using (var server = new ArchiveServer(data, config))
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}/"), Timeout = TimeSpan.FromSeconds(60) };
-            await Waits.UntilAsync(async () =>
-            {
-                await using var index = await ArchiveServer.OpenIndexAsync(data);
-                return (await index.Lifecycle.GetTombstoneAsync(doomedUid, CancellationToken.None))?.State == AkkaVna.Core.Lifecycle.TombstoneState.Destroyed;
-            }, TimeSpan.FromMinutes(1), "the destruction finished after the restart", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+            await Waits.UntilAsync(() => DestroyedAsync(data, doomedUid), TimeSpan.FromMinutes(1), "the destruction finished after the restart", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
             Assert.False(File.Exists(blobPath));
             // Nothing else was touched: the CT study whole, dataset-equal to what was sent, and the archive clean.
             Assert.Equal(kept.Count, await ArchiveServer.CountBlobsAsync(data));
@@ -242,11 +244,6 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         var first = Generate(dir, "mg1", "MG", 2, 21);
         var second = Generate(dir, "mg2", "MG", 2, 22);
         var ct = Generate(dir, "ct", "CT", 2, 23);
-        string Uid(StoreFile f)
-        {
-            using var file = DicomFile.Open(f.Path);
-            return file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
-        }
         string Patient(StoreFile f)
         {
             using var file = DicomFile.Open(f.Path);
@@ -273,26 +270,26 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         Assert.Equal(0, plan.ExitCode);
         var planned = JsonDocument.Parse(plan.StdOut).RootElement.GetProperty("studies").EnumerateArray()
             .ToDictionary(e => e.GetProperty("studyInstanceUid").GetString()!, e => e.GetProperty("action").GetString());
-        Assert.Equal(new Dictionary<string, string?> { [Uid(first[0])] = "destroy", [Uid(second[0])] = "held" }, planned);
-        Assert.Contains(Uid(first[0]), Cli("lifecycle", "plan", "--http", url, "--at", DateTimeOffset.UtcNow.AddHours(1).ToString("O")).StdOut, StringComparison.Ordinal);
+        Assert.Equal(new Dictionary<string, string?> { [StudyUid(first[0])] = "destroy", [StudyUid(second[0])] = "held" }, planned);
+        Assert.Contains(StudyUid(first[0]), Cli("lifecycle", "plan", "--http", url, "--at", DateTimeOffset.UtcNow.AddHours(1).ToString("O")).StdOut, StringComparison.Ordinal);
 
         // Due, it waits for approval; the held one is not even queued.
-        await Waits.UntilAsync(() => Task.FromResult(Cli("lifecycle", "queue", "--http", url).StdOut.Contains(Uid(first[0]), StringComparison.Ordinal)),
+        await Waits.UntilAsync(() => Task.FromResult(Cli("lifecycle", "queue", "--http", url).StdOut.Contains(StudyUid(first[0]), StringComparison.Ordinal)),
             TimeSpan.FromMinutes(1), "the first MG study queued", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
-        Assert.DoesNotContain(Uid(second[0]), Cli("lifecycle", "queue", "--http", url).StdOut, StringComparison.Ordinal);
-        Assert.Equal(1, Cli("lifecycle", "approve", "--http", url, "--by", "dpo", Uid(first[0]), "1.2.3.4.404").ExitCode); // one not queued: exit 1, the other approved
+        Assert.DoesNotContain(StudyUid(second[0]), Cli("lifecycle", "queue", "--http", url).StdOut, StringComparison.Ordinal);
+        Assert.Equal(1, Cli("lifecycle", "approve", "--http", url, "--by", "dpo", StudyUid(first[0]), "1.2.3.4.404").ExitCode); // one not queued: exit 1, the other approved
         string TombstonesJson() => Cli("lifecycle", "tombstones", "--http", url, "--json").StdOut;
-        await Waits.UntilAsync(() => Task.FromResult(TombstonesJson().Contains(Uid(first[0]), StringComparison.Ordinal)), TimeSpan.FromMinutes(1), "the first destroyed");
+        await Waits.UntilAsync(() => Task.FromResult(TombstonesJson().Contains(StudyUid(first[0]), StringComparison.Ordinal)), TimeSpan.FromMinutes(1), "the first destroyed");
 
         // The hold, listed and released from the command line; the second is then queued, approved and destroyed.
         Assert.Contains(holdId, Cli("hold", "list", "--http", url).StdOut, StringComparison.Ordinal);
         Assert.Equal(0, Cli("hold", "release", "--http", url, holdId, "--by", "judge").ExitCode);
         Assert.DoesNotContain(holdId, Cli("hold", "list", "--http", url).StdOut, StringComparison.Ordinal);
         Assert.Contains(holdId, Cli("hold", "list", "--http", url, "--all").StdOut, StringComparison.Ordinal);
-        await Waits.UntilAsync(() => Task.FromResult(Cli("lifecycle", "queue", "--http", url).StdOut.Contains(Uid(second[0]), StringComparison.Ordinal)),
+        await Waits.UntilAsync(() => Task.FromResult(Cli("lifecycle", "queue", "--http", url).StdOut.Contains(StudyUid(second[0]), StringComparison.Ordinal)),
             TimeSpan.FromMinutes(1), "the second queued after the release", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
-        Assert.Equal(0, Cli("lifecycle", "approve", "--http", url, "--by", "dpo", Uid(second[0])).ExitCode);
-        await Waits.UntilAsync(() => Task.FromResult(TombstonesJson().Contains(Uid(second[0]), StringComparison.Ordinal)), TimeSpan.FromMinutes(1), "the second destroyed");
+        Assert.Equal(0, Cli("lifecycle", "approve", "--http", url, "--by", "dpo", StudyUid(second[0])).ExitCode);
+        await Waits.UntilAsync(() => Task.FromResult(TombstonesJson().Contains(StudyUid(second[0]), StringComparison.Ordinal)), TimeSpan.FromMinutes(1), "the second destroyed");
 
         // What happened is what the plan said, study by study: the planned ones destroyed, the CT study here.
         var destroyed = JsonDocument.Parse(TombstonesJson()).RootElement.EnumerateArray().Select(t => t.GetProperty("studyInstanceUid").GetString()!).Order().ToList();
@@ -305,8 +302,8 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         // resend = accept-as-new: the first study sent again is archived as a new study; its tombstone goes.
         var again = Storescu.Send(Storescu.WriteConfig(dir, first.Take(1)), server.DicomPort, first.Take(1).ToList(), 1, ToolTimeout);
         Assert.Equal("Success", Storescu.Responses(again[0]).GetValueOrDefault(first[0].Path));
-        Assert.DoesNotContain(Uid(first[0]), TombstonesJson(), StringComparison.Ordinal);
-        Assert.Single(QueryRetrieveTools.Find(null, server.DicomPort, false, ["QueryRetrieveLevel=STUDY", $"StudyInstanceUID={Uid(first[0])}"]).DataSets);
+        Assert.DoesNotContain(StudyUid(first[0]), TombstonesJson(), StringComparison.Ordinal);
+        Assert.Single(QueryRetrieveTools.Find(null, server.DicomPort, false, ["QueryRetrieveLevel=STUDY", $"StudyInstanceUID={StudyUid(first[0])}"]).DataSets);
         Assert.Contains("destroyed-study-received-again", Cli("lifecycle", "audit", "--http", url).StdOut, StringComparison.Ordinal);
         Assert.Equal(0, server.Stop());
     }
@@ -317,8 +314,7 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         using var dir = new TempDir();
         string data = ArchiveServer.NewDataFolder(dir, ArchiveServer.Sqlite);
         var mg = Generate(dir, "mg", "MG", 2, 31);
-        string uid;
-        using (var file = DicomFile.Open(mg[0].Path)) uid = file.Dataset.GetString(AkkaVna.Dicom.DicomTags.StudyInstanceUID)!;
+        string uid = StudyUid(mg[0]);
         // Kept ten years: planned, nothing due.
         using (var server = new ArchiveServer(data, Config.Replace("keep = 3s", "keep = 10y", StringComparison.Ordinal)))
         {
@@ -332,11 +328,7 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         using (var server = new ArchiveServer(data, Config))
         {
             await Waits.UntilAsync(() => Task.FromResult(server.Output.Contains("re-planned", StringComparison.Ordinal)), TimeSpan.FromMinutes(1), "the re-plan at start");
-            await Waits.UntilAsync(async () =>
-            {
-                await using var index = await ArchiveServer.OpenIndexAsync(data);
-                return (await index.Lifecycle.GetTombstoneAsync(uid, CancellationToken.None))?.State == AkkaVna.Core.Lifecycle.TombstoneState.Destroyed;
-            }, TimeSpan.FromMinutes(1), "the study destroyed under the new rule", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+            await Waits.UntilAsync(() => DestroyedAsync(data, uid), TimeSpan.FromMinutes(1), "the study destroyed under the new rule", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
             Assert.Equal(0, await ArchiveServer.CountBlobsAsync(data));
             Assert.Equal(0, server.Stop());
         }
