@@ -48,12 +48,23 @@ public sealed class DurabilityTests(ITestOutputHelper output)
             Assert.All(Storescu.Responses(Storescu.Send(config, server.DicomPort, early, 1, ToolTimeout).Single()).Values, s => Assert.Equal("Success", s));
             await WaitUntilAsync(() => StableInIndexAsync(data, earlyStudy), TimeSpan.FromSeconds(30), "the early study becomes stable");
 
-            // Six studies on six associations; the node is killed once 200 of their instances are in.
+            // Six studies on six associations; the node is killed once 200 of their instances are in, every study among them
+            // (a storescu that starts late on a loaded machine would otherwise leave a study with nothing to recover).
             var sending = main.Select(list => Task.Run(() => Storescu.Send(config, server.DicomPort, list, 1, ToolTimeout).Single())).ToList();
             await using (var index = await ArchiveServer.OpenIndexAsync(data))
             {
                 var until = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-                while ((await index.CountAsync(CancellationToken.None)).Instances < 200 + early.Count && DateTime.UtcNow < until) await Task.Delay(10);
+                while (DateTime.UtcNow < until)
+                {
+                    if ((await index.CountAsync(CancellationToken.None)).Instances >= 200 + early.Count)
+                    {
+                        int started = 0;
+                        foreach (var list in main)
+                            if (await index.GetStudyAsync(IngestTests.StudyOf(list[0].Path), CancellationToken.None) is { InstanceCount: > 0 }) started++;
+                        if (started == main.Count) break;
+                    }
+                    await Task.Delay(10);
+                }
             }
             server.Kill();
             interrupted = [.. await Task.WhenAll(sending)];
