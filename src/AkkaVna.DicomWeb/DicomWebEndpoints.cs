@@ -1,3 +1,4 @@
+using AkkaVna.Core.Blobs;
 using System.Buffers;
 using System.Globalization;
 using AkkaVna.Dicom;
@@ -286,7 +287,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         for (int n = 0; n < instances.Count; n++)
         {
             var (i, to) = (instances[n], syntaxes[n]);
-            await using var content = await blobs.OpenAsync(i.Blob, c.RequestAborted);
+            await using var content = await InstanceBlobs.OpenAsync(blobs, index, i.SopInstanceUid, i.Blob, c.RequestAborted);
             if (to.Uid == i.TransferSyntaxUid)
             {
                 await using var blob = content.OpenRead();
@@ -324,7 +325,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         foreach (var i in instances)
         {
             // Large values stay in the blob: the JSON names them by bulk data URI.
-            await using var content = await blobs.OpenAsync(i.Blob, c.RequestAborted);
+            await using var content = await InstanceBlobs.OpenAsync(blobs, index, i.SopInstanceUid, i.Blob, c.RequestAborted);
             using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
             string instanceUrl = $"{baseUrl}/studies/{i.StudyInstanceUid}/series/{i.SeriesInstanceUid}/instances/{i.SopInstanceUid}";
             var options = new DicomJsonOptions
@@ -364,7 +365,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         if (!asStored && !decode)
             throw new WebException(406, $"the frames are stored in {instance.TransferSyntaxUid} and cannot be served in {syntax ?? DicomUids.ExplicitVRLittleEndian} (transfer-syntax=* serves them as stored)");
         string servedSyntax = asStored ? instance.TransferSyntaxUid : DicomUids.ExplicitVRLittleEndian;
-        await using var content = await blobs.OpenAsync(instance.Blob, c.RequestAborted);
+        await using var content = await InstanceBlobs.OpenAsync(blobs, index, instance.SopInstanceUid, instance.Blob, c.RequestAborted);
         using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
         PixelDataFrames frames;
         try
@@ -425,7 +426,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
                 throw new WebException(400, $"viewport '{viewport}' is not WIDTH,HEIGHT in pixels");
         }
         var stored = DicomTransferSyntax.Lookup(instance.TransferSyntaxUid);
-        await using var content = await blobs.OpenAsync(instance.Blob, c.RequestAborted);
+        await using var content = await InstanceBlobs.OpenAsync(blobs, index, instance.SopInstanceUid, instance.Blob, c.RequestAborted);
         using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
         FrameRenderer.Picture picture;
         try
@@ -475,7 +476,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         string path = Route(c, "tag");
         if (path.Length != 8 || !uint.TryParse(path, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint tagValue))
             throw new WebException(404, $"'{path}': bulk data is served for top-level attributes (8 hex digits)");
-        await using var content = await blobs.OpenAsync(instance.Blob, c.RequestAborted);
+        await using var content = await InstanceBlobs.OpenAsync(blobs, index, instance.SopInstanceUid, instance.Blob, c.RequestAborted);
         using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
         var element = file.Dataset[new DicomTag(tagValue)] as DicomElement
             ?? throw new WebException(404, $"instance {instance.SopInstanceUid} has no value for {path} (encapsulated pixel data: ask for its frames)");
@@ -515,7 +516,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         if (instance is null || instance.StudyInstanceUid != study || instance.SeriesInstanceUid != series)
             throw new WebException(404, $"instance {sop} of series {series} of study {study} is not in the archive");
         c.Response.ContentType = "application/dicom";
-        await using var content = await blobs.OpenAsync(instance.Blob, c.RequestAborted);
+        await using var content = await InstanceBlobs.OpenAsync(blobs, index, instance.SopInstanceUid, instance.Blob, c.RequestAborted);
         await using var blob = content.OpenRead();
         c.Response.ContentLength = content.Length;
         await blob.CopyToAsync(c.Response.Body, c.RequestAborted);

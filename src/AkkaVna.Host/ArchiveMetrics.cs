@@ -11,7 +11,7 @@ public sealed class ArchiveMetrics : IArchiveMetrics
 {
     public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
 
-    private readonly Counter _instances, _bytes, _compressed, _compressedBytes, _lifecycle, _destroyedBytes;
+    private readonly Counter _instances, _bytes, _compressed, _compressedBytes, _lifecycle, _destroyedBytes, _movedBytes;
     private readonly Histogram _commit, _phase, _studyCommit, _batch;
 
     /// <summary>Studies whose journal events the index does not reflect yet (set at each index sync).</summary>
@@ -70,9 +70,10 @@ public sealed class ArchiveMetrics : IArchiveMetrics
         _compressedBytes = f.CreateCounter("akkavna_compression_bytes_total", "Bytes of the instances compressed, before and after (stage).",
             new CounterConfiguration { LabelNames = ["stage"] });
         _lifecycle = f.CreateCounter("akkavna_lifecycle_studies_total",
-            "Studies the lifecycle children handled, by outcome: planned (a due time kept), queued (due, waiting for approval), destroyed, aborted (a hold placed meanwhile), failed (retried).",
+            "Studies the lifecycle children handled, by outcome: planned (a due time kept), queued (due, waiting for approval), moved (to another tier), destroyed, aborted (a hold placed meanwhile), failed (retried).",
             new CounterConfiguration { LabelNames = ["outcome"] });
         _destroyedBytes = f.CreateCounter("akkavna_lifecycle_destroyed_bytes_total", "Bytes of the studies destroyed (their instances as stored).");
+        _movedBytes = f.CreateCounter("akkavna_lifecycle_moved_bytes_total", "Bytes the lifecycle moved to another tier (copied, verified, the old copy deleted).");
     }
 
     /// <summary>Exports the compression pool's queue (instances waiting for a thread, and running), read at each scrape.</summary>
@@ -86,6 +87,7 @@ public sealed class ArchiveMetrics : IArchiveMetrics
     {
         _lifecycle.WithLabels(outcome).Inc();
         if (outcome == "destroyed") _destroyedBytes.Inc(bytes);
+        if (outcome == "moved") _movedBytes.Inc(bytes);
     }
 
     public void InstanceCompression(string outcome, long bytesBefore, long bytesAfter)

@@ -147,7 +147,11 @@ public sealed class ArchiveNode : IAsyncDisposable
             }
             var studySettings = options.Studies with { ReadJournalPluginId = journal.ReadJournalPluginId };
             // The lifecycle's services are there even when it is off: a destruction a crash cut short finishes regardless.
-            var lifecycle = new AkkaVna.Actors.Lifecycle.LifecycleServices(index, blobs, journal, options.Lifecycle, time) { Metrics = metrics };
+            var lifecycle = new AkkaVna.Actors.Lifecycle.LifecycleServices(index, blobs, journal, options.Lifecycle, time)
+            {
+                Metrics = metrics,
+                Throttle = new MoveThrottle(options.Lifecycle.MoveBytesPerSecond, time),
+            };
             var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, studySettings, index, tracker, time, metrics, compression, lifecycle), shardingSettings,
                 new StudyMessageExtractor(options.Shards), sharding.DefaultShardAllocationStrategy(shardingSettings), StopStudy.Instance);
             system.ActorOf(ClusterSingletonManager.Props(StabilityWatch.Props(index, studies, options.StabilityPoll, time), PoisonPill.Instance,
@@ -429,14 +433,24 @@ public sealed class ArchiveNode : IAsyncDisposable
             }
             string sha;
             await using (var fs = staged.OpenRead()) sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(fs, cancellationToken));
-            if (sha == row.Sha256 && row.StudyInstanceUid == header.StudyInstanceUid)
+            // The same bytes may be staged in two stores (a tier move copies them): only the copy in the store the index names is the committed one.
+            string store = staged.Blob.Store;
+            if (sha == row.Sha256 && row.StudyInstanceUid == header.StudyInstanceUid && row.Blob.Store == store)
             {
                 log.LogInformation("recovery: staged blob {Staged} of {SopInstance} (study {Study}) is indexed: promoted to {Blob}",
                     staged.Description, header.SopInstanceUid, header.StudyInstanceUid, row.Blob);
                 return row.Blob;
             }
-            log.LogInformation("recovery: staged blob {Staged} of {SopInstance} (study {Study}) is not what the index holds (SHA-256 {Sha}, indexed {IndexedSha} in study {IndexedStudy}): discarded",
-                staged.Description, header.SopInstanceUid, header.StudyInstanceUid, sha[..16], row.Sha256[..Math.Min(16, row.Sha256.Length)], row.StudyInstanceUid);
+            if (row.StudyInstanceUid == header.StudyInstanceUid)
+                await foreach (var kept in index.ListKeptBlobsAsync(row.StudyInstanceUid, cancellationToken))
+                    if (kept.SopInstanceUid == header.SopInstanceUid && kept.Sha256 == sha && kept.Blob.Store == store)
+                    {
+                        log.LogInformation("recovery: staged blob {Staged} of {SopInstance} (study {Study}) is its kept original: promoted to {Blob}",
+                            staged.Description, header.SopInstanceUid, header.StudyInstanceUid, kept.Blob);
+                        return kept.Blob;
+                    }
+            log.LogInformation("recovery: staged blob {Staged} of {SopInstance} (study {Study}) is not what the index holds (SHA-256 {Sha}, indexed {IndexedSha} in study {IndexedStudy}, store {IndexedStore}): discarded",
+                staged.Description, header.SopInstanceUid, header.StudyInstanceUid, sha[..16], row.Sha256[..Math.Min(16, row.Sha256.Length)], row.StudyInstanceUid, row.Blob.Store);
             return null;
         }
 
@@ -444,7 +458,11 @@ public sealed class ArchiveNode : IAsyncDisposable
         {
             if (BlobKeys.Parse(blob.Key) is not var (study, _, sop)) return false;
             await studies.GetSummaryAsync(study, TimeSpan.FromSeconds(60), cancellationToken);
-            return await index.FindInstanceAsync(sop, cancellationToken) is { } row && row.Blob == blob;
+            if (await index.FindInstanceAsync(sop, cancellationToken) is not { } row) return false;
+            if (row.Blob == blob) return true;
+            await foreach (var kept in index.ListKeptBlobsAsync(study, cancellationToken))
+                if (kept.Blob == blob) return true;
+            return false;
         }
     }
 

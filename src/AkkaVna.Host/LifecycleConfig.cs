@@ -40,9 +40,6 @@ internal static class LifecycleConfig
                 var other => throw new ArchiveConfigException($"{where}.from is '{other}': study-date, received or last-study-of-patient"),
             };
             var tiers = new List<TierStep>();
-            if (rule.GetValue("tiers")?.GetArray() is { Count: > 0 })
-                throw new ArchiveConfigException($"{where}.tiers: moving studies between stores is not built in this version yet (the plan computes the "
-                    + "steps, nothing moves them); remove the tiers from the rule");
             foreach (var step in rule.GetValue("tiers")?.GetArray() ?? [])
             {
                 var t = new Config(new Akka.Configuration.Hocon.HoconRoot(step));
@@ -64,8 +61,10 @@ internal static class LifecycleConfig
             "accept-as-new" => DestroyedResend.AcceptAsNew,
             var other => throw new ArchiveConfigException($"akka-vna.lifecycle.destruction.resend is '{other}': refuse or accept-as-new"),
         };
+        long moveRate = c.HasPath("lifecycle.move-rate") ? c.GetByteSize("lifecycle.move-rate") ?? 0 : 0;
+        if (moveRate < 0) throw new ArchiveConfigException("akka-vna.lifecycle.move-rate must be a size per second (e.g. 100MiB), or 0 for no limit");
         return new LifecycleSettings(c.GetBoolean("lifecycle.enabled"), rules, Time("lifecycle.poll"), Time("lifecycle.hold-recheck"),
-            c.GetBoolean("lifecycle.destruction.require-approval"), resend);
+            c.GetBoolean("lifecycle.destruction.require-approval"), resend) { MoveBytesPerSecond = moveRate };
     }
 
     /// <summary>The blob stores a tier step may name: the primary and every <c>akka-vna.blobs.stores</c> entry.</summary>

@@ -301,20 +301,8 @@ public sealed class CompressionChild : ReceiveActor, IWithTimers
         _log.Warning("study {0}: {1} not compressed (attempt {2}: {3}); the original stays, trying again in {4}", _studyUid, c.SopInstanceUid, attempts, reason, wait);
     }
 
-    /// <summary>Deletes each replaced original whose instance the index names another, existing blob for; the ones deleted.</summary>
-    private async Task<IReadOnlyList<BlobRef>> DeleteIfReplacedAsync(IReadOnlyList<BlobRef> blobs)
-    {
-        var deleted = new List<BlobRef>();
-        foreach (var blob in blobs)
-        {
-            if (BlobKeys.Parse(blob.Key) is not var (_, _, sop)) continue;
-            var row = await _services.Index.FindInstanceAsync(sop, _stopping.Token).ConfigureAwait(false);
-            if (row is null || row.Blob == blob || !await _services.Blobs.ExistsAsync(row.Blob, _stopping.Token).ConfigureAwait(false)) continue;
-            await _services.Blobs.DeleteAsync(blob, _stopping.Token).ConfigureAwait(false);
-            deleted.Add(blob);
-        }
-        return deleted;
-    }
+    private Task<IReadOnlyList<BlobRef>> DeleteIfReplacedAsync(IReadOnlyList<BlobRef> blobs) =>
+        InstanceBlobs.DeleteIfReplacedAsync(_services.Blobs, _services.Index, blobs, _stopping.Token);
 
     protected override void PostStop()
     {

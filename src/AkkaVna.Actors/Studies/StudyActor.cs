@@ -38,8 +38,10 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
         /// <summary>A <see cref="GetStudySummary"/>: answered once everything before it is committed to the journal and the index.</summary>
         public bool Summary { get; init; }
 
-        /// <summary>What <see cref="ReplyTo"/> is told once the batch is committed (the compression child's switch); on failure a <see cref="CompressionNotCommitted"/>.</summary>
-        public CompressionCommitted? Answer { get; init; }
+        /// <summary>What <see cref="ReplyTo"/> is told once the batch is committed (a child's switch of blobs); on failure, <see cref="AnswerOnFailure"/> of the reason.</summary>
+        public object? Answer { get; init; }
+
+        public Func<string, object>? AnswerOnFailure { get; init; }
     }
     private sealed record Indexed(IReadOnlyList<Pending> Batch, int EventCount, long SequenceNr, IReadOnlyList<LocationConflict> Conflicts);
     private sealed record IndexFailed(IReadOnlyList<Pending> Batch, Exception Cause);
@@ -188,12 +190,18 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 $"study {_studyUid}: its destruction is under way and this node has no lifecycle services")), "lifecycle");
             _lifecycleChild.Tell(new DestructionOrder(begun, null, null, null, Resume: true));
         }
-        else if (_compressor is not null)
+        else
         {
-            if (!_committed.ObsoleteBlobs.IsEmpty) _compressor.Tell(new DeleteObsolete([.. _committed.ObsoleteBlobs]));
+            DeleteObsoleteBlobs();
             ScheduleCompression();
         }
         Stash.UnstashAll();
+    }
+
+    /// <summary>Replaced blobs not yet known to be deleted (a crash, a copy not in place yet) are deleted by a child once their replacement is.</summary>
+    private void DeleteObsoleteBlobs()
+    {
+        if (!_committed.ObsoleteBlobs.IsEmpty && (_compressor ?? _lifecycleChild) is { } child) child.Tell(new DeleteObsolete([.. _committed.ObsoleteBlobs]));
     }
 
     /// <summary>The lifecycle child is asked to look at the study (when lifecycle is on and the study is not being destroyed).</summary>
@@ -266,7 +274,44 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             OriginalKept = _compression!.Settings.KeepOriginal,
         };
         _decided = _decided.Apply(e);
-        _pending.Add(new Pending(Sender, null, StoreOutcome.Stored, null, null, [e]) { Answer = new CompressionCommitted(r.SopInstanceUid) });
+        _pending.Add(new Pending(Sender, null, StoreOutcome.Stored, null, null, [e])
+        {
+            Answer = new CompressionCommitted(r.SopInstanceUid),
+            AnswerOnFailure = failure => new CompressionNotCommitted(r.SopInstanceUid, failure, Stale: false),
+        });
+        Flush();
+    }
+
+    /// <summary>
+    /// The lifecycle child's tier move of a batch of instances: each is recorded if the instance is still the one copied
+    /// (same blob, same checksum; its kept original too), as one batch; the child is told which were, and only then puts
+    /// the copies in place and deletes the old ones.
+    /// </summary>
+    private void OnMoveReady(MoveReady ready)
+    {
+        var events = new List<IStudyEvent>();
+        var committed = new HashSet<string>(StringComparer.Ordinal);
+        if (!_destroying && _tombstone is null)
+            foreach (var m in ready.Moves)
+            {
+                var sop = m.Instance.Header.SopInstanceUid;
+                if (!_decided.Instances.TryGetValue(sop, out var entry) || entry.Blob != m.PreviousBlob || entry.Sha256 != m.Instance.Sha256) continue;
+                if (m.KeptPreviousBlob is { } keptFrom && (!_decided.KeptOriginals.TryGetValue(sop, out var kept) || kept.Blob != keptFrom)) continue;
+                var e = m with { Instance = m.Instance with { ContentSha256 = entry.ContentSha256 } };
+                _decided = _decided.Apply(e);
+                events.Add(e);
+                committed.Add(sop);
+            }
+        if (events.Count == 0)
+        {
+            Sender.Tell(new MoveRecorded(committed, null)); // every one stale: nothing to write
+            return;
+        }
+        _pending.Add(new Pending(Sender, null, StoreOutcome.Stored, null, null, events)
+        {
+            Answer = new MoveRecorded(committed, null),
+            AnswerOnFailure = failure => new MoveRecorded(committed, failure),
+        });
         Flush();
     }
 
@@ -394,6 +439,9 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 break;
             case CheckLifecycle:
                 EvaluateLifecycle();
+                break;
+            case MoveReady moves:
+                OnMoveReady(moves);
                 break;
             case DestroyStudy destroy:
                 OnDestroy(destroy);
@@ -618,6 +666,9 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 case InstanceCompressed c:
                     instances[c.Instance.Header.SopInstanceUid] = c.Instance;
                     break;
+                case InstanceMoved m:
+                    instances[m.Instance.Header.SopInstanceUid] = m.Instance;
+                    break;
                 case InstanceReplaced r:
                     instances[r.Instance.Header.SopInstanceUid] = r.Instance;
                     touchedSeries.Add(r.Instance.Header.SeriesInstanceUid);
@@ -653,7 +704,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             }
             if (p.Answer is { } answer)
             {
-                p.ReplyTo?.Tell(failure is null ? answer : new CompressionNotCommitted(answer.SopInstanceUid, failure, Stale: false));
+                p.ReplyTo?.Tell(failure is null ? answer : p.AnswerOnFailure!(failure));
                 continue;
             }
             if (p.ReplyTo is null || p.SopInstanceUid is null) continue;

@@ -35,7 +35,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         StateManifest = "ST", StoreInstanceManifest = "CS", StoreResultManifest = "RS", CheckStabilityManifest = "CK", GetSummaryManifest = "GS",
         SummaryManifest = "SU", StopManifest = "SP",
         InstanceWithdrawnManifest = "IW", InstanceCompressedManifest = "IC", CompressionRefusedManifest = "CR", OriginalsDeletedManifest = "OD",
-        StudyCompressedManifest = "SC", CheckCompressionManifest = "CC", CheckLifecycleManifest = "CL";
+        StudyCompressedManifest = "SC", CheckCompressionManifest = "CC", CheckLifecycleManifest = "CL", InstanceMovedManifest = "IM";
 
     public override string Manifest(object o) => o switch
     {
@@ -45,6 +45,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         StudyReopened => StudyReopenedManifest,
         InstanceWithdrawn => InstanceWithdrawnManifest,
         InstanceCompressed => InstanceCompressedManifest,
+        InstanceMoved => InstanceMovedManifest,
         InstanceCompressionRefused => CompressionRefusedManifest,
         OriginalsDeleted => OriginalsDeletedManifest,
         StudyCompressed => StudyCompressedManifest,
@@ -90,6 +91,16 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                     w.Write(e.PreviousSize);
                     w.Write(e.PreviousTransferSyntaxUid);
                     w.Write(e.OriginalKept);
+                    break;
+                case InstanceMoved e:
+                    Write(w, e.Instance);
+                    Write(w, e.PreviousBlob);
+                    w.Write(e.KeptBlob is not null && e.KeptPreviousBlob is not null);
+                    if (e.KeptBlob is not null && e.KeptPreviousBlob is not null)
+                    {
+                        Write(w, e.KeptPreviousBlob);
+                        Write(w, e.KeptBlob);
+                    }
                     break;
                 case InstanceCompressionRefused e:
                     w.Write(e.StudyInstanceUid);
@@ -154,6 +165,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
                 // An earlier build's event ends before the flag: the original was not kept.
                 OriginalKept = r.BaseStream.Position < r.BaseStream.Length && r.ReadBoolean(),
             },
+            InstanceMovedManifest => ReadMoved(r, v),
             CompressionRefusedManifest => new InstanceCompressionRefused(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
             OriginalsDeletedManifest => new OriginalsDeleted(r.ReadString(), ReadBlobs(r, v)),
             StudyCompressedManifest => new StudyCompressed(r.ReadString(), ReadTime(r)),
@@ -177,6 +189,14 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
             StopManifest => StopStudy.Instance,
             _ => throw new SerializationException($"unknown study protocol manifest '{manifest}'"),
         };
+    }
+
+    private static InstanceMoved ReadMoved(BinaryReader r, Format v)
+    {
+        var moved = new InstanceMoved(ReadInstance(r, v), ReadBlob(r, v));
+        if (!r.ReadBoolean()) return moved;
+        var keptFrom = ReadBlob(r, v);
+        return moved with { KeptPreviousBlob = keptFrom, KeptBlob = ReadBlob(r, v) };
     }
 
     private static void WriteOpt(BinaryWriter w, string? s)

@@ -34,6 +34,11 @@ public sealed class BlobStoreSet : IBlobStore, IUploadBacklog, IBlobRepair
         _stores.TryGetValue(blob.Store, out var store) ? store
             : throw new ArgumentException($"blob {blob} is in store '{blob.Store}', which this node does not have (akka-vna.blobs.stores names: {string.Join(", ", _stores.Keys)})", nameof(blob));
 
+    /// <summary>The store named <paramref name="name"/>; an <see cref="ArgumentException"/> for one this node does not have.</summary>
+    public IBlobStore Named(string name) =>
+        _stores.TryGetValue(name, out var store) ? store
+            : throw new ArgumentException($"this node has no blob store '{name}' (akka-vna.blobs.stores names: {string.Join(", ", _stores.Keys)})", nameof(name));
+
     public BlobRef RefFor(string studyInstanceUid, string seriesInstanceUid, string sopInstanceUid, string representation = BlobRef.Original,
         string? contentSha256 = null) =>
         _primary.RefFor(studyInstanceUid, seriesInstanceUid, sopInstanceUid, representation, contentSha256);

@@ -20,6 +20,9 @@ public enum DestroyedResend
 public sealed record LifecycleSettings(bool Enabled, IReadOnlyList<LifecycleRule> Rules, TimeSpan Poll, TimeSpan HoldRecheck, bool RequireApproval,
     DestroyedResend Resend)
 {
+    /// <summary>Tier moves' pace on a node, bytes per second (<c>lifecycle.move-rate</c>); 0: unlimited.</summary>
+    public long MoveBytesPerSecond { get; init; }
+
     public static readonly LifecycleSettings Disabled = new(false, [], TimeSpan.FromMinutes(1), TimeSpan.FromHours(1), true, DestroyedResend.Refuse);
 
     /// <summary>What the rules say, as one text: a change of it re-plans every study (<see cref="LifecycleReplan"/>).</summary>

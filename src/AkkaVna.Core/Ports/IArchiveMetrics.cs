@@ -26,7 +26,7 @@ public interface IArchiveMetrics
     /// <summary>One instance's compression: compressed (with its bytes before and after), refused, failed or stale.</summary>
     void InstanceCompression(string outcome, long bytesBefore, long bytesAfter);
 
-    /// <summary>One lifecycle step of a study: planned, queued (for approval), destroyed (with its bytes), aborted (a hold), failed.</summary>
+    /// <summary>One lifecycle step of a study: planned, queued (for approval), moved or destroyed (with its bytes), aborted (a hold), failed.</summary>
     void Lifecycle(string outcome, long bytes = 0);
 }
 

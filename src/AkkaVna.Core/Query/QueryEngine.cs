@@ -1,3 +1,4 @@
+using AkkaVna.Core.Blobs;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using AkkaVna.Dicom;
@@ -184,7 +185,7 @@ public sealed class QueryEngine(IArchiveIndex index, IBlobStore blobs, QuerySett
     {
         try
         {
-            return await blobs.OpenAsync(instance.Blob, ct);
+            return await InstanceBlobs.OpenAsync(blobs, index, instance.SopInstanceUid, instance.Blob, ct);
         }
         catch (Exception e) when (e is BlobNotFoundException or IOException or UnauthorizedAccessException)
         {

@@ -130,6 +130,24 @@ public sealed record InstanceCompressed(StoredInstance Instance, BlobRef Previou
 }
 
 /// <summary>
+/// A tier move (the lifecycle's): the instance's bytes were copied to another store, checked against their checksum and
+/// made durable there before this was recorded. <paramref name="Instance"/> is the instance as it is now (the same
+/// bytes, checksum and size; its blob in the new store). The blob it replaces (<paramref name="PreviousBlob"/>) is
+/// deleted once the new one is in place (<see cref="OriginalsDeleted"/>). A kept original moves with its instance
+/// (<see cref="KeptPreviousBlob"/> to <see cref="KeptBlob"/>).
+/// </summary>
+public sealed record InstanceMoved(StoredInstance Instance, BlobRef PreviousBlob) : IStudyEvent
+{
+    public string StudyInstanceUid => Instance.Header.StudyInstanceUid;
+
+    /// <summary>The instance's kept original where it was (null: it has none, or it did not move).</summary>
+    public BlobRef? KeptPreviousBlob { get; init; }
+
+    /// <summary>The instance's kept original where it is now.</summary>
+    public BlobRef? KeptBlob { get; init; }
+}
+
+/// <summary>
 /// The compression child cannot compress this content exactly (bits a lossless codec would not keep, pixel data it
 /// cannot read): the instance stays as it is, and is not tried again while its blob has checksum <paramref name="Sha256"/>.
 /// </summary>

@@ -98,6 +98,7 @@ public sealed record StudyState(
         StudyReopened => this with { Stable = false, StableAt = null, CompressedAt = null },
         InstanceWithdrawn w => Withdraw(w.SopInstanceUid),
         InstanceCompressed c => Compressed(c),
+        InstanceMoved m => Moved(m),
         InstanceCompressionRefused r => this with { CompressionRefused = CompressionRefused.SetItem(r.SopInstanceUid, r.Sha256) },
         OriginalsDeleted d => this with { ObsoleteBlobs = ObsoleteBlobs.RemoveRange(d.Blobs) },
         StudyCompressed c => this with { CompressedAt = c.At },
@@ -133,6 +134,22 @@ public sealed record StudyState(
                 ? KeptOriginals.SetItem(sop, new KeptBlob(StudyInstanceUid, sop, c.PreviousBlob, c.PreviousSize, c.PreviousSha256, c.PreviousTransferSyntaxUid))
                 : KeptOriginals,
         };
+    }
+
+    /// <summary>The instance's blob (and its kept original's, when it moved too) is in another store now; the old copies are obsolete.</summary>
+    private StudyState Moved(InstanceMoved m)
+    {
+        var sop = m.Instance.Header.SopInstanceUid;
+        if (!Instances.TryGetValue(sop, out var entry)) return this;
+        var obsolete = ObsoleteBlobs;
+        if (m.PreviousBlob != m.Instance.Blob) obsolete = obsolete.Add(m.PreviousBlob);
+        var kept = KeptOriginals;
+        if (m.KeptBlob is { } to && m.KeptPreviousBlob is { } from && kept.TryGetValue(sop, out var original) && original.Blob == from && from != to)
+        {
+            kept = kept.SetItem(sop, original with { Blob = to });
+            obsolete = obsolete.Add(from);
+        }
+        return this with { Instances = Instances.SetItem(sop, entry with { Blob = m.Instance.Blob }), ObsoleteBlobs = obsolete, KeptOriginals = kept };
     }
 
     /// <summary>An instance leaves (withdrawn, or about to be replaced): its kept original, if any, is obsolete with it.</summary>

@@ -1,3 +1,4 @@
+using AkkaVna.Core.Blobs;
 using System.Runtime.CompilerServices;
 using AkkaVna.Dicom;
 using AkkaVna.Dicom.Network;
@@ -93,7 +94,7 @@ public sealed class ArchiveQueryHandler(QueryEngine engine, IArchiveIndex index,
                     level.Length == 0 ? "the identifier has no Query/Retrieve Level (0008,0052)" : $"'{level}' is not a retrieve level of this information model");
         }
         return instances.Select(i => new RetrieveItem(i.SopClassUid, i.SopInstanceUid, i.TransferSyntaxUid,
-            async ct => await blobs.OpenAsync(i.Blob, ct))).ToList();
+            async ct => await InstanceBlobs.OpenAsync(blobs, index, i.SopInstanceUid, i.Blob, ct))).ToList();
 
         async Task AddStudyAsync(string study, IReadOnlyCollection<string>? series)
         {

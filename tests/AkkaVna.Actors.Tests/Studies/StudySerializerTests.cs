@@ -41,6 +41,9 @@ public sealed class StudySerializerTests : IDisposable
             { StopStudy.Instance, "SP" },
             { new InstanceCompressed(Instance("1.1", sha: "dd") with { ContentSha256 = "cc" + new string('1', 62) }, new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm"), "aa", 2000, "1.2.840.10008.1.2.1"), "IC" },
             { new InstanceCompressed(Instance("1.1", sha: "dd"), new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm"), "aa", 2000, "1.2.840.10008.1.2.1") { OriginalKept = true }, "IC" },
+            { new InstanceMoved(Instance("1.1", sha: "dd") with { Blob = new BlobRef("cold", "abc/1.1.dcm") }, new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm")), "IM" },
+            { new InstanceMoved(Instance("1.1", sha: "dd") with { Blob = new BlobRef("cold", "abc/1.1.jpegls.dcm", "jpegls") }, new BlobRef(BlobRef.PrimaryStore, "abc/1.1.jpegls.dcm", "jpegls"))
+                { KeptPreviousBlob = new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm"), KeptBlob = new BlobRef("cold", "abc/1.1.dcm") }, "IM" },
             { new InstanceCompressionRefused(Study, "1.1", "aa", "bits above Bits Stored"), "CR" },
             { new OriginalsDeleted(Study, [new BlobRef(BlobRef.PrimaryStore, "abc/1.1.dcm"), new BlobRef("cold", "abc/1.2.dcm")]), "OD" },
             { new StudyCompressed(Study, at), "SC" },

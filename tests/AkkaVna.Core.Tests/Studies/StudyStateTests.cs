@@ -170,4 +170,24 @@ public sealed class StudyStateTests
         Assert.Empty(s.KeptOriginals);
         Assert.Contains(original.Blob, s.ObsoleteBlobs);
     }
+
+    [Fact]
+    public void A_moved_instance_keeps_everything_but_its_store_its_kept_original_moves_with_it_and_the_old_copies_wait_for_deletion()
+    {
+        var at = new DateTimeOffset(2026, 12, 3, 10, 0, 0, TimeSpan.Zero);
+        var original = Instance("1.1") with { ContentSha256 = "cc" + new string('0', 62) };
+        var s = With(original, Instance("1.2")).Apply(new StudyStabilized(Study, at));
+        var compressed = original with { Blob = new BlobRef(BlobRef.PrimaryStore, "abc/x/1.1.jpegls.dcm", "jpegls"), Size = 400, Sha256 = "dd" + new string('0', 62) };
+        s = s.Apply(new InstanceCompressed(compressed, original.Blob, original.Sha256, original.Size, original.Header.TransferSyntaxUid) { OriginalKept = true });
+        var before = s;
+        var cold = compressed with { Blob = compressed.Blob with { Store = "cold" } };
+        s = s.Apply(new InstanceMoved(cold, compressed.Blob) { KeptPreviousBlob = original.Blob, KeptBlob = original.Blob with { Store = "cold" } });
+        Assert.Equal(cold.Blob, s.Instances["1.1"].Blob);
+        Assert.Equal((before.Instances["1.1"].Sha256, before.Instances["1.1"].Size, before.SizeBytes, before.Stable), (s.Instances["1.1"].Sha256, s.Instances["1.1"].Size, s.SizeBytes, s.Stable));
+        Assert.Equal("cold", s.KeptOriginals["1.1"].Blob.Store);
+        Assert.Equal([compressed.Blob, original.Blob], s.ObsoleteBlobs);
+        Assert.Equal(before.Instances["1.2"], s.Instances["1.2"]);
+        // A move recorded for an instance that has left the study changes nothing.
+        Assert.Same(s, s.Apply(new InstanceMoved(Instance("9.9"), Instance("9.9").Blob)));
+    }
 }
