@@ -132,6 +132,8 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
         (3, IndexRows.KeptBlobTable + ";"),
         // The lifecycle's records: legal holds, due times, the approval queue, tombstones, the audit trail.
         (4, SqlLifecycleStore.Schema(sqlite: false)),
+        // What lifecycle rules match on besides: the study's procedure codes, the series' institution.
+        (5, IndexRows.ProcedureAndInstitutionColumns),
     ];
 
     /// <summary>The schema version this build writes.</summary>
@@ -312,8 +314,8 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
             """, ("study", st.StudyInstanceUid), ("seq", u.JournalSequenceNr), ("bucket", bucket));
         Add("""
             INSERT INTO studies VALUES (@study, @pid, @issuer, @pname, @pbirth, @psex, @sdate, @stime, @acc, @sid, @sdesc, @ref,
-                @bucket, @mods, @nseries, @ninst, @size, @stable, @last, @due, @stableat, @seq)
-            ON CONFLICT (study_uid) DO UPDATE SET patient_id = EXCLUDED.patient_id, issuer_of_patient_id = EXCLUDED.issuer_of_patient_id,
+                @bucket, @mods, @nseries, @ninst, @size, @stable, @last, @due, @stableat, @seq, @procs)
+            ON CONFLICT (study_uid) DO UPDATE SET procedure_codes = EXCLUDED.procedure_codes, patient_id = EXCLUDED.patient_id, issuer_of_patient_id = EXCLUDED.issuer_of_patient_id,
                 patient_name = EXCLUDED.patient_name, patient_birth_date = EXCLUDED.patient_birth_date, patient_sex = EXCLUDED.patient_sex,
                 study_date = EXCLUDED.study_date, study_time = EXCLUDED.study_time, accession_number = EXCLUDED.accession_number,
                 study_id = EXCLUDED.study_id, study_description = EXCLUDED.study_description, referring_physician = EXCLUDED.referring_physician,
@@ -325,7 +327,7 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
             ("pbirth", h.PatientBirthDate), ("psex", h.PatientSex), ("sdate", h.StudyDate), ("stime", h.StudyTime), ("acc", h.AccessionNumber),
             ("sid", h.StudyId), ("sdesc", h.StudyDescription), ("ref", h.ReferringPhysicianName), ("bucket", bucket), ("mods", st.Modalities),
             ("nseries", st.SeriesCount), ("ninst", st.InstanceCount), ("size", st.SizeBytes), ("stable", st.Stable),
-            ("last", Millis(st.LastReceived)), ("due", Millis(st.StableDue)), ("stableat", Millis(st.StableAt)), ("seq", u.JournalSequenceNr));
+            ("last", Millis(st.LastReceived)), ("due", Millis(st.StableDue)), ("stableat", Millis(st.StableAt)), ("seq", u.JournalSequenceNr), ("procs", h.ProcedureCodes));
         Add("INSERT INTO patient_studies VALUES (@pid, @issuer, @study, @sdate) ON CONFLICT (patient_id, issuer_of_patient_id, study_uid) DO UPDATE SET study_date = EXCLUDED.study_date",
             ("pid", h.PatientId), ("issuer", h.IssuerOfPatientId), ("study", st.StudyInstanceUid), ("sdate", h.StudyDate));
         Add("INSERT INTO date_studies VALUES (@bucket, @study, @sdate) ON CONFLICT (date_bucket, study_uid) DO UPDATE SET study_date = EXCLUDED.study_date",
@@ -354,14 +356,15 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
         var kept = u.Series.Where(s => s.InstanceCount > 0 && s.Latest is not null).ToList();
         if (kept.Count > 0)
             Add("""
-                INSERT INTO series SELECT @study, * FROM unnest(@series, @mod, @num, @desc, @body, @date, @count)
-                ON CONFLICT (study_uid, series_uid) DO UPDATE SET modality = EXCLUDED.modality, series_number = EXCLUDED.series_number,
+                INSERT INTO series SELECT @study, * FROM unnest(@series, @mod, @num, @desc, @body, @date, @count, @inst)
+                ON CONFLICT (study_uid, series_uid) DO UPDATE SET institution_name = EXCLUDED.institution_name, modality = EXCLUDED.modality, series_number = EXCLUDED.series_number,
                     series_description = EXCLUDED.series_description, body_part = EXCLUDED.body_part, series_date = EXCLUDED.series_date,
                     instance_count = EXCLUDED.instance_count
                 """, ("study", st.StudyInstanceUid), ("series", kept.Select(s => s.SeriesInstanceUid).ToArray()),
                 ("mod", kept.Select(s => s.Latest!.Modality).ToArray()), ("num", kept.Select(s => s.Latest!.SeriesNumber).ToArray()),
                 ("desc", kept.Select(s => s.Latest!.SeriesDescription).ToArray()), ("body", kept.Select(s => s.Latest!.BodyPartExamined).ToArray()),
-                ("date", kept.Select(s => s.Latest!.SeriesDate).ToArray()), ("count", kept.Select(s => s.InstanceCount).ToArray()));
+                ("date", kept.Select(s => s.Latest!.SeriesDate).ToArray()), ("count", kept.Select(s => s.InstanceCount).ToArray()),
+                ("inst", kept.Select(s => s.Latest!.InstitutionName).ToArray()));
         if (u.Instances.Count > 0)
         {
             var i = u.Instances;

@@ -144,6 +144,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         (5, IndexRows.KeptBlobTable + " WITHOUT ROWID;"),
         // The lifecycle's records: legal holds, due times, the approval queue, tombstones, the audit trail.
         (6, SqlLifecycleStore.Schema(sqlite: true)),
+        // What lifecycle rules match on besides: the study's procedure codes, the series' institution.
+        (7, IndexRows.ProcedureAndInstitutionColumns),
     ];
 
     /// <summary>The schema version this build writes.</summary>
@@ -360,8 +362,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             _current = Cmd("SELECT patient_id, issuer_of_patient_id, date_bucket FROM studies WHERE study_uid = $study");
             _upsertStudy = Cmd("""
                 INSERT INTO studies VALUES ($study, $pid, $issuer, $pname, $pbirth, $psex, $sdate, $stime, $acc, $sid, $sdesc, $ref,
-                    $bucket, $mods, $nseries, $ninst, $size, $stable, $last, $due, $stableat, $seq)
-                ON CONFLICT (study_uid) DO UPDATE SET patient_id = excluded.patient_id, issuer_of_patient_id = excluded.issuer_of_patient_id,
+                    $bucket, $mods, $nseries, $ninst, $size, $stable, $last, $due, $stableat, $seq, $procs)
+                ON CONFLICT (study_uid) DO UPDATE SET procedure_codes = excluded.procedure_codes, patient_id = excluded.patient_id, issuer_of_patient_id = excluded.issuer_of_patient_id,
                     patient_name = excluded.patient_name, patient_birth_date = excluded.patient_birth_date, patient_sex = excluded.patient_sex,
                     study_date = excluded.study_date, study_time = excluded.study_time, accession_number = excluded.accession_number,
                     study_id = excluded.study_id, study_description = excluded.study_description, referring_physician = excluded.referring_physician,
@@ -375,8 +377,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
             _deleteDate = Cmd("DELETE FROM date_studies WHERE date_bucket = $bucket AND study_uid = $study");
             _upsertDate = Cmd("INSERT INTO date_studies VALUES ($bucket, $study, $sdate) ON CONFLICT DO UPDATE SET study_date = excluded.study_date");
             _upsertSeries = Cmd("""
-                INSERT INTO series VALUES ($study, $series, $mod, $num, $desc, $body, $date, $count)
-                ON CONFLICT DO UPDATE SET modality = excluded.modality, series_number = excluded.series_number, series_description = excluded.series_description,
+                INSERT INTO series VALUES ($study, $series, $mod, $num, $desc, $body, $date, $count, $inst)
+                ON CONFLICT DO UPDATE SET institution_name = excluded.institution_name, modality = excluded.modality, series_number = excluded.series_number, series_description = excluded.series_description,
                     body_part = excluded.body_part, series_date = excluded.series_date, instance_count = excluded.instance_count
                 """);
             _deleteSeries = Cmd("DELETE FROM series WHERE study_uid = $study AND series_uid = $series");
@@ -452,7 +454,7 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
                 ("$pbirth", h.PatientBirthDate), ("$psex", h.PatientSex), ("$sdate", h.StudyDate), ("$stime", h.StudyTime), ("$acc", h.AccessionNumber),
                 ("$sid", h.StudyId), ("$sdesc", h.StudyDescription), ("$ref", h.ReferringPhysicianName), ("$bucket", bucket), ("$mods", st.Modalities),
                 ("$nseries", st.SeriesCount), ("$ninst", st.InstanceCount), ("$size", st.SizeBytes), ("$stable", st.Stable ? 1 : 0),
-                ("$last", Millis(st.LastReceived)), ("$due", Millis(st.StableDue)), ("$stableat", Millis(st.StableAt)), ("$seq", u.JournalSequenceNr));
+                ("$last", Millis(st.LastReceived)), ("$due", Millis(st.StableDue)), ("$stableat", Millis(st.StableAt)), ("$seq", u.JournalSequenceNr), ("$procs", h.ProcedureCodes));
             Run(_upsertPatient, ("$pid", h.PatientId), ("$issuer", h.IssuerOfPatientId), ("$study", st.StudyInstanceUid), ("$sdate", h.StudyDate));
             Run(_upsertDate, ("$bucket", bucket), ("$study", st.StudyInstanceUid), ("$sdate", h.StudyDate));
             foreach (var (series, sop) in u.RemovedInstances)
@@ -465,7 +467,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
                 if (s.InstanceCount <= 0 || s.Latest is null) Run(_deleteSeries, ("$study", st.StudyInstanceUid), ("$series", s.SeriesInstanceUid));
                 else
                     Run(_upsertSeries, ("$study", st.StudyInstanceUid), ("$series", s.SeriesInstanceUid), ("$mod", s.Latest.Modality), ("$num", s.Latest.SeriesNumber),
-                        ("$desc", s.Latest.SeriesDescription), ("$body", s.Latest.BodyPartExamined), ("$date", s.Latest.SeriesDate), ("$count", s.InstanceCount));
+                        ("$desc", s.Latest.SeriesDescription), ("$body", s.Latest.BodyPartExamined), ("$date", s.Latest.SeriesDate), ("$count", s.InstanceCount),
+                        ("$inst", s.Latest.InstitutionName));
             }
             foreach (var i in u.Instances)
             {

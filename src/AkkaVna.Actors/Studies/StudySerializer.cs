@@ -26,8 +26,9 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         """;
     // Version 1: the first format. Version 2: a content checksum after each instance and instance entry, the archived
     // checksum in a store result, and InstanceWithdrawn. Version 3 (written now): blob references (store, key,
-    // representation, tier) where versions 1 and 2 held a key of the primary store. Every earlier version is still read.
-    private const byte Version1 = 1, Version2 = 2, Version3 = 3;
+    // representation, tier) where versions 1 and 2 held a key of the primary store. Version 4 (written now): an instance
+    // header ends with Institution Name and the procedure codes. Every earlier version is still read.
+    private const byte Version1 = 1, Version2 = 2, Version3 = 3, Version4 = 4;
 
     public override int Identifier => SerializerId;
 
@@ -66,7 +67,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         using var ms = new MemoryStream(256);
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
         {
-            w.Write(Version3);
+            w.Write(Version4);
             switch (obj)
             {
                 case InstanceStored e: Write(w, e.Instance); break;
@@ -150,7 +151,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
     {
         using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
         byte version = r.ReadByte();
-        if (version is not (Version1 or Version2 or Version3))
+        if (version is not (Version1 or Version2 or Version3 or Version4))
             throw new SerializationException($"study protocol '{manifest}' has format version {version}, which this build does not know");
         var v = new Format(version);
         return manifest switch
@@ -254,9 +255,11 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         WriteOpt(w, h.NumberOfFrames);
         WriteOpt(w, h.Rows);
         WriteOpt(w, h.Columns);
+        WriteOpt(w, h.InstitutionName);
+        WriteOpt(w, h.ProcedureCodes);
     }
 
-    private static InstanceHeader ReadHeader(BinaryReader r)
+    private static InstanceHeader ReadHeader(BinaryReader r, Format v)
     {
         string pid = r.ReadString(), issuer = r.ReadString();
         string? name = ReadOpt(r), birth = ReadOpt(r), sex = ReadOpt(r);
@@ -268,6 +271,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
         string? seriesDesc = ReadOpt(r), body = ReadOpt(r), seriesDate = ReadOpt(r);
         string sopClass = r.ReadString(), sop = r.ReadString(), ts = r.ReadString();
         int? number = ReadOptInt(r), frames = ReadOptInt(r), rows = ReadOptInt(r), columns = ReadOptInt(r);
+        string? institution = v.HasHeaderV4 ? ReadOpt(r) : null, procedures = v.HasHeaderV4 ? ReadOpt(r) : null;
         return new InstanceHeader
         {
             PatientId = pid, IssuerOfPatientId = issuer, PatientName = name, PatientBirthDate = birth, PatientSex = sex,
@@ -275,6 +279,7 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
             ReferringPhysicianName = referring, SeriesInstanceUid = series, Modality = modality, SeriesNumber = seriesNumber,
             SeriesDescription = seriesDesc, BodyPartExamined = body, SeriesDate = seriesDate, SopClassUid = sopClass, SopInstanceUid = sop,
             TransferSyntaxUid = ts, InstanceNumber = number, NumberOfFrames = frames, Rows = rows, Columns = columns,
+            InstitutionName = institution, ProcedureCodes = procedures,
         };
     }
 
@@ -290,13 +295,14 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
     }
 
     private static StoredInstance ReadInstance(BinaryReader r, Format v) =>
-        new(ReadHeader(r), ReadBlob(r, v), r.ReadInt64(), r.ReadString(), ReadTime(r), r.ReadString()) { ContentSha256 = v.HasContentChecksums ? ReadOpt(r) : null };
+        new(ReadHeader(r, v), ReadBlob(r, v), r.ReadInt64(), r.ReadString(), ReadTime(r), r.ReadString()) { ContentSha256 = v.HasContentChecksums ? ReadOpt(r) : null };
 
     /// <summary>What a payload's format version holds.</summary>
     private readonly record struct Format(byte Version)
     {
         public bool HasContentChecksums => Version >= Version2;
         public bool HasBlobRefs => Version >= Version3;
+        public bool HasHeaderV4 => Version >= Version4;
     }
 
     private static void Write(BinaryWriter w, BlobRef b)
@@ -371,9 +377,9 @@ public sealed class StudySerializer(ExtendedActorSystem system) : SerializerWith
     private static StudyState ReadState(BinaryReader r, Format v)
     {
         string study = r.ReadString();
-        var latest = r.ReadBoolean() ? ReadHeader(r) : null;
+        var latest = r.ReadBoolean() ? ReadHeader(r, v) : null;
         var series = ImmutableDictionary.CreateBuilder<string, SeriesEntry>();
-        for (int n = r.ReadInt32(), i = 0; i < n; i++) series.Add(r.ReadString(), new SeriesEntry(ReadHeader(r), r.ReadInt32()));
+        for (int n = r.ReadInt32(), i = 0; i < n; i++) series.Add(r.ReadString(), new SeriesEntry(ReadHeader(r, v), r.ReadInt32()));
         var instances = ImmutableDictionary.CreateBuilder<string, InstanceEntry>();
         for (int n = r.ReadInt32(), i = 0; i < n; i++) instances.Add(r.ReadString(), new InstanceEntry(r.ReadString(), r.ReadString(), r.ReadInt64(), ReadBlob(r, v), v.HasContentChecksums ? ReadOpt(r) : null));
         var state = new StudyState(study, latest, instances.ToImmutable(), series.ToImmutable(), r.ReadInt64(), ReadOptTime(r), r.ReadBoolean(), ReadOptTime(r));

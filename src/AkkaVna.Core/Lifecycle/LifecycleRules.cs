@@ -17,7 +17,8 @@ public sealed record TierStep(RetentionPeriod After, string Store);
 /// <summary>
 /// One lifecycle rule (config <c>akka-vna.lifecycle.rules</c>), first match wins. <paramref name="Match"/>: every attribute
 /// named must have one of its values in the study (a value ending in <c>*</c> matches by prefix); a study holds many
-/// values of the per-instance and per-series attributes (Modality, SOPClassUID, BodyPartExamined, CallingAETitle), and
+/// values of the per-instance and per-series attributes (Modality, SOPClassUID, BodyPartExamined, InstitutionName,
+/// CallingAETitle) and of the study's procedure codes (ProcedureCode: the Code Values of Procedure Code Sequence), and
 /// matches when any of them does. <paramref name="PatientAgeBelow"/> / <paramref name="PatientAgeAtLeast"/> bound the
 /// patient's age on the study date. <paramref name="Keep"/> null keeps the study for ever (its tier steps still apply);
 /// <paramref name="UntilPatientAge"/> is a floor: never destroyed before the patient reaches that age.
@@ -37,7 +38,7 @@ public sealed record LifecycleRule(
     public static readonly IReadOnlySet<string> Attributes = new HashSet<string>(StringComparer.Ordinal)
     {
         "Modality", "SOPClassUID", "BodyPartExamined", "CallingAETitle", "InstitutionName", "StudyDescription", "AccessionNumber",
-        "PatientID", "IssuerOfPatientID", "ReferringPhysicianName",
+        "PatientID", "IssuerOfPatientID", "ReferringPhysicianName", "ProcedureCode",
     };
 
     public bool Matches(StudyFacts facts)

@@ -59,9 +59,13 @@ public static class LifecycleFacts
         One("AccessionNumber", study.AccessionNumber);
         One("StudyDescription", study.StudyDescription);
         One("ReferringPhysicianName", study.ReferringPhysicianName);
-        if (needed.Contains("BodyPartExamined"))
-            attributes["BodyPartExamined"] = (await index.GetSeriesAsync(studyInstanceUid, cancellationToken).ConfigureAwait(false))
-                .Select(s => s.BodyPartExamined).OfType<string>().Where(v => v.Length > 0).ToHashSet(StringComparer.Ordinal);
+        attributes["ProcedureCode"] = (study.ProcedureCodes ?? "").Split('\\', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+        if (needed.Contains("BodyPartExamined") || needed.Contains("InstitutionName"))
+        {
+            var series = await index.GetSeriesAsync(studyInstanceUid, cancellationToken).ConfigureAwait(false);
+            attributes["BodyPartExamined"] = series.Select(s => s.BodyPartExamined).OfType<string>().Where(v => v.Length > 0).ToHashSet(StringComparer.Ordinal);
+            attributes["InstitutionName"] = series.Select(s => s.InstitutionName).OfType<string>().Where(v => v.Length > 0).ToHashSet(StringComparer.Ordinal);
+        }
         DateTimeOffset lastReceived = DateTimeOffset.MinValue;
         if (needed.Contains("SOPClassUID") || needed.Contains("CallingAETitle") || needed.Contains(LifecycleSettings.ReceivedFact) || study.StudyDate is null)
         {
@@ -76,8 +80,6 @@ public static class LifecycleFacts
             attributes["SOPClassUID"] = classes;
             attributes["CallingAETitle"] = callers;
         }
-        // The index keeps no institution yet: a rule on InstitutionName matches no study (said in config/).
-        attributes.TryAdd("InstitutionName", new HashSet<string>());
         var studyDate = StudyFacts.Date(study.StudyDate);
         if (lastReceived == DateTimeOffset.MinValue) lastReceived = study.StableAt ?? studyDate ?? DateTimeOffset.UnixEpoch;
         DateTimeOffset? lastOfPatient = null;

@@ -27,6 +27,8 @@ public sealed record InstanceHeader
     public string? StudyId { get; init; }
     public string? StudyDescription { get; init; }
     public string? ReferringPhysicianName { get; init; }
+    /// <summary>The code values of Procedure Code Sequence (0008,1032), backslash-separated (what lifecycle rules match as ProcedureCode).</summary>
+    public string? ProcedureCodes { get; init; }
     // Series
     public required string SeriesInstanceUid { get; init; }
     public string? Modality { get; init; }
@@ -34,6 +36,8 @@ public sealed record InstanceHeader
     public string? SeriesDescription { get; init; }
     public string? BodyPartExamined { get; init; }
     public string? SeriesDate { get; init; }
+    /// <summary>Institution Name (0008,0080), of the equipment that made the series.</summary>
+    public string? InstitutionName { get; init; }
     // Instance
     public required string SopClassUid { get; init; }
     public required string SopInstanceUid { get; init; }
@@ -50,7 +54,7 @@ public sealed record InstanceHeader
         DicomTags.PatientSex, DicomTags.StudyInstanceUID, DicomTags.StudyDate, DicomTags.StudyTime, DicomTags.AccessionNumber, DicomTags.StudyID,
         DicomTags.StudyDescription, DicomTags.ReferringPhysicianName, DicomTags.SeriesInstanceUID, DicomTags.Modality, DicomTags.SeriesNumber,
         DicomTags.SeriesDescription, DicomTags.BodyPartExamined, DicomTags.SeriesDate, DicomTags.SOPClassUID, DicomTags.SOPInstanceUID,
-        DicomTags.InstanceNumber, DicomTags.NumberOfFrames, DicomTags.Rows, DicomTags.Columns,
+        DicomTags.InstanceNumber, DicomTags.NumberOfFrames, DicomTags.Rows, DicomTags.Columns, DicomTags.InstitutionName, DicomTags.ProcedureCodeSequence,
     };
 
     /// <summary>The last top-level tag read: everything the index needs precedes group 0029.</summary>
@@ -107,6 +111,9 @@ public sealed record InstanceHeader
             SeriesDescription = Text(ds, DicomTags.SeriesDescription),
             BodyPartExamined = Text(ds, DicomTags.BodyPartExamined),
             SeriesDate = Text(ds, DicomTags.SeriesDate),
+            InstitutionName = Text(ds, DicomTags.InstitutionName),
+            ProcedureCodes = ds.GetSequence(DicomTags.ProcedureCodeSequence)?.Items.Select(i => Text(i, DicomTags.CodeValue)).OfType<string>().ToList()
+                is { Count: > 0 } codes ? string.Join('\\', codes) : null,
             SopClassUid = Uid(DicomTags.SOPClassUID, "SOP Class UID"),
             SopInstanceUid = Uid(DicomTags.SOPInstanceUID, "SOP Instance UID"),
             TransferSyntaxUid = transferSyntaxUid,

@@ -176,12 +176,15 @@ public sealed record StudyRecord(
     public string? StudyId { get; init; }
     public string? StudyDescription { get; init; }
     public string? ReferringPhysicianName { get; init; }
+    /// <summary>The code values of the study's Procedure Code Sequence, backslash-separated.</summary>
+    public string? ProcedureCodes { get; init; }
 }
 
 public sealed record SeriesRecord(string StudyInstanceUid, string SeriesInstanceUid, string? Modality, int? SeriesNumber, int InstanceCount)
 {
     public string? SeriesDescription { get; init; }
     public string? BodyPartExamined { get; init; }
+    public string? InstitutionName { get; init; }
     public string? SeriesDate { get; init; }
 }
 

@@ -12,10 +12,17 @@ public static class IndexRows
 {
     public const string StudyColumns = """
         study_uid, patient_id, issuer_of_patient_id, patient_name, study_date, accession_number, modalities, series_count, instance_count,
-        size_bytes, stable, stable_due, stable_at, journal_seq, patient_birth_date, patient_sex, study_time, study_id, study_description, referring_physician
+        size_bytes, stable, stable_due, stable_at, journal_seq, patient_birth_date, patient_sex, study_time, study_id, study_description, referring_physician,
+        procedure_codes
         """;
 
-    public const string SeriesColumns = "study_uid, series_uid, modality, series_number, instance_count, series_description, body_part, series_date";
+    public const string SeriesColumns = "study_uid, series_uid, modality, series_number, instance_count, series_description, body_part, series_date, institution_name";
+
+    /// <summary>The columns added for lifecycle rules (appended, so inserts by position stay valid), the same on every database.</summary>
+    public const string ProcedureAndInstitutionColumns = """
+        ALTER TABLE studies ADD COLUMN procedure_codes TEXT;
+        ALTER TABLE series ADD COLUMN institution_name TEXT;
+        """;
 
     public const string InstanceColumns =
         "study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, instance_number, blob_key, size_bytes, sha256, received_at, number_of_frames, rows, columns, "
@@ -60,14 +67,14 @@ public static class IndexRows
             r.GetInt64(9), Bool(r, 10), Time(r, 11), Time(r, 12), r.GetInt64(13))
         {
             PatientBirthDate = Str(r, 14), PatientSex = Str(r, 15), StudyTime = Str(r, 16), StudyId = Str(r, 17), StudyDescription = Str(r, 18),
-            ReferringPhysicianName = Str(r, 19),
+            ReferringPhysicianName = Str(r, 19), ProcedureCodes = Str(r, 20),
         };
 
     /// <summary>A row of <see cref="SeriesColumns"/>.</summary>
     public static SeriesRecord ReadSeries(DbDataReader r) =>
         new(r.GetString(0), r.GetString(1), Str(r, 2), Int(r, 3), r.GetInt32(4))
         {
-            SeriesDescription = Str(r, 5), BodyPartExamined = Str(r, 6), SeriesDate = Str(r, 7),
+            SeriesDescription = Str(r, 5), BodyPartExamined = Str(r, 6), SeriesDate = Str(r, 7), InstitutionName = Str(r, 8),
         };
 
     /// <summary>A row of <see cref="InstanceColumns"/>.</summary>

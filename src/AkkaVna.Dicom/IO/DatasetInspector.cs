@@ -255,6 +255,11 @@ public sealed class DatasetInspector : IDisposable
         private bool _largeSwap;
         private readonly byte[] _unit = new byte[8];
         private int _unitLength;
+        // A kept top-level sequence: its first items' short text elements are kept (a code sequence's values), nothing deeper.
+        private const int MaxKeptItems = 16, MaxKeptItemValue = 1024;
+        private DicomSequence? _sequence;
+        private DicomDataset? _item;
+        private int _nested;
 
         public Observer(Func<DicomTag, bool>? keep, bool hash)
         {
@@ -276,6 +281,8 @@ public sealed class DatasetInspector : IDisposable
         public void OnElement(in DicomElementHeader header, ReadOnlySequence<byte> value)
         {
             if (header.Depth == 0 && _fragmentsDepth == 0 && _builder is not null && _keep!(header.Tag)) _builder.OnElement(header, value);
+            else if (_item is not null && _nested == 0 && value.Length <= MaxKeptItemValue && header.VR.IsString() && !header.BigEndian)
+                _item.Add(new DicomElement(header.Tag, header.VR, new MemoryByteBuffer(value.ToArray())));
             if (_hash is null || IsGroupLength(header.Tag)) return;
             Marker((byte)'E', header.Tag, value.Length);
             if (Swaps(header))
@@ -335,11 +342,38 @@ public sealed class DatasetInspector : IDisposable
         public void OnSequenceStart(in DicomElementHeader header)
         {
             if (_hash is not null) Marker((byte)'S', header.Tag, 0);
+            if (_sequence is not null) _nested++;
+            else if (header.Depth == 0 && _fragmentsDepth == 0 && _builder is not null && _keep!(header.Tag))
+            {
+                _sequence = new DicomSequence(header.Tag);
+                _nested = 0;
+            }
         }
 
-        public void OnSequenceItemStart(long offset, uint length) => Symbol((byte)'I');
-        public void OnSequenceItemEnd() => Symbol((byte)'i');
-        public void OnSequenceEnd() => Symbol((byte)'s');
+        public void OnSequenceItemStart(long offset, uint length)
+        {
+            Symbol((byte)'I');
+            if (_sequence is not null && _nested == 0 && _sequence.Items.Count < MaxKeptItems) _sequence.Items.Add(_item = new DicomDataset());
+        }
+
+        public void OnSequenceItemEnd()
+        {
+            Symbol((byte)'i');
+            if (_nested == 0) _item = null;
+        }
+
+        public void OnSequenceEnd()
+        {
+            Symbol((byte)'s');
+            if (_sequence is null) return;
+            if (_nested > 0)
+            {
+                _nested--;
+                return;
+            }
+            Kept.Add(_sequence);
+            _sequence = null;
+        }
 
         public void OnFragmentsStart(in DicomElementHeader header)
         {

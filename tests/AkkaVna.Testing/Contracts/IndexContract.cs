@@ -71,6 +71,25 @@ public abstract class IndexContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Institutions_and_procedure_codes_are_indexed_and_lifecycle_rules_match_on_them()
+    {
+        var a = Instance("1.1");
+        a = a with { Header = a.Header with { InstitutionName = "Hôpital Nord", ProcedureCodes = "RPID17\\XR-CHEST" } };
+        var b = Instance("1.2", series: "1.2.3.4.2");
+        b = b with { Header = b.Header with { InstitutionName = "Clinique Sud", ProcedureCodes = "RPID17\\XR-CHEST" } };
+        await Index.CommitAsync(UpdateFor(Study, 2, true, a, b), CancellationToken.None);
+        Assert.Equal("RPID17\\XR-CHEST", (await Index.GetStudyAsync(Study, CancellationToken.None))!.ProcedureCodes);
+        Assert.Equal(["Clinique Sud", "Hôpital Nord"], (await Index.GetSeriesAsync(Study, CancellationToken.None)).Select(s => s.InstitutionName!).Order(StringComparer.Ordinal));
+        var facts = await LifecycleFacts.ReadAsync(Index, Study, new HashSet<string> { "InstitutionName", "ProcedureCode" }, CancellationToken.None);
+        static LifecycleRule Rule(string attribute, params string[] values) =>
+            new("r", new Dictionary<string, IReadOnlyList<string>> { [attribute] = values }, RetentionPeriod.Parse("1y"), RetentionAnchor.StudyDate, null, []);
+        Assert.True(Rule("InstitutionName", "Clinique Sud").Matches(facts!));
+        Assert.True(Rule("ProcedureCode", "XR-*").Matches(facts!));
+        Assert.False(Rule("InstitutionName", "Hôpital Est").Matches(facts!));
+        Assert.False(Rule("ProcedureCode", "CT-HEAD").Matches(facts!));
+    }
+
+    [Fact]
     public async Task Full_scans_of_studies_and_of_patient_studies_page_through_every_row_in_key_order()
     {
         // More rows than a page (1000): 1100 studies of 550 patients, two studies each.
