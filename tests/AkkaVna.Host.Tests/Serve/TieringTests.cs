@@ -199,4 +199,59 @@ public sealed class TieringTests(ITestOutputHelper output)
             Assert.Equal(0, server.Stop());
         }
     }
+
+    [Fact]
+    public async Task A_compressed_study_moves_with_its_kept_originals_and_comes_back_dataset_equal()
+    {
+        using var dir = new TempDir();
+        string data = ArchiveServer.NewDataFolder(dir, ArchiveServer.Sqlite);
+        string cold = dir.File("cold");
+        string primary = ArchiveServer.OptionsFor(data).BlobsFolder;
+        string verifyConfig = dir.File("verify.conf");
+        File.WriteAllText(verifyConfig, $"akka-vna.blobs.stores.cold.path = {AkkaVna.Host.ArchiveOptions.Quote(cold)}\n");
+        // MR studies: compressed to JPEG-LS at once, their originals kept; moved to the cold store 3 s after receipt.
+        string config = Config(cold).Replace("Modality = [CT]", "Modality = [MR]", StringComparison.Ordinal).Replace("after = 2s", "after = 3s", StringComparison.Ordinal) + """
+
+            akka-vna.compression.enabled = on
+            akka-vna.compression.keep-original = on
+            akka-vna.compression.delay = 0s
+            akka-vna.compression.poll = 500ms
+            akka-vna.compression.rules = [
+              {
+                match { Modality = [MR] }
+                transfer-syntax = "1.2.840.10008.1.2.4.80"
+              }
+            ]
+            """;
+        var mr = Generate(dir, "mr", "MR", 20, 128, 21);
+        string uid = StudyOf(mr.Values.First());
+        using var server = new ArchiveServer(data, config);
+        var list = mr.Values.ToList();
+        foreach (var r in Storescu.Send(Storescu.WriteConfig(dir, list), server.DicomPort, list, 1, ToolTimeout))
+            Assert.True(r.ExitCode == 0, r.StdErr + r.StdOut);
+
+        async Task<(List<IndexedInstance> Rows, List<KeptBlob> Kept)> StateAsync()
+        {
+            await using var index = await ArchiveServer.OpenIndexAsync(data);
+            var rows = new List<IndexedInstance>();
+            await foreach (var i in index.ListInstancesAsync(uid, CancellationToken.None)) rows.Add(i);
+            var kept = new List<KeptBlob>();
+            await foreach (var k in index.ListKeptBlobsAsync(uid, CancellationToken.None)) kept.Add(k);
+            return (rows, kept);
+        }
+        // Whichever comes first (a compression of an instance already moved, or a move of one not yet compressed), the end
+        // is the same: every instance compressed, it and its kept original in the cold store, nothing in the primary.
+        await Waits.UntilAsync(async () =>
+        {
+            var (rows, kept) = await StateAsync();
+            return rows.Count == mr.Count && rows.All(r => r.TransferSyntaxUid == "1.2.840.10008.1.2.4.80" && r.Blob.Store == "cold")
+                && kept.Count == mr.Count && kept.All(k => k.Blob.Store == "cold") && FilesOf(primary, uid) == 0;
+        }, TimeSpan.FromMinutes(1), "the MR study compressed, and moved with its kept originals", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+        Assert.Equal(2 * mr.Count, FilesOf(cold, uid));
+        AssertGetReturnsAll(server.DicomPort, uid, mr, dir.File("get"));
+        var verify = ArchiveServer.Verify(data, "--config", verifyConfig);
+        Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
+        Assert.Contains($"{mr.Count} kept original(s)", verify.StdOut, StringComparison.Ordinal);
+        Assert.Equal(0, server.Stop());
+    }
 }
