@@ -364,12 +364,22 @@ public sealed class ArchiveNode : IAsyncDisposable
                         : Results.NotFound(new { error = $"no study {uid}" });
                 // Each instance as stored now (answered after the actor's projection, so the index is up to date with it).
                 var stored = new List<object>();
+                var stores = new SortedDictionary<string, (int Blobs, long Bytes)>(StringComparer.Ordinal);
+                void Count(BlobRef blob, long size) => stores[blob.Store] = stores.TryGetValue(blob.Store, out var c) ? (c.Blobs + 1, c.Bytes + size) : (1, size);
                 await foreach (var i in index.ListInstancesAsync(uid, ct))
-                    stored.Add(new { sopInstanceUid = i.SopInstanceUid, seriesInstanceUid = i.SeriesInstanceUid, transferSyntaxUid = i.TransferSyntaxUid, sizeBytes = i.Size, representation = i.Blob.Representation });
+                {
+                    stored.Add(new { sopInstanceUid = i.SopInstanceUid, seriesInstanceUid = i.SeriesInstanceUid, transferSyntaxUid = i.TransferSyntaxUid, sizeBytes = i.Size,
+                        representation = i.Blob.Representation, store = i.Blob.Store });
+                    Count(i.Blob, i.Size);
+                }
                 // Originals kept beside their compressed copies (compression.keep-original).
                 var kept = new List<object>();
                 await foreach (var k in index.ListKeptBlobsAsync(uid, ct))
-                    kept.Add(new { sopInstanceUid = k.SopInstanceUid, transferSyntaxUid = k.TransferSyntaxUid, sizeBytes = k.Size, representation = k.Blob.Representation, sha256 = k.Sha256 });
+                {
+                    kept.Add(new { sopInstanceUid = k.SopInstanceUid, transferSyntaxUid = k.TransferSyntaxUid, sizeBytes = k.Size, representation = k.Blob.Representation,
+                        sha256 = k.Sha256, store = k.Blob.Store });
+                    Count(k.Blob, k.Size);
+                }
                 // The lifecycle as the rules see it now: the rule, its dates, the holds that name the study, an approval waiting.
                 object? lifecycle = null;
                 if (options.Lifecycle.Rules.Count > 0 && await LifecycleFacts.ReadAsync(index, uid, options.Lifecycle.MatchedAttributes, ct) is { } facts)
@@ -382,7 +392,8 @@ public sealed class ArchiveNode : IAsyncDisposable
                     {
                         enabled = options.Lifecycle.Enabled, rule = plan.Rule, anchor = plan.Anchor, destroyAt = plan.DestroyAt, tiers = plan.Tiers,
                         holds = plan.Holds.Select(h => new { h.Id, scope = h.Scope.ToString(), h.Value, h.Reason, h.PlacedBy, h.PlacedAt, h.Until }),
-                        nextDue = plan.NextDue(now, BlobRef.PrimaryStore, BlobRef.PrimaryStore), note = plan.Note,
+                        // A study in two stores (a move under way or cut short) is due now, as its child sees it.
+                        nextDue = plan.NextDue(now, stores.Count == 1 ? stores.Keys.First() : "(several stores)", BlobRef.PrimaryStore), note = plan.Note,
                         approval = pending is null ? null : new { pending.Rule, pending.DueAt, pending.QueuedAt, pending.ApprovedBy, pending.ApprovedAt },
                     };
                 }
@@ -390,6 +401,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 {
                     studyInstanceUid = s.StudyInstanceUid, series = s.SeriesCount, instances = s.InstanceCount, sizeBytes = s.SizeBytes,
                     stable = s.Stable, stableDue = s.StableDue, stableAt = s.StableAt, journalSequenceNr = s.SequenceNr, node = s.Node,
+                    stores = stores.Select(kv => new { store = kv.Key, blobs = kv.Value.Blobs, bytes = kv.Value.Bytes }),
                     stored, kept, lifecycle,
                 });
             }

@@ -160,6 +160,11 @@ public sealed class TieringTests(ITestOutputHelper output)
             AssertGetReturnsAll(server.DicomPort, ctUid, ct, dir.File("get-after"));
             Assert.Equal(ct.Count, await WadoAsync(http, ctUid, ct, dir.File("wado-after")));
             Assert.All(await RowsAsync(data, mrUid), r => Assert.Equal("primary", r.Blob.Store));
+            // The study's admin view says where it is.
+            var view = await http.GetFromJsonAsync<JsonElement>($"admin/studies/{ctUid}");
+            var where = Assert.Single(view.GetProperty("stores").EnumerateArray());
+            Assert.Equal(("cold", ct.Count), (where.GetProperty("store").GetString(), where.GetProperty("blobs").GetInt32()));
+            Assert.All(view.GetProperty("stored").EnumerateArray(), i => Assert.Equal("cold", i.GetProperty("store").GetString()));
             Assert.Equal(mr.Count, FilesOf(primary, mrUid));
             var audit = await http.GetFromJsonAsync<JsonElement>("admin/audit");
             Assert.Contains(audit.EnumerateArray(), a => a.GetProperty("action").GetString() == "study-moved" && a.GetProperty("studyInstanceUid").GetString() == ctUid
