@@ -16,7 +16,8 @@ namespace AkkaVna.Perf;
 /// Issue 18's benchmark. (1) An index (SQLite) of N studies (4 a patient, MG/CT/MR, dates since 2003): the whole archive
 /// planned (what <c>lifecycle plan</c> does), the re-plan's due-time writes, and the lifecycle watch's due-time query,
 /// at two sizes to show time grows with the archive and memory does not. (2) The destruction rate of a real `serve`
-/// (filesystem store, approval off): studies destroyed per second.
+/// (filesystem store, approval off): studies destroyed per second. (3) The tier-move rate of a real `serve` between two
+/// filesystem stores, against copying the same files with an fsync each (the disk's own rate), in the same run.
 /// </summary>
 internal static class LifecycleBenchmark
 {
@@ -32,6 +33,7 @@ internal static class LifecycleBenchmark
         int at = Array.IndexOf(args, "--sizes");
         var sizes = (at >= 0 && at + 1 < args.Length ? args[at + 1] : "100000,1000000").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList();
         int destroyStudies = (int)Bench.Option(args, "--destroy", 300);
+        int moveStudies = (int)Bench.Option(args, "--move-studies", 10);
         Console.WriteLine($"# Lifecycle: planning, due times, destruction ({DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, SQLite index)");
         Console.WriteLine();
         Console.WriteLine("Rules: MG kept 10 years from the study date; everything else 20 years after the patient's last study, and at least until the 28th birthday.");
@@ -55,6 +57,8 @@ internal static class LifecycleBenchmark
         index.DisposeAsync().AsTask().GetAwaiter().GetResult();
         Console.WriteLine();
         Destruction(dir.Path, destroyStudies);
+        Console.WriteLine();
+        Moves(dir.Path, moveStudies);
         return 0;
     }
 
@@ -174,5 +178,127 @@ internal static class LifecycleBenchmark
         Console.WriteLine(Bench.Invariant($"{destroyed} of {studies} MG studies (2 instances each) destroyed in {seconds:F1} s (first begun to last done, by their tombstones) once a restart made them all due: {destroyed / seconds:F0} studies/s, {blobs} blob(s) left.")
             + " Each destruction writes the tombstone, looks at the holds, purges the journal, deletes the index rows and the blobs, completes the tombstone and "
             + "appends two audit records, every write synced; the watch wakes 256 studies a poll (500 ms).");
+    }
+
+    /// <summary>
+    /// CT studies (60 instances of 512x512, 524 KB each) ingested under a tier step of an hour, then the node restarts under
+    /// one that falls due 15 s after the restart: every study moves to the cold store at once. The rate runs from the first
+    /// instance seen in the cold store to the last, with every old copy gone (the index read every 50 ms, the primary
+    /// store's folder listed); the reference copies the same files to another folder of the same
+    /// disk with an fsync each, as the move does (before it reads each copy back and deletes the original).
+    /// </summary>
+    private static void Moves(string root, int studies)
+    {
+        const int PerStudy = 60;
+        var files = ReplaySources.Generate(new GeneratorOptions(studies, PerStudy, "CT", 512, 512, Seed: 19), Path.Combine(root, "ct")).Select(f => f.Path).ToList();
+        string cold = Path.Combine(root, "cold");
+        string config = $$"""
+            akka-vna.studies.quiet-period = 1s
+            akka-vna.compression.enabled = off
+            akka-vna.blobs.stores.cold.path = {{ArchiveOptions.Quote(cold)}}
+            akka-vna.lifecycle.enabled = on
+            akka-vna.lifecycle.poll = 500ms
+            akka-vna.lifecycle.rules = [
+              {
+                name = "ct-cold"
+                match { Modality = [CT] }
+                from = received
+                tiers = [ { after = 1h, store = cold } ]
+              }
+            ]
+            """;
+        DateTimeOffset received;
+        using (var target = Targets.StartEmpty(root, work => new AkkaVnaTarget(work, flushBlobs: true, extraConfig: config)))
+        {
+            Bench.Storescu(files, target.Port, target.AETitle, 2);
+            received = DateTimeOffset.UtcNow; // every instance was received before this
+            Thread.Sleep(3000);
+        }
+        var work = Path.Combine(root, "run");
+        var data = AkkaVnaTarget.DataFolder(work);
+        var options = ArchiveOptions.Load(null, $"akka-vna.data = {ArchiveOptions.Quote(data)}\nakka-vna.blobs.stores.cold.path = {ArchiveOptions.Quote(cold)}");
+        var blobFiles = Directory.EnumerateFiles(options.BlobsFolder, "*.dcm", SearchOption.AllDirectories).ToList();
+        long bytes = blobFiles.Sum(f => new FileInfo(f).Length);
+
+        // The reference: the same files copied on the same disk, each fsynced.
+        string copies = Path.Combine(root, "copies");
+        Directory.CreateDirectory(copies);
+        var reference = Stopwatch.StartNew();
+        int n = 0;
+        foreach (var f in blobFiles)
+        {
+            using var from = File.OpenRead(f);
+            using var to = new FileStream(Path.Combine(copies, $"{n++}.dcm"), FileMode.Create, FileAccess.Write, FileShare.None, 256 * 1024);
+            from.CopyTo(to, 256 * 1024);
+            to.Flush(flushToDisk: true);
+        }
+        double referenceSeconds = reference.Elapsed.TotalSeconds;
+        Directory.Delete(copies, recursive: true);
+        // The same with the move's checks: SHA-256 of the bytes copied, and of the copy read back.
+        Directory.CreateDirectory(copies);
+        var checkedCopy = Stopwatch.StartNew();
+        n = 0;
+        foreach (var f in blobFiles)
+        {
+            string target = Path.Combine(copies, $"{n++}.dcm");
+            using (var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256))
+            using (var from = File.OpenRead(f))
+            using (var to = new FileStream(target, FileMode.Create, FileAccess.Write, FileShare.None, 256 * 1024))
+            {
+                var buffer = new byte[256 * 1024];
+                int read;
+                while ((read = from.Read(buffer)) > 0)
+                {
+                    hash.AppendData(buffer, 0, read);
+                    to.Write(buffer, 0, read);
+                }
+                to.Flush(flushToDisk: true);
+                _ = hash.GetHashAndReset();
+            }
+            using (var back = File.OpenRead(target)) _ = System.Security.Cryptography.SHA256.HashData(back);
+        }
+        double checkedSeconds = checkedCopy.Elapsed.TotalSeconds;
+        Directory.Delete(copies, recursive: true);
+
+        // The step falls due 15 s after this restart (the node is up and watching by then), so the move is timed alone.
+        int after = (int)Math.Ceiling((DateTimeOffset.UtcNow - received).TotalSeconds) + 15;
+        using var again = new AkkaVnaTarget(work, flushBlobs: true, extraConfig: config.Replace("after = 1h", $"after = {after}s", StringComparison.Ordinal));
+        var index = Adapters.CreateIndex(options, NullLoggerFactory.Instance);
+        index.InitializeAsync(CancellationToken.None).GetAwaiter().GetResult();
+        var sw = Stopwatch.StartNew();
+        double? first = null, last = null;
+        while (sw.Elapsed < TimeSpan.FromMinutes(10))
+        {
+            int inCold = Task.Run(async () =>
+            {
+                int c = 0;
+                await foreach (var i in index.ListInstancesAsync(null, CancellationToken.None)) if (i.Blob.Store == "cold") c++;
+                return c;
+            }).GetAwaiter().GetResult();
+            if (inCold > 0) first ??= sw.Elapsed.TotalSeconds;
+            // Done when every instance is in the cold store and every old copy is gone.
+            if (inCold == files.Count && !Directory.EnumerateFiles(options.BlobsFolder, "*.dcm", SearchOption.AllDirectories).Any())
+            {
+                last = sw.Elapsed.TotalSeconds;
+                break;
+            }
+            Thread.Sleep(50);
+        }
+        index.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        long left = Directory.EnumerateFiles(options.BlobsFolder, "*.dcm", SearchOption.AllDirectories).LongCount();
+        double seconds = (last ?? double.NaN) - (first ?? double.NaN);
+        double moveRate = bytes / 1e6 / seconds, referenceRate = bytes / 1e6 / referenceSeconds;
+        Console.WriteLine("## Tier-move rate (serve, filesystem store to filesystem store on the same disk, SQLite, move-rate unlimited)");
+        Console.WriteLine();
+        Console.WriteLine("| what | instances | MB | seconds | MB/s | instances/s | ratio to the reference |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Console.WriteLine(Bench.Invariant($"| reference: copy + fsync each file | {files.Count} | {bytes / 1e6:F0} | {referenceSeconds:F1} | {referenceRate:F0} | {files.Count / referenceSeconds:F0} | 1.00 |"));
+        Console.WriteLine(Bench.Invariant($"| reference: copy with SHA-256 + fsync, read back with SHA-256 | {files.Count} | {bytes / 1e6:F0} | {checkedSeconds:F1} | {bytes / 1e6 / checkedSeconds:F0} | {files.Count / checkedSeconds:F0} | {referenceSeconds / checkedSeconds:F2} |"));
+        Console.WriteLine(Bench.Invariant($"| akka-vna tier move ({studies} studies at once) | {files.Count} | {bytes / 1e6:F0} | {seconds:F1} | {moveRate:F0} | {files.Count / seconds:F0} | {moveRate / referenceRate:F2} |"));
+        Console.WriteLine();
+        Console.WriteLine(Bench.Invariant($"{left} blob(s) left in the primary store. A move copies each blob into the cold store's staging area (SHA-256 on the way), fsyncs it, ")
+            + "journals and indexes the batch (32 instances), renames the copies into place, reads each back to check its SHA-256 again, and deletes the old copies; "
+            + "every study's child works at once (no move-rate limit here). The second reference is the integrity work alone, one file at a time: "
+            + "what the move adds to it is the per-batch journal and index commits, the header read of each blob, and the renames and deletes.");
     }
 }

@@ -1,21 +1,16 @@
+using AkkaVna.Testing;
 using AkkaVna.Core.Lifecycle;
 
 namespace AkkaVna.Core.Tests.Lifecycle;
 
 public sealed class MoveThrottleTests
 {
-    private sealed class Clock(DateTimeOffset now) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = now;
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
-
     private static readonly DateTimeOffset T0 = new(2026, 12, 3, 12, 0, 0, TimeSpan.Zero);
 
     [Fact]
     public void Copies_reserve_their_time_at_the_pace_and_an_idle_throttle_does_not_bank_credit()
     {
-        var clock = new Clock(T0);
+        var clock = new ManualClock(T0);
         var throttle = new MoveThrottle(1_000_000, clock); // 1 MB/s
         Assert.Equal(TimeSpan.Zero, throttle.Reserve(500_000));                        // starts now, takes 0.5 s
         Assert.Equal(TimeSpan.FromSeconds(0.5), throttle.Reserve(2_000_000));          // after the first, takes 2 s
@@ -30,7 +25,7 @@ public sealed class MoveThrottleTests
     [Fact]
     public void Zero_is_no_limit()
     {
-        var throttle = new MoveThrottle(0, new Clock(T0));
+        var throttle = new MoveThrottle(0, new ManualClock(T0));
         for (int i = 0; i < 3; i++) Assert.Equal(TimeSpan.Zero, throttle.Reserve(long.MaxValue / 4));
     }
 }

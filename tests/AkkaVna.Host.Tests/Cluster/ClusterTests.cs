@@ -265,23 +265,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
         }
         using var http = Http(survivors[1]);
         int wado = 0;
-        foreach (var study in studies)
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Get, $"dicom-web/studies/{study}");
-            request.Headers.TryAddWithoutValidation("Accept", "multipart/related; type=\"application/dicom\"");
-            using var rsp = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-            Assert.Equal(HttpStatusCode.OK, rsp.StatusCode);
-            string boundary = rsp.Content.Headers.ContentType!.Parameters.First(p => p.Name == "boundary").Value!.Trim('"');
-            var reader = new MultipartReader(boundary, await rsp.Content.ReadAsStreamAsync()) { BodyLengthLimit = null };
-            while (await reader.ReadNextSectionAsync() is { } section)
-            {
-                string part = dir.File($"wado-{wado++}.dcm");
-                await using (var f = File.Create(part)) await section.Body.CopyToAsync(f);
-                using var file = DicomFile.Open(part, new DicomReadOptions { StopBefore = t => t.Group > 0x0008 });
-                string sop = file.Dataset.GetString(DicomTags.SOPInstanceUID)!;
-                Storescu.AssertSameDataSet(files[sop].Path, part);
-            }
-        }
+        foreach (var study in studies) wado += await QueryRetrieveTools.WadoStudyAsync(http, study, sop => files[sop].Path, dir.File("wado"));
         Assert.Equal(1200, wado);
 
         // The operator's view: both survivors up and reachable, the dead and the departed gone.

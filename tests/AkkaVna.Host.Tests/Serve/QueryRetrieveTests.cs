@@ -72,6 +72,30 @@ internal static class QueryRetrieveTools
         return new Outcome(Final(r, "Move"), [], r.StdOut + r.StdErr);
     }
 
+    /// <summary>
+    /// WADO-RS of a whole study as application/dicom parts, each written under <paramref name="folder"/> and checked
+    /// dataset-equal to what was sent (<paramref name="sourceOf"/>: the file sent, by SOP Instance UID); the number of parts.
+    /// </summary>
+    public static async Task<int> WadoStudyAsync(HttpClient http, string study, Func<string, string> sourceOf, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"dicom-web/studies/{study}");
+        request.Headers.TryAddWithoutValidation("Accept", "multipart/related; type=\"application/dicom\"");
+        using var rsp = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Xunit.Assert.Equal(System.Net.HttpStatusCode.OK, rsp.StatusCode);
+        string boundary = rsp.Content.Headers.ContentType!.Parameters.First(p => p.Name == "boundary").Value!.Trim('"');
+        var reader = new Microsoft.AspNetCore.WebUtilities.MultipartReader(boundary, await rsp.Content.ReadAsStreamAsync()) { BodyLengthLimit = null };
+        int n = 0;
+        while (await reader.ReadNextSectionAsync() is { } section)
+        {
+            string part = Path.Combine(folder, $"{study}-{n++}.dcm");
+            await using (var f = File.Create(part)) await section.Body.CopyToAsync(f);
+            using var file = DicomFile.Open(part, new DicomReadOptions { StopBefore = t => t.Group > 0x0008 });
+            Storescu.AssertSameDataSet(sourceOf(file.Dataset.GetString(DicomTags.SOPInstanceUID)!), part);
+        }
+        return n;
+    }
+
     /// <summary>Every DICOM file under a folder, by SOP Instance UID.</summary>
     public static Dictionary<string, string> Received(string folder) =>
         Directory.GetFiles(folder, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".log", StringComparison.Ordinal)).ToDictionary(f =>

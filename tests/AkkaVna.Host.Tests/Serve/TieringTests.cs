@@ -6,7 +6,6 @@ using AkkaVna.Dicom;
 using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Network.Replay;
 using AkkaVna.Testing;
-using Microsoft.AspNetCore.WebUtilities;
 using Xunit.Abstractions;
 
 namespace AkkaVna.Host.Tests.Serve;
@@ -73,26 +72,8 @@ public sealed class TieringTests(ITestOutputHelper output)
         foreach (var (sop, path) in received) Storescu.AssertSameDataSet(files[sop].Path, path);
     }
 
-    /// <summary>WADO-RS of the study: every instance back, dataset-equal; the count.</summary>
-    private static async Task<int> WadoAsync(HttpClient http, string study, IReadOnlyDictionary<string, StoreFile> files, string folder)
-    {
-        Directory.CreateDirectory(folder);
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"dicom-web/studies/{study}");
-        request.Headers.TryAddWithoutValidation("Accept", "multipart/related; type=\"application/dicom\"");
-        using var rsp = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(HttpStatusCode.OK, rsp.StatusCode);
-        string boundary = rsp.Content.Headers.ContentType!.Parameters.First(p => p.Name == "boundary").Value!.Trim('"');
-        var reader = new MultipartReader(boundary, await rsp.Content.ReadAsStreamAsync()) { BodyLengthLimit = null };
-        int n = 0;
-        while (await reader.ReadNextSectionAsync() is { } section)
-        {
-            string part = Path.Combine(folder, $"{n++}.dcm");
-            await using (var f = File.Create(part)) await section.Body.CopyToAsync(f);
-            using var file = DicomFile.Open(part, new DicomReadOptions { StopBefore = t => t.Group > 0x0008 });
-            Storescu.AssertSameDataSet(files[file.Dataset.GetString(DicomTags.SOPInstanceUID)!].Path, part);
-        }
-        return n;
-    }
+    private static Task<int> WadoAsync(HttpClient http, string study, IReadOnlyDictionary<string, StoreFile> files, string folder) =>
+        QueryRetrieveTools.WadoStudyAsync(http, study, sop => files[sop].Path, folder);
 
     [Fact]
     public async Task A_study_moves_to_the_cold_store_by_rule_readable_throughout_and_a_kill_mid_move_leaves_it_readable()
