@@ -21,6 +21,9 @@ public sealed record AssociationPolicy
 
     public Func<string, bool> AcceptTransferSyntax { get; init; } = DefaultTransferSyntaxes;
 
+    /// <summary>Who may associate, from where, and do what (<see cref="PeerAccess.Open"/>: anyone, anything).</summary>
+    public PeerAccess Peers { get; init; } = PeerAccess.Open;
+
     /// <summary>Operations the requestor may have outstanding on this SCP when it proposes asynchronous operations.</summary>
     public ushort MaxAsyncOperations { get; init; } = 16;
 
@@ -50,7 +53,8 @@ public sealed record AssociationPolicy
     /// Answers an association request: an <see cref="AssociateAccept"/> (advertising <paramref name="maxReceivePduLength"/>,
     /// the limit the association enforces) or an <see cref="AssociateReject"/>.
     /// </summary>
-    public Pdu Negotiate(AssociateRequest rq, uint maxReceivePduLength)
+    /// <param name="peer">The admitted peer (<see cref="PeerAccess.Admit"/>): the Verification context is rejected when it may not echo.</param>
+    public Pdu Negotiate(AssociateRequest rq, uint maxReceivePduLength, DicomPeer? peer = null)
     {
         if (CalledAETitles.Count > 0 && !CalledAETitles.Contains(rq.CalledAE))
             return new AssociateReject(RejectResult.Permanent, RejectSource.ServiceUser, AssociateReject.CalledAENotRecognized);
@@ -68,6 +72,11 @@ public sealed record AssociationPolicy
             if (!seen.Add(pc.Id))
             {
                 results.Add(new PresentationContextResult(pc.Id, PresentationContextResultReason.NoReason, ""));
+                continue;
+            }
+            if (pc.AbstractSyntax == DicomUids.Verification && peer is not null && !peer.May(DicomPermissions.Echo))
+            {
+                results.Add(new PresentationContextResult(pc.Id, PresentationContextResultReason.UserRejection, "")); // the peer may not echo
                 continue;
             }
             if (!AcceptAbstractSyntax(pc.AbstractSyntax))

@@ -556,9 +556,15 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
 
     private async ValueTask RespondToAssociationAsync(AssociateRequest request)
     {
+        var policy = _services?.Policy ?? new AssociationPolicy();
+        var (peer, refusal) = policy.Peers.Admit(request.CallingAE, (Info.RemoteEndPoint as IPEndPoint)?.Address);
+        Info = Info with { Peer = peer };
         Pdu answer = _overloaded
             ? new AssociateReject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, AssociateReject.LocalLimitExceeded)
-            : (_services?.Policy ?? new AssociationPolicy()).Negotiate(request, _options.MaxReceivePduLength);
+            : refusal is not null
+            ? new AssociateReject(RejectResult.Permanent, RejectSource.ServiceUser, AssociateReject.CallingAENotRecognized)
+            : policy.Negotiate(request, _options.MaxReceivePduLength, peer);
+        if (refusal is not null && !_overloaded) _log.LogWarning("{Association}: {Refusal}", Info, refusal);
         if (answer is AssociateAccept ac)
         {
             Accept = ac;

@@ -7,6 +7,16 @@ namespace AkkaVna.Dicom.Network;
 /// <summary>Who is on the other end of an association, as negotiated.</summary>
 public sealed record AssociationInfo(string CallingAE, string CalledAE, EndPoint? RemoteEndPoint, string? ImplementationClassUid, string? ImplementationVersionName)
 {
+    /// <summary>The peer as admitted (<see cref="PeerAccess"/>): what it may do. Null before the association is accepted.</summary>
+    public DicomPeer? Peer { get; init; }
+
+    /// <summary>Whether the peer may do <paramref name="permission"/> (a requestor's own view of an association: yes).</summary>
+    public bool May(DicomPermissions permission) => Peer?.May(permission) ?? true;
+
+    /// <summary>The refusal of an operation the peer has no permission for (sent as the Error Comment with 0124H).</summary>
+    public string NotPermitted(string operation) =>
+        $"{CallingAE} from {(RemoteEndPoint as IPEndPoint)?.Address.ToString() ?? "?"} may not {operation} here (akka-vna.dicom.peers)";
+
     public override string ToString() => $"{CallingAE} -> {CalledAE} ({RemoteEndPoint})";
 }
 

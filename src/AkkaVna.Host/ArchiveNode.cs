@@ -200,6 +200,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 {
                     CalledAETitles = new HashSet<string> { options.AETitle },
                     CallingAETitles = options.AllowedCallingAETitles,
+                    Peers = options.Peers,
                     MaxAsyncOperations = (ushort)options.MaxAsyncOperations,
                 },
                 Store = handler,

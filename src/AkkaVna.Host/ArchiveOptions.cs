@@ -43,6 +43,9 @@ public sealed record ArchiveOptions
     public required IPAddress DicomBind { get; init; }
     public required int DicomPort { get; init; }
     public required IReadOnlySet<string> AllowedCallingAETitles { get; init; }
+
+    /// <summary>Known DICOM peers (AE title, hosts, permissions) and whether unknown ones are let in.</summary>
+    public Dicom.Network.PeerAccess Peers { get; init; } = Dicom.Network.PeerAccess.Open;
     public required int MaxAssociations { get; init; }
     public required uint MaxPdu { get; init; }
     public required int MaxAsyncOperations { get; init; }
@@ -292,6 +295,7 @@ public sealed record ArchiveOptions
             DicomBind = Address("dicom.bind"),
             DicomPort = Int("dicom.port", 0, 65535),
             AllowedCallingAETitles = ((IEnumerable<string>?)c.GetStringList("dicom.allowed-calling-ae-titles") ?? []).Select(t => AE(t, "dicom.allowed-calling-ae-titles")).ToHashSet(StringComparer.Ordinal),
+            Peers = PeersConfig.Read(c, destinations),
             MaxAssociations = Int("dicom.max-associations", 1, 100_000),
             MaxPdu = (uint)Int("dicom.max-pdu", 4096, 64 * 1024 * 1024),
             MaxAsyncOperations = Int("dicom.max-async-operations", 1, 1024),
@@ -343,15 +347,19 @@ internal static class CompressionConfig
         return match;
     }
 
+    /// <summary>The objects of a HOCON list (<c>akka-vna.PATH = [ {...} {...} ]</c>), each with where it is, for messages (<c>akka-vna.PATH[2]</c>).</summary>
+    public static IEnumerable<(string Where, Config Item)> Objects(Config c, string path)
+    {
+        int n = 0;
+        foreach (var value in c.GetValue(path)?.GetArray() ?? [])
+            yield return ($"akka-vna.{path}[{++n}]", new Config(new Akka.Configuration.Hocon.HoconRoot(value)));
+    }
+
     public static CompressionRules Read(Config c)
     {
         var rules = new List<CompressionRule>();
-        int n = 0;
-        foreach (var value in c.GetValue("compression.rules")?.GetArray() ?? [])
+        foreach (var (where, rule) in Objects(c, "compression.rules"))
         {
-            n++;
-            string where = $"akka-vna.compression.rules[{n}]";
-            var rule = new Config(new Akka.Configuration.Hocon.HoconRoot(value));
             string syntax = rule.GetString("transfer-syntax") ?? throw new ArchiveConfigException($"{where}.transfer-syntax must be set (a lossless transfer syntax UID, or none)");
             if (syntax != "none" && !AkkaVna.Codecs.DicomTranscoder.CanEncode(syntax))
                 throw new ArchiveConfigException($"{where}.transfer-syntax {syntax} is not a lossless syntax this build compresses to (1.2.840.10008.1.2.4.80 JPEG-LS, 1.2.840.10008.1.2.4.90 JPEG 2000, 1.2.840.10008.1.2.4.201 HTJ2K, 1.2.840.10008.1.2.4.70 JPEG Lossless SV1, 1.2.840.10008.1.2.5 RLE) or none");

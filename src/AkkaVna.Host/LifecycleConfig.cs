@@ -23,12 +23,8 @@ internal static class LifecycleConfig
             }
         }
         var rules = new List<LifecycleRule>();
-        int n = 0;
-        foreach (var value in c.GetValue("lifecycle.rules")?.GetArray() ?? [])
+        foreach (var (where, rule) in CompressionConfig.Objects(c, "lifecycle.rules"))
         {
-            n++;
-            string where = $"akka-vna.lifecycle.rules[{n}]";
-            var rule = new Config(new Akka.Configuration.Hocon.HoconRoot(value));
             string name = rule.GetString("name") is { Length: > 0 and <= 64 } nm ? nm : throw new ArchiveConfigException($"{where}.name must be set (at most 64 characters): it names the rule in plans, tombstones and the audit trail");
             if (rules.Any(r => r.Name == name)) throw new ArchiveConfigException($"{where}.name '{name}' is the name of an earlier rule");
             var match = CompressionConfig.Match(rule, where, LifecycleRule.Attributes);

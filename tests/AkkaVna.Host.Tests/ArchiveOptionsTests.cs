@@ -89,6 +89,10 @@ public sealed class ArchiveOptionsTests
     [InlineData("akka-vna.compression.rules = [{\n match { Colour = red }\n transfer-syntax = none\n}]", "akka-vna.compression.rules[1].match.Colour")]
     [InlineData("akka-vna.compression.rules = [{ match { Modality = CT } }]", "akka-vna.compression.rules[1].transfer-syntax must be set")]
     [InlineData("akka-vna.compression.workers = 0", "akka-vna.compression.workers")]
+    [InlineData("akka-vna.dicom.peers = [{\n ae-title = CT1\n permissions = [store, fly]\n}]", "akka-vna.dicom.peers[1].permissions: 'fly' is not one of echo, store, find, get, move")]
+    [InlineData("akka-vna.dicom.peers = [{\n ae-title = CT1\n hosts = [\"10.1.2.0/33\"]\n}]", "akka-vna.dicom.peers[1].hosts: '10.1.2.0/33' is not an address or a network")]
+    [InlineData("akka-vna.dicom.peers = [{\n ae-title = \"A\\\\B\"\n}]", "akka-vna.dicom.peers[1].ae-title must be an AE title")]
+    [InlineData("akka-vna.dicom.peers = [{\n ae-title = VIEWER\n move-destinations = [PACS9]\n}]", "akka-vna.dicom.peers[1].move-destinations: 'PACS9' is not a destination")]
     public void A_wrong_setting_is_named_in_the_error(string hocon, string setting)
     {
         var e = Assert.Throws<ArchiveConfigException>(() => ArchiveOptions.Load(null, hocon));

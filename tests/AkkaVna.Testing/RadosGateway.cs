@@ -40,9 +40,9 @@ public sealed class RadosGateway : IDisposable
         _folder = Path.Combine(Path.GetTempPath(), "akkavna-rgw-" + Guid.NewGuid().ToString("N")[..8]);
         Reaper.Watch(_folder);
         foreach (var sub in new[] { "mon", "osd/ceph-0", "run", "log", "rgw" }) Directory.CreateDirectory(Path.Combine(_folder, sub));
-        _monPort = FreePort();
-        _monV1Port = FreePort();
-        _rgwPort = FreePort();
+        _monPort = Ports.Free();
+        _monV1Port = Ports.Free();
+        _rgwPort = Ports.Free();
         string fsid = Guid.NewGuid().ToString();
         _conf = Path.Combine(_folder, "ceph.conf");
         string keyring = Path.Combine(_folder, "keyring");
@@ -138,13 +138,6 @@ public sealed class RadosGateway : IDisposable
         {
             return false;
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     private Tool.Result Ceph(string[] args) => Tool.Run("ceph", ["-c", _conf, "--connect-timeout", "10", .. args], TimeSpan.FromSeconds(30));

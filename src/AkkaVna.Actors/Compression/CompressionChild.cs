@@ -220,7 +220,9 @@ public sealed class CompressionChild : ReceiveActor, IWithTimers
     {
         var ct = _stopping.Token;
         var blobs = _services.Blobs;
-        var content = blobs.OpenAsync(c.Blob, ct).AsTask().GetAwaiter().GetResult();
+        // Where the instance is now (a tier move may have moved it since the pass listed it): the switch names the blob read.
+        var content = InstanceBlobs.OpenAsync(blobs, _services.Index, c.SopInstanceUid, c.Blob, ct).AsTask().GetAwaiter().GetResult();
+        c = c with { Blob = content.Blob };
         try
         {
             string sha;

@@ -22,7 +22,11 @@ public sealed record LifecycleServices(IArchiveIndex Index, IBlobStore Blobs, IJ
 // ---- between a study actor and its lifecycle child (local messages, never serialized) ----
 
 /// <summary>Parent to child: look at the study's lifecycle now (it is stable or not; when it will be).</summary>
-public sealed record EvaluateLifecycle(bool Stable, DateTimeOffset? StableDue);
+public sealed record EvaluateLifecycle(bool Stable, DateTimeOffset? StableDue)
+{
+    /// <summary>Replaced blobs (old copies of moved or compressed instances) not yet known to be deleted: deleted once their replacement is in place.</summary>
+    public IReadOnlyList<BlobRef> Obsolete { get; init; } = [];
+}
 
 /// <summary>Child to parent: the study is to be destroyed by <paramref name="Rule"/> (approved by <paramref name="ApprovedBy"/>, when approval is required).</summary>
 public sealed record DestroyStudy(string Rule, string? ApprovedBy);
@@ -174,6 +178,15 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         var ct = _stopping.Token;
         var s = _services.Settings;
         var now = _services.Time.GetUtcNow();
+        // No move is under way (this child is not busy): old copies whose replacement is in place go now (after a crash
+        // that cut a move short, or a compression); one whose replacement is not yet in place has the study looked at again.
+        bool obsoleteLeft = false;
+        if (e.Obsolete.Count > 0)
+        {
+            var deleted = await InstanceBlobs.DeleteIfReplacedAsync(_services.Blobs, _services.Index, e.Obsolete, ct).ConfigureAwait(false);
+            if (deleted.Count > 0) parent.Tell(new ObsoleteDeleted(deleted));
+            obsoleteLeft = deleted.Count < e.Obsolete.Count;
+        }
         var facts = await LifecycleFacts.ReadAsync(_services.Index, _studyUid, s.MatchedAttributes, ct).ConfigureAwait(false);
         if (facts is null)
         {
@@ -222,6 +235,7 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         }
         var next = plan.NextDue(now, target, BlobRef.PrimaryStore);
         if (plan.Held && plan.DestroyAt is { } d && d <= now) next = now + s.HoldRecheck; // a hold on an accession is released unseen
+        if (obsoleteLeft && (next is null || next > now + s.HoldRecheck)) next = now + s.HoldRecheck;
         await Store.ScheduleAsync(_studyUid, next, ct).ConfigureAwait(false);
         return new Planned(plan.Rule is null ? "no rule" : $"rule {plan.Rule}: next {next?.ToString("O") ?? "never"}{(plan.Held ? ", held" : "")}");
     }

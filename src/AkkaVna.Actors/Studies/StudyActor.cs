@@ -208,7 +208,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
     private void EvaluateLifecycle()
     {
         if (_lifecycleChild is null || _lifecycle is not { Settings.Enabled: true } || _destroying || _tombstone is not null || _committed.Instances.IsEmpty) return;
-        _lifecycleChild.Tell(new EvaluateLifecycle(_committed.Stable, _committed.StableDue(_settings.QuietPeriod)));
+        _lifecycleChild.Tell(new EvaluateLifecycle(_committed.Stable, _committed.StableDue(_settings.QuietPeriod)) { Obsolete = [.. _committed.ObsoleteBlobs] });
     }
 
     /// <summary>
@@ -307,6 +307,7 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             Sender.Tell(new MoveRecorded(committed, null)); // every one stale: nothing to write
             return;
         }
+        _generation++; // a compression pass listed these blobs where they were: it looks again
         _pending.Add(new Pending(Sender, null, StoreOutcome.Stored, null, null, events)
         {
             Answer = new MoveRecorded(committed, null),
@@ -391,6 +392,8 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
             case CompressionPassFinished finished:
                 if (finished.Complete && finished.Generation == _generation && _decided.CompressionDue(_compression!.Settings.Delay) is not null)
                     Record(new StudyCompressed(_studyUid, _time.GetUtcNow()));
+                else if (finished.Generation != _generation) ScheduleCompression(); // the study changed under the pass (an instance, a move): look again
+
                 break;
             case GetStudySummary:
                 // Answered in turn, after what is in flight (a re-projection too): staged-blob recovery relies on it.

@@ -51,10 +51,15 @@ internal sealed class RetrieveOperation
     public async Task<DimseReply> RunAsync(string sopClassUid, DicomDataset identifier, CancellationToken cancellationToken)
     {
         MoveDestination? destination = null;
+        var requestor = _requestor.Info;
+        if (!requestor.May(IsGet ? DicomPermissions.Get : DicomPermissions.Move))
+            return Final(DimseStatus.NotAuthorized, requestor.NotPermitted(IsGet ? "retrieve (C-GET)" : "retrieve (C-MOVE)"));
         if (!IsGet)
         {
             string ae = _request.MoveDestination?.Trim() ?? "";
             if (ae.Length == 0) return Final(DimseStatus.MoveDestinationUnknown, "the C-MOVE-RQ names no Move Destination");
+            if (requestor.Peer is { } peer && !peer.MayMoveTo(ae))
+                return Final(DimseStatus.NotAuthorized, requestor.NotPermitted($"have instances moved to {ae} (its move destinations: {string.Join(", ", peer.MoveDestinations!)})"));
             destination = _handler.FindDestination(_requestor.Info, ae);
             if (destination is null) return Final(DimseStatus.MoveDestinationUnknown, $"move destination {ae} is not configured on this AE");
         }

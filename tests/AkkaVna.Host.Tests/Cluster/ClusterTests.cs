@@ -34,7 +34,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
 
         public ArchiveServer Start(string name, params string[] seeds)
         {
-            int clusterPort = FreePort();
+            int clusterPort = Ports.Free();
             var args = new List<string> { "--index", "postgresql", "--postgres", Postgres, "--blobs", Blobs, "--node-name", name,
                 "--cluster-port", clusterPort.ToString(CultureInfo.InvariantCulture) };
             foreach (var seed in seeds) args.AddRange(["--seed-node", $"127.0.0.1:{Nodes[seed].ClusterPort}"]);
@@ -68,13 +68,6 @@ public sealed class ClusterTests(ITestOutputHelper output)
         {
             foreach (var (server, _) in Nodes.Values) server.Dispose();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     private static HttpClient Http(ArchiveServer node) => new() { BaseAddress = new Uri($"http://127.0.0.1:{node.HttpPort}/"), Timeout = TimeSpan.FromSeconds(60) };

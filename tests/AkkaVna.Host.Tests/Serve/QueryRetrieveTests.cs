@@ -64,10 +64,10 @@ internal static class QueryRetrieveTools
         return new Outcome(Final(r, "C-GET"), [], r.StdOut + r.StdErr);
     }
 
-    public static Outcome Move(NetworkNamespace? network, int port, string destination, IEnumerable<string> keys, bool patientRoot = false)
+    public static Outcome Move(NetworkNamespace? network, int port, string destination, IEnumerable<string> keys, bool patientRoot = false, params string[] options)
     {
         using var dir = new TempDir();
-        var r = Run(network, "movescu", [patientRoot ? "-P" : "-S", "-aec", "AKKAVNA", "-aem", destination, "-d", .. keys.SelectMany(k => new[] { "-k", k }),
+        var r = Run(network, "movescu", [patientRoot ? "-P" : "-S", "-aec", "AKKAVNA", "-aem", destination, "-d", .. options, .. keys.SelectMany(k => new[] { "-k", k }),
             "127.0.0.1", port.ToString(CultureInfo.InvariantCulture)], dir.Path);
         return new Outcome(Final(r, "Move"), [], r.StdOut + r.StdErr);
     }

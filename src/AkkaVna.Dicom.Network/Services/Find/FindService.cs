@@ -15,6 +15,7 @@ public sealed class FindService(ICFindHandler handler) : DimseService
     public override async Task<DimseReply> PerformAsync(DimseOperation operation)
     {
         var cmd = operation.Command;
+        if (!operation.Info.May(DicomPermissions.Find)) return Refuse(cmd, DimseStatus.NotAuthorized, operation.Info.NotPermitted("query (C-FIND)"));
         DicomDataset identifier;
         try
         {

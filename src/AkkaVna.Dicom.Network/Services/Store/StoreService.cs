@@ -22,6 +22,7 @@ public sealed class StoreService(ICStoreHandler? handler) : DimseService
         if (sopClass != operation.Context.AbstractSyntax)
             throw new DimseException(DimseStatus.SopClassNotSupported, $"SOP class {sopClass} is not the context's {operation.Context.AbstractSyntax}");
         if (sopInstance.Length == 0) throw new DimseException(DimseStatus.MissingAttribute, "no Affected SOP Instance UID");
+        if (!operation.Info.May(DicomPermissions.Store)) throw new DimseException(DimseStatus.NotAuthorized, operation.Info.NotPermitted("store"));
         try
         {
             return await handler.BeginAsync(new StoreRequest(operation.Info, cmd, sopClass, sopInstance, operation.Context.TransferSyntax), CancellationToken.None);
