@@ -92,6 +92,10 @@ public sealed class DicomServer(DicomServerOptions options, DicomServices servic
                 transport ??= await options.Acceptor.AcceptAsync(socket!, _stopping.Token);
                 await DicomAssociation.RunAcceptorAsync(transport, services, options.Association, _associationLog, overloaded, a => started.TrySetResult(a));
             }
+            catch (Transport.TlsHandshakeException e)
+            {
+                _log.LogWarning("{Reason}; connection closed", e.Message);
+            }
             catch (Exception e)
             {
                 _log.LogError(e, "association from {Remote} failed", transport?.RemoteEndPoint ?? socket?.RemoteEndPoint);

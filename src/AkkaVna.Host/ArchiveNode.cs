@@ -53,6 +53,10 @@ public sealed class ArchiveNode : IAsyncDisposable
     public Task Downed { get; }
 
     private readonly DicomServer _dicom;
+    private DicomServer? _dicomTls;
+
+    /// <summary>The DICOM TLS listener's address (null without <c>akka-vna.dicom.tls</c>).</summary>
+    public IPEndPoint? DicomTlsEndPoint => (IPEndPoint?)_dicomTls?.LocalEndPoint;
     private readonly WebApplication _http;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stopping = new();
@@ -214,7 +218,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                     Association = new DicomAssociationOptions { ArtimTimeout = options.ArtimTimeout, DimseTimeout = options.DimseTimeout, IdleTimeout = options.IdleTimeout },
                 },
             };
-            var dicom = new DicomServer(new DicomServerOptions
+            var listener = new DicomServerOptions
             {
                 BindAddress = options.DicomBind,
                 Port = options.DicomPort,
@@ -226,16 +230,25 @@ public sealed class ArchiveNode : IAsyncDisposable
                     DimseTimeout = options.DimseTimeout,
                     IdleTimeout = options.IdleTimeout,
                 },
-            }, services, loggerFactory);
+            };
+            var dicom = new DicomServer(listener, services, loggerFactory);
+            // DICOM TLS (PS3.15 Annex B): a second listener with the same services and limits, its connections wrapped in TLS.
+            var dicomTls = options.Tls is { } tls
+                ? new DicomServer(listener with { Port = tls.Port, Acceptor = new AkkaVna.Dicom.Network.Transport.TlsTransport.Acceptor(tls.Load()) }, services, loggerFactory)
+                : null;
 
-            metrics.Registry.AddBeforeCollectCallback(() => metrics.Associations.Set(dicom.ActiveAssociations));
+            metrics.Registry.AddBeforeCollectCallback(() => metrics.Associations.Set(dicom.ActiveAssociations + (dicomTls?.ActiveAssociations ?? 0)));
             var web = new DicomWebEndpoints(engine, index, blobs, ingest, options.SpoolFolder,
                 new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"), transcoder);
             var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, gateway, web, metrics,
                 () => ClusterReport.GetAsync(system, studies, TimeSpan.FromSeconds(10)));
             await http.StartAsync(cancellationToken);
             dicom.Start();
-            var node = new ArchiveNode(options, system, gateway, index, blobs, dicom, http, log, tracker, metrics, loggerFactory) { _trace = trace };
+            dicomTls?.Start();
+            var node = new ArchiveNode(options, system, gateway, index, blobs, dicom, http, log, tracker, metrics, loggerFactory) { _trace = trace, _dicomTls = dicomTls };
+            if (dicomTls is not null)
+                log.LogInformation("listening for DICOM over TLS (1.2, 1.3) on {Endpoint}{Clients}", dicomTls.LocalEndPoint,
+                    options.Tls!.RequireClientCertificate ? "; clients must present a certificate from " + options.Tls.Authorities : "");
             log.LogInformation("listening for DICOM on {DicomEndPoint} as {AETitle}; HTTP on {HttpUrl}; data in {Data}", node.DicomEndPoint, options.AETitle,
                 http.Urls.First(), options.DataFolder);
             return node;
@@ -533,7 +546,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
         _log.LogInformation("stopping: finishing open associations (up to {Grace})", grace);
         _stopping.Cancel();
-        await _dicom.StopAsync(grace);
+        await Task.WhenAll(_dicom.StopAsync(grace), _dicomTls?.StopAsync(grace) ?? Task.CompletedTask);
         if (_trace is not null) await _trace.DisposeAsync();
         await _sweeper;
         await _indexSync;

@@ -52,6 +52,9 @@ public sealed record ArchiveOptions
     public required TimeSpan ArtimTimeout { get; init; }
     public required TimeSpan DimseTimeout { get; init; }
     public required TimeSpan IdleTimeout { get; init; }
+
+    /// <summary>The DICOM TLS listener (<c>akka-vna.dicom.tls</c>), beside the plain one; null when no certificate is configured.</summary>
+    public DicomTlsOptions? Tls { get; init; }
     /// <summary>How long a stopping node lets open associations finish before it aborts them.</summary>
     public required TimeSpan ShutdownGrace { get; init; }
     public required IPAddress HttpBind { get; init; }
@@ -302,6 +305,7 @@ public sealed record ArchiveOptions
             ArtimTimeout = Time("dicom.artim-timeout"),
             DimseTimeout = Time("dicom.dimse-timeout"),
             IdleTimeout = Time("dicom.idle-timeout"),
+            Tls = DicomTlsOptions.Read(c, data),
             ShutdownGrace = Time("dicom.shutdown-grace"),
             HttpBind = Address("http.bind"),
             HttpPort = Int("http.port", 0, 65535),
@@ -438,5 +442,45 @@ public sealed record S3Settings(string Bucket, string Prefix, string? Endpoint, 
         {
             Acknowledge = acknowledge, CacheFolder = cache, CacheMaxBytes = cacheMax, UploadConcurrency = concurrency,
         };
+    }
+}
+
+/// <summary>
+/// <c>akka-vna.dicom.tls</c>: the port of the TLS listener (2762 by convention), this AE's certificate and key (PEM),
+/// the authorities a client's certificate must chain to (PEM), whether clients must present one, the handshake's limit.
+/// </summary>
+public sealed record DicomTlsOptions(int Port, string Certificate, string Key, string? Authorities, bool RequireClientCertificate, TimeSpan HandshakeTimeout)
+{
+    internal static DicomTlsOptions? Read(Config c, string data)
+    {
+        string certificate = c.GetString("dicom.tls.certificate") ?? "";
+        if (certificate.Length == 0) return null;
+        string Path_(string key) => System.IO.Path.GetFullPath(System.IO.Path.Combine(data, c.GetString(key) ?? ""));
+        string key = c.GetString("dicom.tls.key") is { Length: > 0 } ? Path_("dicom.tls.key")
+            : throw new ArchiveConfigException("akka-vna.dicom.tls.key must name the private key (PEM) of akka-vna.dicom.tls.certificate");
+        string? ca = c.GetString("dicom.tls.ca") is { Length: > 0 } ? Path_("dicom.tls.ca") : null;
+        bool require = c.GetBoolean("dicom.tls.require-client-certificate", false);
+        if (require && ca is null)
+            throw new ArchiveConfigException("akka-vna.dicom.tls.require-client-certificate = on needs akka-vna.dicom.tls.ca (the authorities client certificates must chain to)");
+        int port = c.GetInt("dicom.tls.port", 2762);
+        if (port is < 0 or > 65535) throw new ArchiveConfigException($"akka-vna.dicom.tls.port must be between 0 and 65535, not {port}");
+        var timeout = c.GetTimeSpan("dicom.tls.handshake-timeout", TimeSpan.FromSeconds(10), allowInfinite: false);
+        if (timeout <= TimeSpan.Zero) throw new ArchiveConfigException("akka-vna.dicom.tls.handshake-timeout must be a positive duration");
+        foreach (var file in new[] { Path_("dicom.tls.certificate"), key }.Concat(ca is null ? [] : [ca]))
+            if (!File.Exists(file)) throw new ArchiveConfigException($"akka-vna.dicom.tls: {file} does not exist");
+        return new DicomTlsOptions(port, Path_("dicom.tls.certificate"), key, ca, require, timeout);
+    }
+
+    /// <summary>The certificates loaded (a bad file is a configuration error, named).</summary>
+    public Dicom.Network.Transport.TlsSettings Load()
+    {
+        try
+        {
+            return Dicom.Network.Transport.TlsSettings.FromPem(Certificate, Key, Authorities, RequireClientCertificate) with { HandshakeTimeout = HandshakeTimeout };
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException or IOException)
+        {
+            throw new ArchiveConfigException($"akka-vna.dicom.tls: cannot load {Certificate} with {Key}{(Authorities is null ? "" : " and " + Authorities)}: {e.Message}");
+        }
     }
 }

@@ -66,6 +66,8 @@ public sealed class CompressionChild : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Queue<Candidate> _queue = new();
     private readonly Dictionary<string, (int Attempts, DateTimeOffset NotBefore)> _backoff = new(StringComparer.Ordinal);
+    /// <summary>Refused by this child (with the checksum refused): a pass asked before the parent recorded the refusal skips them too.</summary>
+    private readonly Dictionary<string, string> _refused = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private bool _busy, _again;
     private CompressStudy? _request;
@@ -161,6 +163,7 @@ public sealed class CompressionChild : ReceiveActor, IWithTimers
         {
             // Images only (an instance without Rows has no pixel data to compress), native ones only, not refused before.
             if (request.Skip.Contains(i.SopInstanceUid) || !IsNative(i.TransferSyntaxUid) || i.Rows is null) continue;
+            if (_refused.TryGetValue(i.SopInstanceUid, out var refusedSha) && refusedSha == i.Sha256) continue;
             if (_backoff.TryGetValue(i.SopInstanceUid, out var b) && b.NotBefore > now) continue;
             series.TryGetValue(i.SeriesInstanceUid, out var s);
             var attributes = new Dictionary<string, string?>(StringComparer.Ordinal)
@@ -282,6 +285,7 @@ public sealed class CompressionChild : ReceiveActor, IWithTimers
         if (cause is CompressionRefusedException refused)
         {
             _backoff.Remove(c.SopInstanceUid); // decided for good: journaled, never retried
+            _refused[c.SopInstanceUid] = c.Sha256;
             _log.Info("study {0}: {1} stays as it is ({2})", _studyUid, c.SopInstanceUid, refused.Message);
             _services.Metrics.InstanceCompression("refused", 0, 0);
             Context.Parent.Tell(new CompressionRefusal(c.SopInstanceUid, c.Sha256, refused.Message));

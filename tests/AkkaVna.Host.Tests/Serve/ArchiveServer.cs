@@ -45,7 +45,11 @@ public sealed class ArchiveServer : IDisposable
         // "akka-vna serve: ready; DICOM AKKAVNA@127.0.0.1:40435, HTTP port 43663, data ..."
         DicomPort = _process.ReadyPort("127.0.0.1:");
         HttpPort = _process.ReadyPort("HTTP port ");
+        TlsPort = _process.ReadyLine!.Contains("DICOM TLS port ", StringComparison.Ordinal) ? _process.ReadyPort("DICOM TLS port ") : null;
     }
+
+    /// <summary>The DICOM TLS port, when the node listens for TLS (akka-vna.dicom.tls).</summary>
+    public int? TlsPort { get; }
 
     public string Output => _process.Output;
     public int ProcessId => _process.ProcessId;

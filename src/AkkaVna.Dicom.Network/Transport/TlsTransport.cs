@@ -1,0 +1,170 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+
+namespace AkkaVna.Dicom.Network.Transport;
+
+/// <summary>
+/// DICOM's secure transport (PS3.15 Annex B; BCP 195, the non-downgrading profile): TLS 1.2 or 1.3 only, this AE's
+/// certificate and key, and the certificate authorities a peer's certificate must chain to (when given; required of
+/// clients with <see cref="RequireClientCertificate"/>). The handshake must end within <see cref="HandshakeTimeout"/>:
+/// a peer that speaks plain DICOM to a TLS port, or nothing, is dropped then.
+/// </summary>
+public sealed record TlsSettings(X509Certificate2 Certificate, X509Certificate2Collection TrustedAuthorities, bool RequireClientCertificate)
+{
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>TLS 1.2 and 1.3: what BCP 195 allows (the OS's cipher policy applies within them).</summary>
+    public const SslProtocols Protocols = SslProtocols.Tls12 | SslProtocols.Tls13;
+
+    /// <summary>Loads a certificate and its private key from PEM files, and the authorities (PEM, one or more) when given.</summary>
+    public static TlsSettings FromPem(string certificate, string key, string? authorities, bool requireClientCertificate)
+    {
+        var cert = X509Certificate2.CreateFromPemFile(certificate, key);
+        // On Linux an ephemeral key works with SslStream; export and re-import so the key is usable on every platform.
+        cert = X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
+        var cas = new X509Certificate2Collection();
+        if (!string.IsNullOrEmpty(authorities)) cas.ImportFromPemFile(authorities);
+        return new TlsSettings(cert, cas, requireClientCertificate);
+    }
+
+    /// <summary>
+    /// Whether the peer's certificate chains to one of <see cref="TrustedAuthorities"/> (with none configured: the
+    /// system's trust). No certificate: acceptable only when none is required.
+    /// </summary>
+    public bool Validate(X509Certificate? certificate, bool required, out string? why)
+    {
+        why = null;
+        if (certificate is null)
+        {
+            if (required) why = "the peer sent no certificate";
+            return !required;
+        }
+        using var chain = new X509Chain();
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        if (TrustedAuthorities.Count > 0)
+        {
+            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            chain.ChainPolicy.CustomTrustStore.AddRange(TrustedAuthorities);
+        }
+        var peer = certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        if (chain.Build(peer)) return true;
+        why = $"the peer's certificate ({peer.Subject}) does not chain to a trusted authority: "
+            + string.Join("; ", chain.ChainStatus.Select(s => s.StatusInformation.Trim()).Where(s => s.Length > 0));
+        return false;
+    }
+}
+
+/// <summary>A TLS connection over TCP, read and written through System.IO.Pipelines like <see cref="TcpTransport"/>.</summary>
+public sealed class TlsTransport : IDicomTransport
+{
+    private readonly Socket _socket;
+    private readonly SslStream _ssl;
+    private int _closed;
+
+    private TlsTransport(Socket socket, SslStream ssl)
+    {
+        _socket = socket;
+        _ssl = ssl;
+        RemoteEndPoint = socket.RemoteEndPoint;
+        Input = PipeReader.Create(_ssl, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true));
+        Output = PipeWriter.Create(_ssl, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true));
+    }
+
+    public PipeReader Input { get; }
+    public PipeWriter Output { get; }
+    public EndPoint? RemoteEndPoint { get; }
+
+    /// <summary>The peer's certificate subject (null when it sent none).</summary>
+    public string? PeerSubject => _ssl.RemoteCertificate?.Subject;
+
+    public void Close()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0) return;
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+        _socket.Close();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Close();
+        await _ssl.DisposeAsync().ConfigureAwait(false);
+        _socket.Dispose();
+    }
+
+    /// <summary>Accepts TLS on a listener's sockets: the handshake, with this AE's certificate, within the settings' timeout.</summary>
+    public sealed class Acceptor(TlsSettings settings) : IDicomAcceptor
+    {
+        public async ValueTask<IDicomTransport> AcceptAsync(Socket socket, CancellationToken cancellationToken)
+        {
+            socket.NoDelay = true;
+            string? refusal = null;
+            var ssl = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+            try
+            {
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                cts.CancelAfter(settings.HandshakeTimeout);
+                await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+                {
+                    ServerCertificate = settings.Certificate,
+                    ClientCertificateRequired = settings.RequireClientCertificate,
+                    EnabledSslProtocols = TlsSettings.Protocols,
+                    CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                    RemoteCertificateValidationCallback = (_, certificate, _, _) => settings.Validate(certificate, settings.RequireClientCertificate, out refusal),
+                }, cts.Token).ConfigureAwait(false);
+                return new TlsTransport(socket, ssl);
+            }
+            catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException)
+            {
+                await ssl.DisposeAsync().ConfigureAwait(false);
+                throw new TlsHandshakeException(
+                    $"TLS handshake with {socket.RemoteEndPoint} failed: {refusal ?? (e is OperationCanceledException ? $"no handshake within {settings.HandshakeTimeout.TotalSeconds:0} s" : e.Message)}", e);
+            }
+        }
+    }
+
+    /// <summary>Connects with TLS (a move destination, the load tool): the server's certificate must chain to the trusted authorities.</summary>
+    public sealed class Connector(TlsSettings settings) : IDicomConnector
+    {
+        public async ValueTask<IDicomTransport> ConnectAsync(string host, int port, TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            SslStream? ssl = null;
+            string? refusal = null;
+            try
+            {
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                cts.CancelAfter(timeout);
+                await socket.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);
+                ssl = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+                await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+                {
+                    TargetHost = host,
+                    ClientCertificates = [settings.Certificate],
+                    EnabledSslProtocols = TlsSettings.Protocols,
+                    CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                    RemoteCertificateValidationCallback = (_, certificate, _, _) => settings.Validate(certificate, required: true, out refusal),
+                }, cts.Token).ConfigureAwait(false);
+                return new TlsTransport(socket, ssl);
+            }
+            catch (Exception e) when (e is AuthenticationException)
+            {
+                if (ssl is not null) await ssl.DisposeAsync().ConfigureAwait(false);
+                socket.Dispose();
+                throw new IOException($"TLS handshake with {host}:{port} failed: {refusal ?? e.Message}", e);
+            }
+            catch
+            {
+                if (ssl is not null) await ssl.DisposeAsync().ConfigureAwait(false);
+                socket.Dispose();
+                throw;
+            }
+        }
+    }
+}
+
+/// <summary>A connection to the TLS port that did not complete its handshake (logged as a warning, the socket closed).</summary>
+public sealed class TlsHandshakeException(string message, Exception inner) : IOException(message, inner);
