@@ -31,7 +31,7 @@ internal static class Bench
         Storescu(files, [port], aet, associations, byStudy);
 
     /// <summary>The same over several nodes of one archive: association i goes to <paramref name="ports"/>[i mod n].</summary>
-    public static double Storescu(List<string> files, IReadOnlyList<int> ports, string aet, int associations, bool byStudy = false)
+    public static double Storescu(List<string> files, IReadOnlyList<int> ports, string aet, int associations, bool byStudy = false, string options = "")
     {
         int chunk = (files.Count + associations - 1) / associations;
         var lists = Enumerable.Range(0, associations)
@@ -45,7 +45,7 @@ internal static class Bench
         var sw = Stopwatch.StartNew();
         var procs = listFiles.Select((lf, i) =>
         {
-            var psi = new ProcessStartInfo("bash", ["-c", $"xargs -d '\\n' -a '{lf}' storescu -aec {aet} 127.0.0.1 {ports[i % ports.Count]}"])
+            var psi = new ProcessStartInfo("bash", ["-c", $"xargs -d '\\n' -a '{lf}' storescu {options} -aec {aet} 127.0.0.1 {ports[i % ports.Count]}"])
             {
                 UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true,
             };

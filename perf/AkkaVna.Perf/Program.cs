@@ -30,6 +30,7 @@ public static class Program
         if (args.Length > 0 && args[0] == "s3") return S3Benchmark.Run(args[1..]);
         if (args.Length > 0 && args[0] == "compression") return CompressionBenchmark.Run(args[1..]);
         if (args.Length > 0 && args[0] == "lifecycle") return LifecycleBenchmark.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "tls") return TlsBenchmark.Run(args[1..]);
         string corpus = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || !args[i - 1].StartsWith("--", StringComparison.Ordinal))).FirstOrDefault()
             ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/corpus"));
         double largeGb = Option(args, "--large-gb", 2.0);
