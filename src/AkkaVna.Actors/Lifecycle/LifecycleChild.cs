@@ -68,7 +68,7 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
     private sealed record MoveCandidate(IndexedInstance Row, KeptBlob? Kept);
     private sealed record MovePlan(string Target, string? Rule, IReadOnlyList<MoveCandidate> Candidates);
     /// <summary>One instance's copies staged in the target store, and the event that records them.</summary>
-    private sealed record StagedMove(InstanceMoved Event, IBlobWriter Writer, IBlobWriter? KeptWriter, long Bytes);
+    private sealed record StagedMove(InstanceMoved Event, IBlobWriter Writer, IBlobWriter? KeptWriter, string? KeptSha256, long Bytes);
     private sealed record Copied(IReadOnlyList<StagedMove> Staged, int Failed);
     private sealed record BatchDone(int Moved, long Bytes, int Failed, IReadOnlyList<BlobRef> Deleted);
     private sealed record MoveFailed(Exception Cause);
@@ -298,24 +298,29 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
                 var row = c.Row;
                 BlobRef to = row.Blob;
                 InstanceHeader header;
-                await using (var content = await _services.Blobs.OpenAsync(row.Blob, ct).ConfigureAwait(false)) header = InstanceHeader.Read(content);
                 long bytes = 0;
-                if (row.Blob.Store != targetName)
+                // One opening of the instance's blob: its header (for the index row) and, when it moves, its bytes.
+                await using (var content = await _services.Blobs.OpenAsync(row.Blob, ct).ConfigureAwait(false))
                 {
-                    (writer, to) = await CopyAsync(row.Blob, row.Sha256, row.SeriesInstanceUid, row.SopInstanceUid, target, ct).ConfigureAwait(false);
-                    bytes += row.Size;
+                    header = InstanceHeader.Read(content);
+                    if (row.Blob.Store != targetName)
+                    {
+                        (writer, to) = await CopyAsync(content, row.Sha256, row.SeriesInstanceUid, row.SopInstanceUid, target, ct).ConfigureAwait(false);
+                        bytes += row.Size;
+                    }
                 }
                 BlobRef? keptTo = null;
                 if (c.Kept is { } k && k.Blob.Store != targetName)
                 {
-                    (keptWriter, var keptRef) = await CopyAsync(k.Blob, k.Sha256, row.SeriesInstanceUid, row.SopInstanceUid, target, ct).ConfigureAwait(false);
+                    await using var kept = await _services.Blobs.OpenAsync(k.Blob, ct).ConfigureAwait(false);
+                    (keptWriter, var keptRef) = await CopyAsync(kept, k.Sha256, row.SeriesInstanceUid, row.SopInstanceUid, target, ct).ConfigureAwait(false);
                     keptTo = keptRef;
                     bytes += k.Size;
                 }
                 var instance = new StoredInstance(header, to, row.Size, row.Sha256, row.ReceivedAt, row.CallingAE ?? "");
                 var moved = new InstanceMoved(instance, row.Blob) { KeptPreviousBlob = keptTo is null ? null : c.Kept!.Blob, KeptBlob = keptTo };
                 // The writer of a blob already in place is a no-op stand-in (nothing staged for it).
-                staged.Add(new StagedMove(moved, writer ?? NoWriter.Instance, keptWriter, bytes));
+                staged.Add(new StagedMove(moved, writer ?? NoWriter.Instance, keptWriter, keptTo is null ? null : c.Kept!.Sha256, bytes));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -328,27 +333,20 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         return new Copied(staged, failed);
     }
 
-    /// <summary>Copies one blob into a staged blob of <paramref name="target"/>, sealed (flushed) and prepared; its checksum must be the index's.</summary>
-    private async Task<(IBlobWriter Writer, BlobRef To)> CopyAsync(BlobRef from, string sha256, string series, string sop, IBlobStore target, CancellationToken ct)
+    /// <summary>Copies one open blob into a staged blob of <paramref name="target"/>, sealed (flushed) and prepared; its checksum must be the index's.</summary>
+    private async Task<(IBlobWriter Writer, BlobRef To)> CopyAsync(IBlobContent content, string sha256, string series, string sop, IBlobStore target, CancellationToken ct)
     {
+        var from = content.Blob;
         var writer = await target.CreateAsync(ct).ConfigureAwait(false);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(256 * 1024);
         try
         {
-            await using (var content = await _services.Blobs.OpenAsync(from, ct).ConfigureAwait(false))
+            await _services.Throttle.WaitAsync(content.Length, ct).ConfigureAwait(false);
+            await using (var stream = content.OpenRead())
             {
-                await _services.Throttle.WaitAsync(content.Length, ct).ConfigureAwait(false);
-                await using var stream = content.OpenRead();
-                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(256 * 1024);
-                try
-                {
-                    int n;
-                    while ((n = await stream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-                        await writer.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                }
-                finally
-                {
-                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-                }
+                int n;
+                while ((n = await stream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+                    await writer.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
             }
             string copied = await writer.SealAsync(flushToDisk: true, ct).ConfigureAwait(false);
             if (copied != sha256)
@@ -361,6 +359,10 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         {
             await writer.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -426,11 +428,8 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
             }
             if (await ReadsBackAsync(e.Instance.Blob, e.Instance.Sha256, ct).ConfigureAwait(false)) replaced.Add(e.PreviousBlob);
             else failed++;
-            if (e.KeptBlob is { } kept && m.KeptWriter is not null)
-            {
-                var k = await _services.Index.ListKeptBlobsAsync(_studyUid, ct).FirstOrDefaultAsync(b => b.Blob == kept, ct).ConfigureAwait(false);
-                if (k is not null && await ReadsBackAsync(kept, k.Sha256, ct).ConfigureAwait(false)) replaced.Add(e.KeptPreviousBlob!);
-            }
+            if (e.KeptBlob is { } kept && m.KeptSha256 is { } keptSha && await ReadsBackAsync(kept, keptSha, ct).ConfigureAwait(false))
+                replaced.Add(e.KeptPreviousBlob!);
             moved++;
             bytes += m.Bytes;
         }

@@ -386,6 +386,8 @@ public sealed class StudyActor : UntypedPersistentActor, IWithTimers
                 if (_decided.Instances.TryGetValue(refusal.SopInstanceUid, out var refusedEntry) && refusedEntry.Sha256 == refusal.Sha256)
                     Record(new InstanceCompressionRefused(_studyUid, refusal.SopInstanceUid, refusal.Sha256, refusal.Reason));
                 break;
+            case ObsoleteDeleted { Blobs.Count: 0 }:
+                break; // nothing deleted: nothing to journal
             case ObsoleteDeleted deleted:
                 Record(new OriginalsDeleted(_studyUid, deleted.Blobs));
                 break;

@@ -45,15 +45,16 @@ public sealed class TcpTransport : IDicomTransport
     public static readonly Plain Tcp = new();
 
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private int _closed;
 
-    public TcpTransport(Socket socket)
+    /// <param name="over">A stream the connection is read and written through instead of the socket's own (a TLS stream over it).</param>
+    public TcpTransport(Socket socket, Stream? over = null)
     {
         _socket = socket;
         _socket.NoDelay = true;
         RemoteEndPoint = socket.RemoteEndPoint;
-        _stream = new NetworkStream(socket, ownsSocket: false);
+        _stream = over ?? new NetworkStream(socket, ownsSocket: false);
         Input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true));
         Output = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true));
     }
@@ -69,12 +70,11 @@ public sealed class TcpTransport : IDicomTransport
         _socket.Close();
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         Close();
-        _stream.Dispose();
+        await _stream.DisposeAsync().ConfigureAwait(false);
         _socket.Dispose();
-        return ValueTask.CompletedTask;
     }
 
     /// <summary>Connects and accepts plain TCP.</summary>

@@ -1,5 +1,3 @@
-using System.IO.Pipelines;
-using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
@@ -24,7 +22,7 @@ public sealed record TlsSettings(X509Certificate2 Certificate, X509Certificate2C
     public static TlsSettings FromPem(string certificate, string key, string? authorities, bool requireClientCertificate)
     {
         var cert = X509Certificate2.CreateFromPemFile(certificate, key);
-        // On Linux an ephemeral key works with SslStream; export and re-import so the key is usable on every platform.
+        // A key loaded from PEM is ephemeral, which SslStream cannot use on every platform: exported and re-imported as PKCS#12.
         cert = X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
         var cas = new X509Certificate2Collection();
         if (!string.IsNullOrEmpty(authorities)) cas.ImportFromPemFile(authorities);
@@ -58,49 +56,14 @@ public sealed record TlsSettings(X509Certificate2 Certificate, X509Certificate2C
     }
 }
 
-/// <summary>A TLS connection over TCP, read and written through System.IO.Pipelines like <see cref="TcpTransport"/>.</summary>
-public sealed class TlsTransport : IDicomTransport
+/// <summary>TLS connections: a <see cref="TcpTransport"/> read and written through an <see cref="SslStream"/> over its socket.</summary>
+public static class TlsTransport
 {
-    private readonly Socket _socket;
-    private readonly SslStream _ssl;
-    private int _closed;
-
-    private TlsTransport(Socket socket, SslStream ssl)
-    {
-        _socket = socket;
-        _ssl = ssl;
-        RemoteEndPoint = socket.RemoteEndPoint;
-        Input = PipeReader.Create(_ssl, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true));
-        Output = PipeWriter.Create(_ssl, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true));
-    }
-
-    public PipeReader Input { get; }
-    public PipeWriter Output { get; }
-    public EndPoint? RemoteEndPoint { get; }
-
-    /// <summary>The peer's certificate subject (null when it sent none).</summary>
-    public string? PeerSubject => _ssl.RemoteCertificate?.Subject;
-
-    public void Close()
-    {
-        if (Interlocked.Exchange(ref _closed, 1) != 0) return;
-        try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
-        _socket.Close();
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        Close();
-        await _ssl.DisposeAsync().ConfigureAwait(false);
-        _socket.Dispose();
-    }
-
     /// <summary>Accepts TLS on a listener's sockets: the handshake, with this AE's certificate, within the settings' timeout.</summary>
     public sealed class Acceptor(TlsSettings settings) : IDicomAcceptor
     {
         public async ValueTask<IDicomTransport> AcceptAsync(Socket socket, CancellationToken cancellationToken)
         {
-            socket.NoDelay = true;
             string? refusal = null;
             var ssl = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
             try
@@ -115,52 +78,13 @@ public sealed class TlsTransport : IDicomTransport
                     CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
                     RemoteCertificateValidationCallback = (_, certificate, _, _) => settings.Validate(certificate, settings.RequireClientCertificate, out refusal),
                 }, cts.Token).ConfigureAwait(false);
-                return new TlsTransport(socket, ssl);
+                return new TcpTransport(socket, ssl);
             }
             catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException)
             {
                 await ssl.DisposeAsync().ConfigureAwait(false);
                 throw new TlsHandshakeException(
                     $"TLS handshake with {socket.RemoteEndPoint} failed: {refusal ?? (e is OperationCanceledException ? $"no handshake within {settings.HandshakeTimeout.TotalSeconds:0} s" : e.Message)}", e);
-            }
-        }
-    }
-
-    /// <summary>Connects with TLS (a move destination, the load tool): the server's certificate must chain to the trusted authorities.</summary>
-    public sealed class Connector(TlsSettings settings) : IDicomConnector
-    {
-        public async ValueTask<IDicomTransport> ConnectAsync(string host, int port, TimeSpan timeout, CancellationToken cancellationToken)
-        {
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            SslStream? ssl = null;
-            string? refusal = null;
-            try
-            {
-                using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                cts.CancelAfter(timeout);
-                await socket.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);
-                ssl = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
-                await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-                {
-                    TargetHost = host,
-                    ClientCertificates = [settings.Certificate],
-                    EnabledSslProtocols = TlsSettings.Protocols,
-                    CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-                    RemoteCertificateValidationCallback = (_, certificate, _, _) => settings.Validate(certificate, required: true, out refusal),
-                }, cts.Token).ConfigureAwait(false);
-                return new TlsTransport(socket, ssl);
-            }
-            catch (Exception e) when (e is AuthenticationException)
-            {
-                if (ssl is not null) await ssl.DisposeAsync().ConfigureAwait(false);
-                socket.Dispose();
-                throw new IOException($"TLS handshake with {host}:{port} failed: {refusal ?? e.Message}", e);
-            }
-            catch
-            {
-                if (ssl is not null) await ssl.DisposeAsync().ConfigureAwait(false);
-                socket.Dispose();
-                throw;
             }
         }
     }
