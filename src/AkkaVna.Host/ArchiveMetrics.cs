@@ -12,6 +12,7 @@ public sealed class ArchiveMetrics : IArchiveMetrics
     public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
 
     private readonly Counter _instances, _bytes, _compressed, _compressedBytes, _lifecycle, _destroyedBytes, _movedBytes;
+    private readonly Counter _httpRefused;
     private readonly Histogram _commit, _phase, _studyCommit, _batch;
 
     /// <summary>Studies whose journal events the index does not reflect yet (set at each index sync).</summary>
@@ -73,6 +74,9 @@ public sealed class ArchiveMetrics : IArchiveMetrics
             "Studies the lifecycle children handled, by outcome: planned (a due time kept), queued (due, waiting for approval), moved (to another tier), destroyed, aborted (a hold placed meanwhile), failed (retried).",
             new CounterConfiguration { LabelNames = ["outcome"] });
         _destroyedBytes = f.CreateCounter("akkavna_lifecycle_destroyed_bytes_total", "Bytes of the studies destroyed (their instances as stored).");
+        _httpRefused = f.CreateCounter("akkavna_http_refused_total",
+            "HTTP requests refused by akka-vna.http.auth: status 401 (no token, or a bad one) or 403 (a good token without the scope), by the permission the route needs.",
+            new CounterConfiguration { LabelNames = ["status", "permission"] });
         _movedBytes = f.CreateCounter("akkavna_lifecycle_moved_bytes_total", "Bytes the lifecycle moved to another tier (copied, verified, the old copy deleted).");
     }
 
@@ -97,6 +101,9 @@ public sealed class ArchiveMetrics : IArchiveMetrics
         _compressedBytes.WithLabels("before").Inc(bytesBefore);
         _compressedBytes.WithLabels("after").Inc(bytesAfter);
     }
+
+    public void HttpRefused(int status, HttpPermission permission) =>
+        _httpRefused.WithLabels(status.ToString(System.Globalization.CultureInfo.InvariantCulture), permission.ToString().ToLowerInvariant()).Inc();
 
     public void InstanceAnswered(string outcome) => _instances.WithLabels(outcome).Inc();
     public void BytesArchived(long bytes) => _bytes.Inc(bytes);

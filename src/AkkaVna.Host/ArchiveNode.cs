@@ -46,7 +46,10 @@ public sealed class ArchiveNode : IAsyncDisposable
     public IArchiveIndex Index { get; }
     public IBlobStore Blobs { get; }
     public IPEndPoint DicomEndPoint => (IPEndPoint)_dicom.LocalEndPoint!;
+    /// <summary>The plain HTTP port (0 when <c>http.https.only</c> turned it off).</summary>
     public int HttpPort { get; }
+    /// <summary>The HTTPS port (null without <c>akka-vna.http.https</c>).</summary>
+    public int? HttpsPort { get; }
     /// <summary>This node's address in the cluster (what other nodes give as a seed node).</summary>
     public string ClusterAddress => Cluster.Get(System).SelfAddress.ToString();
     /// <summary>Completes when the actor system ends without <see cref="StopAsync"/> (the cluster downed this node).</summary>
@@ -81,7 +84,9 @@ public sealed class ArchiveNode : IAsyncDisposable
         _dicom = dicom;
         _http = http;
         _log = log;
-        HttpPort = new Uri(http.Urls.First()).Port;
+        var urls = http.Urls.Select(u => new Uri(u)).ToList();
+        HttpPort = urls.FirstOrDefault(u => u.Scheme == "http")?.Port ?? 0;
+        HttpsPort = urls.FirstOrDefault(u => u.Scheme == "https")?.Port;
         Downed = WhenDownedAsync(system);
         _sweeper = Task.Run(SweepLoopAsync);
         _indexSync = Task.Run(IndexSyncLoopAsync);
@@ -240,8 +245,17 @@ public sealed class ArchiveNode : IAsyncDisposable
             metrics.Registry.AddBeforeCollectCallback(() => metrics.Associations.Set(dicom.ActiveAssociations + (dicomTls?.ActiveAssociations ?? 0)));
             var web = new DicomWebEndpoints(engine, index, blobs, ingest, options.SpoolFolder,
                 new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"), transcoder);
+            SigningKeys? keys = null;
+            if (options.HttpAuth is { } auth)
+            {
+                keys = new SigningKeys(auth, loggerFactory.CreateLogger("http.auth"));
+                await keys.StartAsync(cancellationToken);
+            }
+            else
+                log.LogWarning("HTTP IS OPEN TO ANYONE who reaches {Bind}: DICOMweb (read and store), /admin and /metrics need no token. Turn on akka-vna.http.auth "
+                    + "(bearer tokens from your identity provider) before the archive holds real patients", options.HttpBind);
             var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, gateway, web, metrics,
-                () => ClusterReport.GetAsync(system, studies, TimeSpan.FromSeconds(10)));
+                () => ClusterReport.GetAsync(system, studies, TimeSpan.FromSeconds(10)), keys, loggerFactory.CreateLogger("http.auth"));
             await http.StartAsync(cancellationToken);
             dicom.Start();
             dicomTls?.Start();
@@ -250,7 +264,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 log.LogInformation("listening for DICOM over TLS (1.2, 1.3) on {Endpoint}{Clients}", dicomTls.LocalEndPoint,
                     options.Tls!.RequireClientCertificate ? "; clients must present a certificate from " + options.Tls.Authorities : "");
             log.LogInformation("listening for DICOM on {DicomEndPoint} as {AETitle}; HTTP on {HttpUrl}; data in {Data}", node.DicomEndPoint, options.AETitle,
-                http.Urls.First(), options.DataFolder);
+                string.Join(" and ", http.Urls), options.DataFolder);
             return node;
         }
         catch
@@ -311,7 +325,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             .WithFallback(ConfigurationFactory.ParseString(StudySerializer.Binding));
 
     private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IStudyGateway studies,
-        DicomWebEndpoints web, ArchiveMetrics metrics, Func<Task<ClusterReport>> clusterReport)
+        DicomWebEndpoints web, ArchiveMetrics metrics, Func<Task<ClusterReport>> clusterReport, SigningKeys? keys, ILogger authLog)
     {
         // No appsettings.json and no file watching: the node is configured by its HOCON file, and a watcher on the working
         // folder (the default content root) would wake for every blob written under a data folder inside it.
@@ -324,8 +338,21 @@ public sealed class ArchiveNode : IAsyncDisposable
         logging(builder.Logging);
         // Kestrel's default body limit (30 MB) stays for every endpoint but STOW-RS, which lifts it and enforces
         // http.max-stow-bytes itself, with a reason.
-        builder.WebHost.ConfigureKestrel(k => k.Listen(options.HttpBind, options.HttpPort));
+        var certificate = options.Https?.Load();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            if (options.Https is not { Only: true }) k.Listen(options.HttpBind, options.HttpPort);
+            if (options.Https is { } https)
+                k.Listen(options.HttpBind, https.Port, listen => listen.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions
+                {
+                    ServerCertificate = certificate,
+                    SslProtocols = global::System.Security.Authentication.SslProtocols.Tls12 | global::System.Security.Authentication.SslProtocols.Tls13,
+                }));
+        });
+        if (options.HttpAuth is { } auth) HttpAccess.AddServices(builder.Services, auth, keys!);
+        if (options.Cors is not null) builder.Services.AddCors();
         var app = builder.Build();
+        if (keys is not null) app.Lifetime.ApplicationStopped.Register(keys.Dispose);
         // Every error response says why: routes that match nothing (404), methods a resource does not take (405) and
         // any other empty 4xx/5xx get a plain-text reason, as the DICOMweb handlers give theirs.
         app.UseStatusCodePages(async context =>
@@ -344,6 +371,17 @@ public sealed class ArchiveNode : IAsyncDisposable
             response.ContentType = "text/plain; charset=utf-8";
             await response.WriteAsync(reason + "\n");
         });
+        // A browser viewer on another origin: preflights answered here, before the token check (they carry no token).
+        if (options.Cors is { } cors)
+            app.UseCors(p =>
+            {
+                if (cors.Origins.Contains("*")) p.AllowAnyOrigin();
+                else p.WithOrigins([.. cors.Origins]);
+                p.WithMethods("GET", "HEAD", "POST", "OPTIONS").WithHeaders("Authorization", "Accept", "Content-Type", "Cache-Control")
+                    .WithExposedHeaders("Content-Type", "Content-Length", "Content-Location", "Location", "Warning", "WWW-Authenticate")
+                    .SetPreflightMaxAge(cors.MaxAge);
+            });
+        if (options.HttpAuth is { } authOptions) HttpAccess.Use(app, authOptions, metrics, authLog);
         web.Map(app);
         LifecycleEndpoints.Map(app, index, options.Lifecycle, options.Time);
         app.MapGet("/health/live", () => Results.Text("alive\n"));

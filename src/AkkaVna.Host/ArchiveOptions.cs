@@ -59,6 +59,15 @@ public sealed record ArchiveOptions
     public required TimeSpan ShutdownGrace { get; init; }
     public required IPAddress HttpBind { get; init; }
     public required int HttpPort { get; init; }
+
+    /// <summary>Bearer-token authentication for HTTP (<c>akka-vna.http.auth</c>); null when off (everything open).</summary>
+    public HttpAuthOptions? HttpAuth { get; init; }
+
+    /// <summary>The HTTPS listener (<c>akka-vna.http.https</c>); null when off.</summary>
+    public HttpsOptions? Https { get; init; }
+
+    /// <summary>The origins browsers may call from (<c>akka-vna.http.cors</c>); null: no CORS headers.</summary>
+    public CorsOptions? Cors { get; init; }
     public required IngestSettings Ingest { get; init; }
     public required TimeSpan SweepInterval { get; init; }
     /// <summary>How often the index is synced to disk with a projection checkpoint (it commits without waiting for the disk).</summary>
@@ -271,6 +280,7 @@ public sealed record ArchiveOptions
         string downing = c.GetString("cluster.split-brain-resolver.active-strategy") is { Length: > 0 } ds ? ds : "keep-majority";
         if (downing is not ("keep-majority" or "keep-oldest" or "down-all"))
             throw new ArchiveConfigException($"akka-vna.cluster.split-brain-resolver.active-strategy must be keep-majority, keep-oldest or down-all, not '{downing}'");
+        var dicomTls = DicomTlsOptions.Read(c, data);
         return new ArchiveOptions
         {
             DataFolder = data,
@@ -305,10 +315,13 @@ public sealed record ArchiveOptions
             ArtimTimeout = Time("dicom.artim-timeout"),
             DimseTimeout = Time("dicom.dimse-timeout"),
             IdleTimeout = Time("dicom.idle-timeout"),
-            Tls = DicomTlsOptions.Read(c, data),
+            Tls = dicomTls,
             ShutdownGrace = Time("dicom.shutdown-grace"),
             HttpBind = Address("http.bind"),
             HttpPort = Int("http.port", 0, 65535),
+            HttpAuth = HttpAuthOptions.Read(c, data),
+            Https = HttpsOptions.Read(c, data, dicomTls),
+            Cors = CorsOptions.Read(c),
             Ingest = new IngestSettings(c.GetBoolean("ingest.flush-blobs"), Time("ingest.commit-timeout")),
             SweepInterval = Time("ingest.sweep-interval"),
             IndexSyncInterval = Time("ingest.index-sync-interval"),

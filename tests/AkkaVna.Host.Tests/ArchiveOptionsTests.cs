@@ -93,10 +93,45 @@ public sealed class ArchiveOptionsTests
     [InlineData("akka-vna.dicom.peers = [{\n ae-title = CT1\n hosts = [\"10.1.2.0/33\"]\n}]", "akka-vna.dicom.peers[1].hosts: '10.1.2.0/33' is not an address or a network")]
     [InlineData("akka-vna.dicom.peers = [{\n ae-title = \"A\\\\B\"\n}]", "akka-vna.dicom.peers[1].ae-title must be an AE title")]
     [InlineData("akka-vna.dicom.peers = [{\n ae-title = VIEWER\n move-destinations = [PACS9]\n}]", "akka-vna.dicom.peers[1].move-destinations: 'PACS9' is not a destination")]
+    [InlineData("akka-vna.http.auth.enabled = on", "akka-vna.http.auth.issuer must name the token issuer")]
+    [InlineData("akka-vna.http.auth { enabled = on\n issuer = x }", "akka-vna.http.auth.audience must name this archive")]
+    [InlineData("akka-vna.http.auth { enabled = on\n issuer = x\n audience = y }", "set exactly one of jwks-file and jwks-url")]
+    [InlineData("akka-vna.http.auth { enabled = on\n issuer = x\n audience = y\n jwks-url = \"ftp://keys\" }", "akka-vna.http.auth.jwks-url: 'ftp://keys' is not an http or https URL")]
+    [InlineData("akka-vna.http.auth { enabled = on\n issuer = x\n audience = y\n jwks-file = /nonexistent/jwks.json }", "akka-vna.http.auth.jwks-file: /nonexistent/jwks.json does not exist")]
+    [InlineData("akka-vna.http.auth { enabled = on\n issuer = x\n audience = y\n jwks-url = \"https://idp/keys\"\n scopes.read = [] }", "akka-vna.http.auth.scopes.read must list at least one scope")]
+    [InlineData("akka-vna.http.https.enabled = on", "akka-vna.http.https: set certificate and key")]
+    [InlineData("akka-vna.http.cors.origins = [\"https://viewer.example/app\"]", "akka-vna.http.cors.origins: 'https://viewer.example/app' is not an origin")]
     public void A_wrong_setting_is_named_in_the_error(string hocon, string setting)
     {
         var e = Assert.Throws<ArchiveConfigException>(() => ArchiveOptions.Load(null, hocon));
         Assert.Contains(setting, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void HTTP_is_open_by_default_and_auth_reads_its_issuer_keys_and_scopes()
+    {
+        var o = ArchiveOptions.Load(null);
+        Assert.Null(o.HttpAuth);
+        Assert.Null(o.Https);
+        Assert.Null(o.Cors);
+        var a = ArchiveOptions.Load(null, """
+            akka-vna.http.auth {
+              enabled = on
+              issuer = "https://idp.example/realms/x"
+              audience = ["akka-vna", "viewer-api"]
+              jwks-url = "https://idp.example/realms/x/protocol/openid-connect/certs"
+              scopes.admin = ["vna.admin"]
+            }
+            akka-vna.http.cors.origins = ["https://viewer.example", "http://localhost:3000"]
+            """);
+        var auth = a.HttpAuth!;
+        Assert.Equal("https://idp.example/realms/x", auth.Issuer);
+        Assert.Equal(["akka-vna", "viewer-api"], auth.Audiences);
+        Assert.Equal(new Uri("https://idp.example/realms/x/protocol/openid-connect/certs"), auth.JwksUrl);
+        Assert.Equal(["vna.admin"], auth.Scopes[HttpPermission.Admin]);
+        Assert.Contains("system/ImagingStudy.read", auth.Scopes[HttpPermission.Read]);
+        Assert.False(auth.OpenMetrics);
+        Assert.Equal(["https://viewer.example", "http://localhost:3000"], a.Cors!.Origins);
     }
 
     [Fact]

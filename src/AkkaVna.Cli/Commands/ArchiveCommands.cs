@@ -148,7 +148,7 @@ public static class ArchiveCommands
             return 1;
         }
         // Scripts wait for this line (or poll /health/ready).
-        Console.WriteLine($"akka-vna serve: ready; DICOM {options.AETitle}@{node.DicomEndPoint}{(node.DicomTlsEndPoint is { } tlsAt ? $", DICOM TLS port {tlsAt.Port}" : "")}, HTTP port {node.HttpPort}, data {options.DataFolder}, "
+        Console.WriteLine($"akka-vna serve: ready; DICOM {options.AETitle}@{node.DicomEndPoint}{(node.DicomTlsEndPoint is { } tlsAt ? $", DICOM TLS port {tlsAt.Port}" : "")}, {(node.HttpPort > 0 ? $"HTTP port {node.HttpPort}" : "no plain HTTP")}{(node.HttpsPort is { } httpsAt ? $", HTTPS port {httpsAt}" : "")}, data {options.DataFolder}, "
             + $"cluster {node.ClusterAddress}");
         if (await Task.WhenAny(stop.Task, node.Downed) == node.Downed)
         {

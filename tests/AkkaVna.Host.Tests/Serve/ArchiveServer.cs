@@ -44,9 +44,13 @@ public sealed class ArchiveServer : IDisposable
             : network.Start("dotnet", args, "akka-vna serve: ready", TimeSpan.FromSeconds(90));
         // "akka-vna serve: ready; DICOM AKKAVNA@127.0.0.1:40435, HTTP port 43663, data ..."
         DicomPort = _process.ReadyPort("127.0.0.1:");
-        HttpPort = _process.ReadyPort("HTTP port ");
+        HttpPort = _process.ReadyLine!.Contains("HTTP port ", StringComparison.Ordinal) ? _process.ReadyPort("HTTP port ") : 0;
+        HttpsPort = _process.ReadyLine!.Contains("HTTPS port ", StringComparison.Ordinal) ? _process.ReadyPort("HTTPS port ") : null;
         TlsPort = _process.ReadyLine!.Contains("DICOM TLS port ", StringComparison.Ordinal) ? _process.ReadyPort("DICOM TLS port ") : null;
     }
+
+    /// <summary>The HTTPS port, when the node listens for HTTPS (akka-vna.http.https).</summary>
+    public int? HttpsPort { get; }
 
     /// <summary>The DICOM TLS port, when the node listens for TLS (akka-vna.dicom.tls).</summary>
     public int? TlsPort { get; }

@@ -49,18 +49,7 @@ public abstract class DicomWebSuite(string backend) : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    private static MultipartContent Multipart(IEnumerable<string> paths, string type = "application/dicom")
-    {
-        var content = new MultipartContent("related");
-        content.Headers.ContentType!.Parameters.Add(new NameValueHeaderValue("type", $"\"{type}\""));
-        foreach (var p in paths)
-        {
-            var part = new StreamContent(File.OpenRead(p));
-            part.Headers.ContentType = new MediaTypeHeaderValue(type);
-            content.Add(part);
-        }
-        return content;
-    }
+    private static MultipartContent Multipart(IEnumerable<string> paths, string type = "application/dicom") => Serve.Multipart.Related(paths, type);
 
     private async Task<JsonElement> StowAsync(string url, IEnumerable<string> paths, HttpStatusCode expected)
     {
