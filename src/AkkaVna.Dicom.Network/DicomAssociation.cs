@@ -248,15 +248,23 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
 
     /// <summary>Runs an accepted connection as an association until it ends. <paramref name="overloaded"/>: reject it (local limit exceeded).</summary>
     internal static async Task RunAcceptorAsync(IDicomTransport transport, DicomServices services, DicomAssociationOptions options, ILogger log, bool overloaded,
-        Action<DicomAssociation>? onStarted = null)
+        Action<DicomAssociation>? onStarted = null, long id = 0)
     {
         var a = new DicomAssociation(transport, options, services, log, isRequestor: false) { _overloaded = overloaded };
-        a.Info = new AssociationInfo("", "", transport.RemoteEndPoint, null, null);
+        a.Info = new AssociationInfo("", "", transport.RemoteEndPoint, null, null) { Id = id };
         a.OpenStream();
         onStarted?.Invoke(a);
-        await a.FireAsync(UlEvent.Evt5);
-        await a.ReadLoopAsync();
+        try
+        {
+            await a.FireAsync(UlEvent.Evt5);
+            await a.ReadLoopAsync();
+        }
+        finally
+        {
+            if (a.Accept is not null) services.Observer?.Ended(a.Info);
+        }
     }
+
 
     // ================================================================== events and the read loop
 
@@ -549,7 +557,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
     {
         Request = request;
         Info = new AssociationInfo(request.CallingAE, request.CalledAE, Info.RemoteEndPoint, request.UserInformation.ImplementationClassUid,
-            request.UserInformation.ImplementationVersionName);
+            request.UserInformation.ImplementationVersionName) { Id = Info.Id };
         _afterGate.Add(() => RespondToAssociationAsync(request));
         return ValueTask.CompletedTask;
     }
@@ -571,6 +579,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
             SetContexts(request, ac);
             _log.LogInformation("{Association}: association accepted, {Accepted} of {Proposed} presentation contexts", Info,
                 ac.PresentationContexts.Count(c => c.Result == PresentationContextResultReason.Acceptance), request.PresentationContexts.Count);
+            _services?.Observer?.Accepted(Info);
             await FireAsync(UlEvent.Evt7, ac);
         }
         else
@@ -578,6 +587,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
             var rj = (AssociateReject)answer;
             _endReason = rj.Describe();
             _log.LogWarning("{Association}: association rejected: {Reason}", Info, rj.Describe());
+            _services?.Observer?.Rejected(Info, refusal is not null && !_overloaded ? $"{rj.Describe()}: {refusal}" : rj.Describe());
             await FireAsync(UlEvent.Evt8, rj);
         }
     }
@@ -917,6 +927,9 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
     /// <summary>Sends one message (command, then data set) as P-DATA-TF PDUs, one PDV each; messages never interleave.</summary>
     private async Task SendMessageAsync(byte pcId, DimseCommand command, Stream? dataSet, long dataSetLength, CancellationToken cancellationToken)
     {
+        // An operation refused for want of permission, whichever service refused it: the audit trail hears of it.
+        if (!_machine.IsRequestor && command.IsResponse && command.Status == DimseStatus.NotAuthorized)
+            _services?.Observer?.Refused(Info, command.Field, command.ErrorComment ?? "not authorized");
         var commandBytes = command.Encode();
         int maxFragment = (int)Math.Min(Math.Min(_peerMaxPdu, _options.MaxSendPduLength), int.MaxValue) - 6;
         if (maxFragment < 2) maxFragment = 16 * 1024 - 6;

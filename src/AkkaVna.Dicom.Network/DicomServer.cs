@@ -37,6 +37,8 @@ public sealed class DicomServer(DicomServerOptions options, DicomServices servic
     private Socket? _listener;
     private Task? _acceptLoop;
     private int _active;
+    // Association numbers: a random high half per server, so two servers of one process (plain and TLS) never share one.
+    private long _nextId = (long)Random.Shared.Next() << 32;
 
     public IPEndPoint LocalEndPoint => (IPEndPoint)(_listener?.LocalEndPoint ?? throw new InvalidOperationException("the server is not started"));
 
@@ -90,11 +92,13 @@ public sealed class DicomServer(DicomServerOptions options, DicomServices servic
             try
             {
                 transport ??= await options.Acceptor.AcceptAsync(socket!, _stopping.Token);
-                await DicomAssociation.RunAcceptorAsync(transport, services, options.Association, _associationLog, overloaded, a => started.TrySetResult(a));
+                await DicomAssociation.RunAcceptorAsync(transport, services, options.Association, _associationLog, overloaded, a => started.TrySetResult(a),
+                    Interlocked.Increment(ref _nextId));
             }
             catch (Transport.TlsHandshakeException e)
             {
                 _log.LogWarning("{Reason}; connection closed", e.Message);
+                services.Observer?.ConnectionRefused(socket?.RemoteEndPoint, e.Message);
             }
             catch (Exception e)
             {

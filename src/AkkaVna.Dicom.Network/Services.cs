@@ -17,7 +17,24 @@ public sealed record AssociationInfo(string CallingAE, string CalledAE, EndPoint
     public string NotPermitted(string operation) =>
         $"{CallingAE} from {(RemoteEndPoint as IPEndPoint)?.Address.ToString() ?? "?"} may not {operation} here (akka-vna.dicom.peers)";
 
+    /// <summary>This process's number for the association (one per connection accepted), to tell two from the same peer apart.</summary>
+    public long Id { get; init; }
+
     public override string ToString() => $"{CallingAE} -> {CalledAE} ({RemoteEndPoint})";
+}
+
+/// <summary>
+/// What an acceptor's associations report as they go, for an audit trail: accepted, rejected (with why), ended, an
+/// operation refused for want of permission (0124H), a connection dropped before DICOM began (a failed TLS handshake).
+/// Called on the association's own tasks: an observer must return at once and never throw.
+/// </summary>
+public interface IAssociationObserver
+{
+    void Accepted(AssociationInfo association);
+    void Rejected(AssociationInfo association, string reason);
+    void Ended(AssociationInfo association);
+    void Refused(AssociationInfo association, DimseCommandField operation, string reason);
+    void ConnectionRefused(EndPoint? remote, string reason);
 }
 
 /// <summary>A C-STORE request as the SCP sees it when its data set begins to arrive.</summary>
@@ -90,7 +107,11 @@ public sealed record RetrieveRequest(AssociationInfo Association, DimseCommand C
 /// is disposed once sent.
 /// </summary>
 public sealed record RetrieveItem(string SopClassUid, string SopInstanceUid, string TransferSyntaxUid,
-    Func<CancellationToken, ValueTask<Buffers.IRandomAccessSource>> OpenAsync);
+    Func<CancellationToken, ValueTask<Buffers.IRandomAccessSource>> OpenAsync)
+{
+    /// <summary>The instance's study, when the handler knows it (for the audit trail).</summary>
+    public string? StudyInstanceUid { get; init; }
+}
 
 /// <summary>Where a C-MOVE destination AE title is reached.</summary>
 public sealed record MoveDestination(string AETitle, string Host, int Port);
@@ -106,6 +127,9 @@ public interface ICRetrieveHandler
 
     /// <summary>The address of a C-MOVE destination, or null when the AE title is unknown (A801H).</summary>
     MoveDestination? FindDestination(AssociationInfo requestor, string aeTitle);
+
+    /// <summary>The retrieve is over: what was sent (successfully) and how many sub-operations failed; to the move destination, or to the requestor (C-GET).</summary>
+    void Retrieved(RetrieveRequest request, MoveDestination? destination, IReadOnlyList<RetrieveItem> sent, int failed) { }
 }
 
 /// <summary>How C-STORE sub-operations of C-MOVE reach their destination, and where converted data sets are spooled.</summary>
@@ -139,6 +163,9 @@ public sealed record DicomServices
     public ICFindHandler? Find { get; init; }
     public ICRetrieveHandler? Retrieve { get; init; }
     public RetrieveOptions Retrieval { get; init; } = new();
+
+    /// <summary>Told of each association's admission, end and refusals (the audit trail); none by default.</summary>
+    public IAssociationObserver? Observer { get; init; }
 
     /// <summary>More services (e.g. Storage Commitment) beside the built-in ones, dispatched the same way.</summary>
     public IReadOnlyList<Services.DimseService> Extra { get; init; } = [];

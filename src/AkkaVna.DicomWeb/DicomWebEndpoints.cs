@@ -28,6 +28,31 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
 {
     public const string Prefix = "/dicom-web";
 
+    /// <summary>Where the HTTP access check leaves a request's authenticated user (the token's subject), for the audit trail.</summary>
+    public const string UserItem = "akka-vna.user";
+
+    /// <summary>The audit trail reads, queries and stores are reported to, and this archive as its participant (none: not audited).</summary>
+    public AkkaVna.Core.Audit.IAuditTrail Audit { get; init; } = AkkaVna.Core.Audit.IAuditTrail.None;
+    public AkkaVna.Core.Audit.AuditParticipant? Archive { get; init; }
+
+    /// <summary>The client of a request as an audit participant: its user when it showed a token, and the address it came from.</summary>
+    private static AkkaVna.Core.Audit.AuditParticipant Client(HttpContext c, AkkaVna.Core.Audit.AuditRole role)
+    {
+        var address = c.Connection.RemoteIpAddress;
+        string? host = address is null ? null : (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString();
+        return new(c.Items[UserItem] as string ?? host ?? "unknown", null, host, IsRequestor: true, role);
+    }
+
+    /// <summary>DICOM Instances Transferred (read) for instances an HTTP client is served, per study.</summary>
+    private void AuditServed(HttpContext c, IReadOnlyCollection<IndexedInstance> instances)
+    {
+        if (Archive is not { } archive || instances.Count == 0) return;
+        var studies = instances.GroupBy(i => i.StudyInstanceUid, StringComparer.Ordinal).Select(g => new AkkaVna.Core.Audit.AuditStudy(g.Key,
+            g.GroupBy(i => i.SopClassUid, StringComparer.Ordinal).ToDictionary(k => k.Key, k => k.Count(), StringComparer.Ordinal))).ToList();
+        Audit.Record(new AkkaVna.Core.Audit.InstancesTransferred(DateTimeOffset.UtcNow, AkkaVna.Core.Audit.AuditOutcome.Success, null, Created: false,
+            archive with { Role = AkkaVna.Core.Audit.AuditRole.Source }, Client(c, AkkaVna.Core.Audit.AuditRole.Destination), null, studies));
+    }
+
     private static readonly DicomTag[] StudyDefaults =
     [
         DicomTags.StudyDate, DicomTags.StudyTime, DicomTags.AccessionNumber, DicomTags.ModalitiesInStudy, DicomTags.ReferringPhysicianName, DicomTags.PatientName,
@@ -188,6 +213,11 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         {
             truncated = true; // the results so far are sent, with a warning (PS3.18 8.3.4.3)
         }
+        // Query (A.5.3.12): the request's path and query string as asked, by whom.
+        if (Archive is { } archive)
+            Audit.Record(new AkkaVna.Core.Audit.QueryAudit(DateTimeOffset.UtcNow, AkkaVna.Core.Audit.AuditOutcome.Success, null,
+                Client(c, AkkaVna.Core.Audit.AuditRole.None), archive, DicomUids.StudyRootQueryRetrieveInformationModelFind,
+                System.Text.Encoding.UTF8.GetBytes(c.Request.Path + c.Request.QueryString)));
         if (matches.Count == 0)
         {
             c.Response.StatusCode = StatusCodes.Status204NoContent;
@@ -245,7 +275,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
 
     // ------------------------------------------------------------------ WADO-RS
 
-    private async Task<List<IndexedInstance>> InstancesAsync(string study, string? series, string? instance, CancellationToken ct)
+    private async Task<List<IndexedInstance>> InstancesAsync(HttpContext c, string study, string? series, string? instance, CancellationToken ct)
     {
         CheckUid(study, "Study Instance");
         if (series is not null) CheckUid(series, "Series Instance");
@@ -256,6 +286,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         if (list.Count == 0)
             throw new WebException(404, instance is not null ? $"instance {instance} of series {series} of study {study} is not in the archive"
                 : series is not null ? $"series {series} of study {study} is not in the archive" : $"study {study} is not in the archive");
+        AuditServed(c, list);
         return list;
     }
 
@@ -280,7 +311,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
     private Task WadoAsync(HttpContext c, string study, string? series, string? instance) => Guard(c, async () =>
     {
         string? asked = Negotiate(c, DicomParts).TransferSyntax;
-        var instances = await InstancesAsync(study, series, instance, c.RequestAborted);
+        var instances = await InstancesAsync(c, study, series, instance, c.RequestAborted);
         var syntaxes = instances.Select(i => SyntaxFor(i, asked)).ToList(); // every 406 before the first byte
         var writer = new MultipartRelatedWriter(c.Response.Body, "application/dicom");
         c.Response.ContentType = writer.ContentType;
@@ -316,7 +347,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
     private Task MetadataAsync(HttpContext c, string study, string? series, string? instance) => Guard(c, async () =>
     {
         var media = Negotiate(c, JsonOffers).Offer.Type;
-        var instances = await InstancesAsync(study, series, instance, c.RequestAborted);
+        var instances = await InstancesAsync(c, study, series, instance, c.RequestAborted);
         string baseUrl = BaseUrl(c);
         c.Response.ContentType = media;
         await using var body = new MemoryStream();
@@ -351,7 +382,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
 
     private Task FramesAsync(HttpContext c) => Guard(c, async () =>
     {
-        var instance = (await InstancesAsync(Route(c, "study"), Route(c, "series"), Route(c, "instance"), c.RequestAborted))[0];
+        var instance = (await InstancesAsync(c, Route(c, "study"), Route(c, "series"), Route(c, "instance"), c.RequestAborted))[0];
         var numbers = Route(c, "frames").Split(',', StringSplitOptions.TrimEntries).Select(f => int.TryParse(f, CultureInfo.InvariantCulture, out int n) && n >= 1 ? n
             : throw new WebException(400, $"'{f}' is not a frame number (1, 2, ...)")).ToList();
         // One frame may come as a single part; several only as multipart/related.
@@ -416,7 +447,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         int quality = 90;
         if (c.Request.Query["quality"].ToString() is { Length: > 0 } q && (!int.TryParse(q, CultureInfo.InvariantCulture, out quality) || quality is < 1 or > 100))
             throw new WebException(400, $"quality '{q}' is not a number from 1 to 100");
-        var instance = (await InstancesAsync(Route(c, "study"), Route(c, "series"), Route(c, "instance"), c.RequestAborted))[0];
+        var instance = (await InstancesAsync(c, Route(c, "study"), Route(c, "series"), Route(c, "instance"), c.RequestAborted))[0];
         int maxWidth = thumbnail ? 128 : int.MaxValue, maxHeight = thumbnail ? 128 : int.MaxValue;
         if (c.Request.Query["viewport"].ToString() is { Length: > 0 } viewport)
         {
@@ -472,7 +503,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
     private Task BulkDataAsync(HttpContext c) => Guard(c, async () =>
     {
         var choice = Negotiate(c, OctetParts, Octets);
-        var instance = (await InstancesAsync(Route(c, "study"), Route(c, "series"), Route(c, "instance"), c.RequestAborted))[0];
+        var instance = (await InstancesAsync(c, Route(c, "study"), Route(c, "series"), Route(c, "instance"), c.RequestAborted))[0];
         string path = Route(c, "tag");
         if (path.Length != 8 || !uint.TryParse(path, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint tagValue))
             throw new WebException(404, $"'{path}': bulk data is served for top-level attributes (8 hex digits)");
@@ -515,6 +546,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         var instance = await index.FindInstanceAsync(sop, c.RequestAborted);
         if (instance is null || instance.StudyInstanceUid != study || instance.SeriesInstanceUid != series)
             throw new WebException(404, $"instance {sop} of series {series} of study {study} is not in the archive");
+        AuditServed(c, [instance]);
         c.Response.ContentType = "application/dicom";
         await using var content = await InstanceBlobs.OpenAsync(blobs, index, instance.SopInstanceUid, instance.Blob, c.RequestAborted);
         await using var blob = content.OpenRead();
@@ -576,8 +608,11 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
             string client = $"{c.Connection.RemoteIpAddress}:{c.Connection.RemotePort} ({c.Request.Headers.UserAgent})";
             foreach (var path in spooled)
             {
-                var (item, stored) = await StoreOneAsync(path, study, "DICOMWEB", client, baseUrl, c.RequestAborted);
-                (stored ? referenced : failed).Items.Add(item);
+                var (item, storedIn) = await StoreOneAsync(path, study, "DICOMWEB", client, baseUrl, c.RequestAborted);
+                (storedIn is not null ? referenced : failed).Items.Add(item);
+                if (storedIn is not null && Archive is { } archive)
+                    Audit.InstanceStored("http:" + c.TraceIdentifier, Client(c, AkkaVna.Core.Audit.AuditRole.Source), archive with { Role = AkkaVna.Core.Audit.AuditRole.Destination },
+                        storedIn, item.GetString(DicomTags.ReferencedSOPClassUID)!);
             }
             var response = new DicomDataset();
             if (study is not null) response.AddString(DicomTags.RetrieveURL, DicomVR.UR, $"{baseUrl}/studies/{study}");
@@ -593,6 +628,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         finally
         {
             foreach (var path in spooled) File.Delete(path);
+            Audit.EndOfTransfer("http:" + c.TraceIdentifier);
         }
     });
 
@@ -600,14 +636,14 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
     /// One spooled instance through the ingest use case (the same as C-STORE's): a Referenced SOP item, or a Failed SOP
     /// item with the reason code (PS3.18 10.5.3: the DIMSE status codes of the same refusals).
     /// </summary>
-    private async Task<(DicomDataset Item, bool Stored)> StoreOneAsync(string path, string? study, string source, string client, string baseUrl, CancellationToken ct)
+    private async Task<(DicomDataset Item, string? StoredInStudy)> StoreOneAsync(string path, string? study, string source, string client, string baseUrl, CancellationToken ct)
     {
         var item = new DicomDataset();
-        (DicomDataset, bool) Failed(ushort code, string reason)
+        (DicomDataset, string?) Failed(ushort code, string reason)
         {
             item.AddUInt16(DicomTags.FailureReason, code);
             log.LogInformation("STOW-RS from {Client}: {Path} refused with {Code:X4}H: {Reason}", client, Path.GetFileName(path), code, reason);
-            return (item, false);
+            return (item, null);
         }
         StoreFile file;
         string? fileStudy;
@@ -650,7 +686,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         }
         if (!result.IsArchived) return Failed(StowFailure.Of(result.Refusal!.Value), result.Reason ?? result.Refusal.ToString()!);
         item.AddString(DicomTags.RetrieveURL, DicomVR.UR, $"{baseUrl}/studies/{result.StudyInstanceUid}/series/{result.SeriesInstanceUid}/instances/{file.SopInstanceUid}");
-        return (item, true);
+        return (item, result.StudyInstanceUid ?? fileStudy ?? "");
     }
 }
 

@@ -12,7 +12,7 @@ public sealed class ArchiveMetrics : IArchiveMetrics
     public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
 
     private readonly Counter _instances, _bytes, _compressed, _compressedBytes, _lifecycle, _destroyedBytes, _movedBytes;
-    private readonly Counter _httpRefused;
+    private readonly Counter _httpRefused, _audit;
     private readonly Histogram _commit, _phase, _studyCommit, _batch;
 
     /// <summary>Studies whose journal events the index does not reflect yet (set at each index sync).</summary>
@@ -77,6 +77,9 @@ public sealed class ArchiveMetrics : IArchiveMetrics
         _httpRefused = f.CreateCounter("akkavna_http_refused_total",
             "HTTP requests refused by akka-vna.http.auth: status 401 (no token, or a bad one) or 403 (a good token without the scope), by the permission the route needs.",
             new CounterConfiguration { LabelNames = ["status", "permission"] });
+        _audit = f.CreateCounter("akkavna_audit_messages_total",
+            "Audit messages (DICOM PS3.15 A.5) by outcome: sent (to every configured place: file, syslog), failed (a place did not take it), dropped (the bounded queue was full: audit never blocks ingest).",
+            new CounterConfiguration { LabelNames = ["outcome"] });
         _movedBytes = f.CreateCounter("akkavna_lifecycle_moved_bytes_total", "Bytes the lifecycle moved to another tier (copied, verified, the old copy deleted).");
     }
 
@@ -104,6 +107,8 @@ public sealed class ArchiveMetrics : IArchiveMetrics
 
     public void HttpRefused(int status, HttpPermission permission) =>
         _httpRefused.WithLabels(status.ToString(System.Globalization.CultureInfo.InvariantCulture), permission.ToString().ToLowerInvariant()).Inc();
+
+    public void AuditMessages(string outcome, int count) => _audit.WithLabels(outcome).Inc(count);
 
     public void InstanceAnswered(string outcome) => _instances.WithLabels(outcome).Inc();
     public void BytesArchived(long bytes) => _bytes.Inc(bytes);

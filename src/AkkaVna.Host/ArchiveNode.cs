@@ -69,6 +69,8 @@ public sealed class ArchiveNode : IAsyncDisposable
     private readonly ILoggerFactory _loggerFactory;
     private int _stopped;
     private StoreTraceWriter? _trace;
+    private AuditTrail? _audit;
+    private AkkaVna.Core.Audit.AuditParticipant? _archive;
 
     private ArchiveNode(ArchiveOptions options, ActorSystem system, IStudyGateway studies, IArchiveIndex index, IBlobStore blobs, DicomServer dicom,
         WebApplication http, ILogger log, ProjectionTracker tracker, ArchiveMetrics metrics, ILoggerFactory loggerFactory)
@@ -109,6 +111,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         var blobs = Adapters.CreateBlobStore(options, serving: true, loggerFactory);
         var index = Adapters.CreateIndex(options, loggerFactory);
         var journal = Adapters.CreateJournal(options);
+        AuditTrail? startingAudit = null;
         await index.InitializeAsync(cancellationToken);
         await journal.PrepareAsync(cancellationToken);
         log.LogInformation("index: {Index}; journal: {Journal}; blobs: {Blobs} ({Store})", options.IndexProvider, journal.Description, blobs.Description, blobs.Name);
@@ -154,12 +157,26 @@ public sealed class ArchiveNode : IAsyncDisposable
                 log.LogInformation("compression: on, {Delay} after a study is stable, {Rules} rule(s), {Workers} worker(s)", options.Compression.Delay,
                     options.Compression.Rules.Rules.Count, pool.Workers);
             }
+            // The audit trail (IHE ATNA): DICOM audit messages to a file and/or a syslog collector, never blocking the caller.
+            var audit = options.Audit is { } auditOptions ? new AuditTrail(auditOptions, options.NodeName, index, metrics, loggerFactory.CreateLogger("audit")) : null;
+            AkkaVna.Core.Audit.IAuditTrail trail = audit ?? AkkaVna.Core.Audit.IAuditTrail.None;
+            startingAudit = audit;
+            var archive = new AkkaVna.Core.Audit.AuditParticipant(options.AETitle, options.AETitle, global::System.Net.Dns.GetHostName(), IsRequestor: false,
+                AkkaVna.Core.Audit.AuditRole.Application);
+            if (options.Audit is { } ao)
+                log.LogInformation("audit trail: DICOM audit messages (PS3.15 A.5) {Where}", string.Join(" and ", new[]
+                {
+                    ao.File is { } af ? "appended to " + af : null,
+                    ao.Transport == AuditSyslogTransport.None ? null : $"sent to syslog {ao.Transport.ToString().ToLowerInvariant()}://{ao.SyslogHost}:{ao.SyslogPort}",
+                }.Where(x => x is not null)));
+            else log.LogWarning("audit trail: OFF (akka-vna.audit.enabled): nothing records who stored, queried or retrieved what");
             var studySettings = options.Studies with { ReadJournalPluginId = journal.ReadJournalPluginId };
             // The lifecycle's services are there even when it is off: a destruction a crash cut short finishes regardless.
             var lifecycle = new AkkaVna.Actors.Lifecycle.LifecycleServices(index, blobs, journal, options.Lifecycle, time)
             {
                 Metrics = metrics,
                 Throttle = new MoveThrottle(options.Lifecycle.MoveBytesPerSecond, time),
+                Audit = trail,
             };
             var studies = await sharding.StartAsync("study", uid => StudyActor.Props(uid, studySettings, index, tracker, time, metrics, compression, lifecycle), shardingSettings,
                 new StudyMessageExtractor(options.Shards), sharding.DefaultShardAllocationStrategy(shardingSettings), StopStudy.Instance);
@@ -198,11 +215,11 @@ public sealed class ArchiveNode : IAsyncDisposable
             Directory.CreateDirectory(options.SpoolFolder);
             foreach (var stale in Directory.EnumerateFiles(options.SpoolFolder)) File.Delete(stale);
             var engine = new QueryEngine(index, blobs, new QuerySettings(options.MaxQueryMatches, options.CaseInsensitiveNames, options.AETitle));
-            var queries = new ArchiveQueryHandler(engine, index, blobs, options.MoveDestinations, loggerFactory.CreateLogger("query"));
+            var queries = new ArchiveQueryHandler(engine, index, blobs, options.MoveDestinations, loggerFactory.CreateLogger("query")) { Audit = trail, Archive = archive };
             var trace = options.TraceFile is { } traceFile ? new StoreTraceWriter(traceFile) : null;
             if (trace is not null) log.LogInformation("recording an ingest trace to {TraceFile}", options.TraceFile);
             var ingest = new IngestService(blobs, index, gateway, options.Ingest, metrics, loggerFactory.CreateLogger("ingest"), time);
-            var handler = new ArchiveStoreHandler(ingest, trace);
+            var handler = new ArchiveStoreHandler(ingest, trace) { Audit = trail, Archive = archive };
             var services = new DicomServices
             {
                 Policy = new AssociationPolicy
@@ -213,6 +230,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                     MaxAsyncOperations = (ushort)options.MaxAsyncOperations,
                 },
                 Store = handler,
+                Observer = audit is null ? null : new AkkaVna.Dimse.AuditObserver(trail, archive, time),
                 Find = queries,
                 Retrieve = queries,
                 Retrieval = new RetrieveOptions
@@ -244,7 +262,10 @@ public sealed class ArchiveNode : IAsyncDisposable
 
             metrics.Registry.AddBeforeCollectCallback(() => metrics.Associations.Set(dicom.ActiveAssociations + (dicomTls?.ActiveAssociations ?? 0)));
             var web = new DicomWebEndpoints(engine, index, blobs, ingest, options.SpoolFolder,
-                new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"), transcoder);
+                new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"), transcoder)
+            {
+                Audit = trail, Archive = archive,
+            };
             SigningKeys? keys = null;
             if (options.HttpAuth is { } auth)
             {
@@ -255,11 +276,12 @@ public sealed class ArchiveNode : IAsyncDisposable
                 log.LogWarning("HTTP IS OPEN TO ANYONE who reaches {Bind}: DICOMweb (read and store), /admin and /metrics need no token. Turn on akka-vna.http.auth "
                     + "(bearer tokens from your identity provider) before the archive holds real patients", options.HttpBind);
             var http = BuildHttp(options, logging, () => cluster.SelfMember.Status == MemberStatus.Up && dicom.LocalEndPoint is not null, index, gateway, web, metrics,
-                () => ClusterReport.GetAsync(system, studies, TimeSpan.FromSeconds(10)), keys, loggerFactory.CreateLogger("http.auth"));
+                () => ClusterReport.GetAsync(system, studies, TimeSpan.FromSeconds(10)), keys, loggerFactory.CreateLogger("http.auth"), trail, archive);
             await http.StartAsync(cancellationToken);
             dicom.Start();
             dicomTls?.Start();
-            var node = new ArchiveNode(options, system, gateway, index, blobs, dicom, http, log, tracker, metrics, loggerFactory) { _trace = trace, _dicomTls = dicomTls };
+            var node = new ArchiveNode(options, system, gateway, index, blobs, dicom, http, log, tracker, metrics, loggerFactory) { _trace = trace, _dicomTls = dicomTls, _audit = audit, _archive = archive };
+            trail.Record(new AkkaVna.Core.Audit.ApplicationActivity(time.GetUtcNow(), Started: true, archive));
             if (dicomTls is not null)
                 log.LogInformation("listening for DICOM over TLS (1.2, 1.3) on {Endpoint}{Clients}", dicomTls.LocalEndPoint,
                     options.Tls!.RequireClientCertificate ? "; clients must present a certificate from " + options.Tls.Authorities : "");
@@ -269,6 +291,7 @@ public sealed class ArchiveNode : IAsyncDisposable
         }
         catch
         {
+            if (startingAudit is not null) await startingAudit.StopAsync(TimeSpan.FromSeconds(2));
             await system.Terminate();
             await index.DisposeAsync();
             throw;
@@ -325,7 +348,8 @@ public sealed class ArchiveNode : IAsyncDisposable
             .WithFallback(ConfigurationFactory.ParseString(StudySerializer.Binding));
 
     private static WebApplication BuildHttp(ArchiveOptions options, Action<ILoggingBuilder> logging, Func<bool> clusterReady, IArchiveIndex index, IStudyGateway studies,
-        DicomWebEndpoints web, ArchiveMetrics metrics, Func<Task<ClusterReport>> clusterReport, SigningKeys? keys, ILogger authLog)
+        DicomWebEndpoints web, ArchiveMetrics metrics, Func<Task<ClusterReport>> clusterReport, SigningKeys? keys, ILogger authLog,
+        AkkaVna.Core.Audit.IAuditTrail audit, AkkaVna.Core.Audit.AuditParticipant archive)
     {
         // No appsettings.json and no file watching: the node is configured by its HOCON file, and a watcher on the working
         // folder (the default content root) would wake for every blob written under a data folder inside it.
@@ -381,7 +405,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                     .WithExposedHeaders("Content-Type", "Content-Length", "Content-Location", "Location", "Warning", "WWW-Authenticate")
                     .SetPreflightMaxAge(cors.MaxAge);
             });
-        if (options.HttpAuth is { } authOptions) HttpAccess.Use(app, authOptions, metrics, authLog);
+        if (options.HttpAuth is { } authOptions) HttpAccess.Use(app, authOptions, metrics, authLog, audit, archive);
         web.Map(app);
         LifecycleEndpoints.Map(app, index, options.Lifecycle, options.Time);
         app.MapGet("/health/live", () => Results.Text("alive\n"));
@@ -586,6 +610,12 @@ public sealed class ArchiveNode : IAsyncDisposable
         _stopping.Cancel();
         await Task.WhenAll(_dicom.StopAsync(grace), _dicomTls?.StopAsync(grace) ?? Task.CompletedTask);
         if (_trace is not null) await _trace.DisposeAsync();
+        if (_audit is not null)
+        {
+            // Application Stop is the last message; what is queued is written first (the index is still open for patients).
+            _audit.Record(new AkkaVna.Core.Audit.ApplicationActivity(Options.Time.GetUtcNow(), Started: false, _archive!));
+            await _audit.StopAsync(TimeSpan.FromSeconds(10));
+        }
         await _sweeper;
         await _indexSync;
         await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);

@@ -68,6 +68,9 @@ public sealed record ArchiveOptions
 
     /// <summary>The origins browsers may call from (<c>akka-vna.http.cors</c>); null: no CORS headers.</summary>
     public CorsOptions? Cors { get; init; }
+
+    /// <summary>The audit trail (<c>akka-vna.audit</c>); null when off.</summary>
+    public AuditOptions? Audit { get; init; }
     public required IngestSettings Ingest { get; init; }
     public required TimeSpan SweepInterval { get; init; }
     /// <summary>How often the index is synced to disk with a projection checkpoint (it commits without waiting for the disk).</summary>
@@ -322,6 +325,7 @@ public sealed record ArchiveOptions
             HttpAuth = HttpAuthOptions.Read(c, data),
             Https = HttpsOptions.Read(c, data, dicomTls),
             Cors = CorsOptions.Read(c),
+            Audit = AuditOptions.Read(c, data),
             Ingest = new IngestSettings(c.GetBoolean("ingest.flush-blobs"), Time("ingest.commit-timeout")),
             SweepInterval = Time("ingest.sweep-interval"),
             IndexSyncInterval = Time("ingest.index-sync-interval"),

@@ -226,7 +226,7 @@ internal sealed class SigningKeys : IDisposable
 public static class HttpAccess
 {
     /// <summary>The key under which a request's authenticated user (the token's subject) is kept, for logs and the audit trail.</summary>
-    public const string UserItem = "akka-vna.user";
+    public const string UserItem = AkkaVna.DicomWeb.DicomWebEndpoints.UserItem;
 
     private const string Realm = "akka-vna";
 
@@ -272,7 +272,8 @@ public static class HttpAccess
     }
 
     /// <summary>The access check, as middleware: after CORS (so preflights are answered), before every endpoint.</summary>
-    internal static void Use(WebApplication app, HttpAuthOptions options, ArchiveMetrics metrics, ILogger log)
+    internal static void Use(WebApplication app, HttpAuthOptions options, ArchiveMetrics metrics, ILogger log, AkkaVna.Core.Audit.IAuditTrail audit,
+        AkkaVna.Core.Audit.AuditParticipant archive)
     {
         app.Use(async (context, next) =>
         {
@@ -290,6 +291,8 @@ public static class HttpAccess
                 string reason = missing ? "a bearer token is required (Authorization: Bearer ...)" : "the bearer token is not valid: " + Describe(result.Failure);
                 log.LogWarning("HTTP {Method} {Path} from {Remote} refused (401): {Reason}", context.Request.Method, context.Request.Path, who, reason);
                 metrics.HttpRefused(401, need);
+                audit.Record(new AkkaVna.Core.Audit.Authentication(DateTimeOffset.UtcNow, AkkaVna.Core.Audit.AuditOutcome.MinorFailure,
+                    $"HTTP {context.Request.Method} {context.Request.Path} refused (401): {reason}", new AkkaVna.Core.Audit.AuditParticipant(who, null, who, IsRequestor: true), archive));
                 context.Items["akka-vna.refusal"] = reason;
                 // RFC 6750 3.1: no error code when the request had no token at all.
                 context.Response.Headers.WWWAuthenticate = missing ? $"Bearer realm=\"{Realm}\""
@@ -307,6 +310,8 @@ public static class HttpAccess
                 string reason = $"{context.Request.Method} {context.Request.Path} needs the {need.ToString().ToLowerInvariant()} permission: a token with one of the scopes {wanted}";
                 log.LogWarning("HTTP {Method} {Path} from {Remote} as {User} refused (403): {Reason}", context.Request.Method, context.Request.Path, who, user, reason);
                 metrics.HttpRefused(403, need);
+                audit.Record(new AkkaVna.Core.Audit.SecurityAlert(DateTimeOffset.UtcNow, AkkaVna.Core.Audit.SecurityAlertType.UseOfRestrictedFunction,
+                    $"HTTP {context.Request.Method} {context.Request.Path} refused (403): {reason}", archive, new AkkaVna.Core.Audit.AuditParticipant(user, null, who, IsRequestor: true)));
                 context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"{Realm}\", error=\"insufficient_scope\", scope=\"{wanted}\"";
                 await Refuse(context, StatusCodes.Status403Forbidden, reason);
                 return;

@@ -17,6 +17,9 @@ public sealed record LifecycleServices(IArchiveIndex Index, IBlobStore Blobs, IJ
 
     /// <summary>The node's pace for tier moves (shared by every study's child).</summary>
     public MoveThrottle Throttle { get; init; } = MoveThrottle.Unlimited;
+
+    /// <summary>The audit trail a destruction is reported to (DICOM Study Deleted).</summary>
+    public AkkaVna.Core.Audit.IAuditTrail Audit { get; init; } = AkkaVna.Core.Audit.IAuditTrail.None;
 }
 
 // ---- between a study actor and its lifecycle child (local messages, never serialized) ----
@@ -517,6 +520,10 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         await Store.AppendAuditAsync(new AuditRecord(done.DestroyedAt!.Value, "study-destroyed", _studyUid, o.PatientId, t.ApprovedBy ?? "lifecycle", "success",
             $"rule {t.Rule}: {t.Instances} instance(s), {t.Bytes} bytes, {t.Blobs.Count} blob(s) removed; journal purged; approved by {t.ApprovedBy ?? "(no approval required)"}"),
             ct).ConfigureAwait(false);
+        _services.Audit.Record(new AkkaVna.Core.Audit.StudyDeleted(done.DestroyedAt.Value,
+            new AkkaVna.Core.Audit.AuditParticipant(t.ApprovedBy ?? "lifecycle", null, null, IsRequestor: true),
+            new AkkaVna.Core.Audit.AuditStudy(_studyUid, new Dictionary<string, int>()) { PatientId = o.PatientId },
+            $"destroyed by lifecycle rule {t.Rule} ({t.Instances} instance(s)); approved by {t.ApprovedBy ?? "(no approval required)"}"));
         await Store.DequeueAsync(_studyUid, ct).ConfigureAwait(false);
         await Store.ScheduleAsync(_studyUid, null, ct).ConfigureAwait(false);
         _log.Info("study {0}: destroyed by rule {1} ({2} instance(s), {3} blob(s))", _studyUid, t.Rule, t.Instances, t.Blobs.Count);

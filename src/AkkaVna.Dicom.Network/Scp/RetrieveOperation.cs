@@ -94,6 +94,14 @@ internal sealed class RetrieveOperation
                 await MoveBatchAsync(destination!, batch, cancellationToken);
             }
         }
+        try
+        {
+            _handler.Retrieved(new RetrieveRequest(_requestor.Info, _request, sopClassUid, identifier), destination, _sent, _failed + _remaining);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _log.LogWarning(e, "{Association}: the retrieve's report to its handler failed", _requestor.Info);
+        }
         if (cancellationToken.IsCancellationRequested && _remaining > 0) return Final(DimseStatus.Cancel, "cancelled by the requestor");
         if (_failed == 0 && _warning == 0) return Final(DimseStatus.Success);
         if (_completed == 0 && _warning == 0)
@@ -333,6 +341,8 @@ internal sealed class RetrieveOperation
         return output.Length;
     }
 
+    private readonly List<RetrieveItem> _sent = [];
+
     private async Task CountAsync(RetrieveItem item, DimseStatus status, string? reason, CancellationToken cancellationToken)
     {
         _remaining--;
@@ -340,9 +350,11 @@ internal sealed class RetrieveOperation
         {
             case DimseStatusCategory.Success:
                 _completed++;
+                _sent.Add(item);
                 break;
             case DimseStatusCategory.Warning:
                 _warning++;
+                _sent.Add(item);
                 break;
             default:
                 _failed++;

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using AkkaVna.Core.Model;
 using AkkaVna.Core.Ports;
 using AkkaVna.Core.Query;
+using AkkaVna.Core.Audit;
 
 namespace AkkaVna.Dimse.QueryRetrieve;
 
@@ -18,10 +19,15 @@ namespace AkkaVna.Dimse.QueryRetrieve;
 public sealed class ArchiveQueryHandler(QueryEngine engine, IArchiveIndex index, IBlobStore blobs, IReadOnlyDictionary<string, MoveDestination> destinations,
     ILogger log) : ICFindHandler, ICRetrieveHandler
 {
+    /// <summary>The audit trail queries and retrieves are reported to, and this archive as its participant.</summary>
+    public IAuditTrail Audit { get; init; } = IAuditTrail.None;
+    public AuditParticipant? Archive { get; init; }
+
     public async IAsyncEnumerable<FindMatch> FindAsync(FindRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var model = ModelOf(request.SopClassUid);
         var matches = engine.FindAsync(model, request.Identifier, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        string? failure = null;
         try
         {
             while (true)
@@ -34,10 +40,12 @@ public sealed class ArchiveQueryHandler(QueryEngine engine, IArchiveIndex index,
                 }
                 catch (QueryException e)
                 {
+                    failure = e.Message;
                     throw new DimseException(DimseStatus.IdentifierDoesNotMatchSopClass, e.Message);
                 }
                 catch (TooManyMatchesException e)
                 {
+                    failure = e.Message;
                     log.LogInformation("{Association}: C-FIND stopped: {Reason}", request.Association, e.Message);
                     throw new DimseException(DimseStatus.QueryOutOfResources, e.Message);
                 }
@@ -47,7 +55,29 @@ public sealed class ArchiveQueryHandler(QueryEngine engine, IArchiveIndex index,
         finally
         {
             await matches.DisposeAsync();
+            // Query (A.5.3.12): the identifier as asked, in Explicit VR Little Endian.
+            if (Archive is { } archive)
+            {
+                using var query = new MemoryStream();
+                AkkaVna.Dicom.IO.DicomWriter.WriteDataset(query, request.Identifier, DicomTransferSyntax.ExplicitVRLittleEndian);
+                Audit.Record(new QueryAudit(DateTimeOffset.UtcNow, failure is null ? AuditOutcome.Success : AuditOutcome.MinorFailure, failure,
+                    AuditObserver.Peer(request.Association), archive, request.SopClassUid, query.ToArray()));
+            }
         }
+    }
+
+    /// <summary>DICOM Instances Transferred (A.5.3.4) for what a C-GET or C-MOVE sent, per study: from this archive to the requestor or the move destination.</summary>
+    public void Retrieved(RetrieveRequest request, MoveDestination? destination, IReadOnlyList<RetrieveItem> sent, int failed)
+    {
+        if (Archive is not { } archive || sent.Count == 0) return;
+        var studies = sent.GroupBy(i => i.StudyInstanceUid ?? "unknown", StringComparer.Ordinal)
+            .Select(g => new AuditStudy(g.Key, g.GroupBy(i => i.SopClassUid, StringComparer.Ordinal).ToDictionary(c => c.Key, c => c.Count(), StringComparer.Ordinal)))
+            .ToList();
+        var requestor = AuditObserver.Peer(request.Association, role: destination is null ? AuditRole.Destination : AuditRole.None);
+        var to = destination is null ? requestor : new AuditParticipant(destination.AETitle, destination.AETitle, destination.Host, IsRequestor: false, AuditRole.Destination);
+        Audit.Record(new InstancesTransferred(DateTimeOffset.UtcNow, failed == 0 ? AuditOutcome.Success : AuditOutcome.MinorFailure,
+            failed == 0 ? null : $"{failed} sub-operation(s) failed", Created: false, archive with { Role = AuditRole.Source }, to,
+            destination is null ? null : requestor, studies));
     }
 
     public MoveDestination? FindDestination(AssociationInfo requestor, string aeTitle) => destinations.GetValueOrDefault(aeTitle);
@@ -94,7 +124,7 @@ public sealed class ArchiveQueryHandler(QueryEngine engine, IArchiveIndex index,
                     level.Length == 0 ? "the identifier has no Query/Retrieve Level (0008,0052)" : $"'{level}' is not a retrieve level of this information model");
         }
         return instances.Select(i => new RetrieveItem(i.SopClassUid, i.SopInstanceUid, i.TransferSyntaxUid,
-            async ct => await InstanceBlobs.OpenAsync(blobs, index, i.SopInstanceUid, i.Blob, ct))).ToList();
+            async ct => await InstanceBlobs.OpenAsync(blobs, index, i.SopInstanceUid, i.Blob, ct)) { StudyInstanceUid = i.StudyInstanceUid }).ToList();
 
         async Task AddStudyAsync(string study, IReadOnlyCollection<string>? series)
         {

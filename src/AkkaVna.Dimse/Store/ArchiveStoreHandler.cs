@@ -15,6 +15,10 @@ namespace AkkaVna.Dimse.Store;
 /// </summary>
 public sealed class ArchiveStoreHandler(IngestService ingest, StoreTraceWriter? trace = null) : ICStoreHandler
 {
+    /// <summary>The audit trail each archived instance is reported to (gathered per association and study), and this archive as its participant.</summary>
+    public AkkaVna.Core.Audit.IAuditTrail Audit { get; init; } = AkkaVna.Core.Audit.IAuditTrail.None;
+    public AkkaVna.Core.Audit.AuditParticipant? Archive { get; init; }
+
     public async ValueTask<IStoreSink> BeginAsync(StoreRequest request, CancellationToken cancellationToken)
     {
         try
@@ -53,6 +57,9 @@ public sealed class ArchiveStoreHandler(IngestService ingest, StoreTraceWriter? 
         {
             var result = await sink.CompleteAsync(cancellationToken);
             var answer = result.IsArchived ? DimseResult.Success : new DimseResult(StatusOf(result.Refusal!.Value), result.Reason);
+            if (result.IsArchived && result.StudyInstanceUid is { } study && owner.Archive is { } archive)
+                owner.Audit.InstanceStored(AuditObserver.TransferOf(request.Association), AuditObserver.Peer(request.Association, role: AkkaVna.Core.Audit.AuditRole.Source),
+                    archive with { Role = AkkaVna.Core.Audit.AuditRole.Destination }, study, request.SopClassUid);
             owner._trace?.Record(request.Association.CallingAE, request.Association.CalledAE, result.StudyInstanceUid, _bytes,
                 Stopwatch.GetElapsedTime(_begun).TotalMilliseconds, answer.Status.Code.ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
             return answer;

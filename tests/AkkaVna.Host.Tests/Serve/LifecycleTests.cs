@@ -159,6 +159,10 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         verify = ArchiveServer.Verify(data);
         Assert.True(verify.ExitCode == 0, verify.StdOut + verify.StdErr);
         Assert.Equal(0, server.Stop());
+        // And the ATNA audit trail (the node's audit file): a DICOM Study Deleted message (110105, action D) per destroyed study.
+        var deleted = File.ReadAllLines(Path.Combine(data, "audit.log")).Where(l => l.Contains("csd-code=\"110105\"", StringComparison.Ordinal)).ToList();
+        Assert.Contains(deleted, l => l.Contains($"ParticipantObjectID=\"{doomedUid}\"", StringComparison.Ordinal) && l.Contains("EventActionCode=\"D\"", StringComparison.Ordinal));
+        Assert.Contains(deleted, l => l.Contains($"ParticipantObjectID=\"{heldUid}\"", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -77,5 +77,8 @@ public sealed class TlsTests(ITestOutputHelper output)
         Assert.Contains("the peer sent no certificate", log, StringComparison.Ordinal);
         Assert.Contains("(CN=ROGUE) does not chain to a trusted authority", log, StringComparison.Ordinal);
         Assert.Equal(0, server.Stop());
+        // Each refused handshake is a Node Authentication security alert in the audit trail (the node's audit file).
+        var alerts = File.ReadAllLines(Path.Combine(data, "audit.log")).Where(l => l.Contains("csd-code=\"110126\"", StringComparison.Ordinal)).ToList();
+        Assert.Equal(4, alerts.Count);
     }
 }
