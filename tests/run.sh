@@ -18,7 +18,7 @@ declare -A package=(
   [ceph-authtool]=ceph-common [monmaptool]=ceph-common
   [opj_compress]=libopenjp2-tools [opj_decompress]=libopenjp2-tools [dciodvfy]=dicom3tools
   [ojph_compress]=openjph-tools [ojph_expand]=openjph-tools [g++]=g++
-  [jing]=jing
+  [jing]=jing [stunnel4]=stunnel4
 )
 need=()
 for tool in "${!package[@]}"; do

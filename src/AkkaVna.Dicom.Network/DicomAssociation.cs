@@ -251,7 +251,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         Action<DicomAssociation>? onStarted = null, long id = 0)
     {
         var a = new DicomAssociation(transport, options, services, log, isRequestor: false) { _overloaded = overloaded };
-        a.Info = new AssociationInfo("", "", transport.RemoteEndPoint, null, null) { Id = id };
+        a.Info = new AssociationInfo("", "", transport.RemoteEndPoint, null, null) { Id = id, CertificateSubject = transport.PeerCertificateSubject };
         a.OpenStream();
         onStarted?.Invoke(a);
         try
@@ -557,7 +557,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
     {
         Request = request;
         Info = new AssociationInfo(request.CallingAE, request.CalledAE, Info.RemoteEndPoint, request.UserInformation.ImplementationClassUid,
-            request.UserInformation.ImplementationVersionName) { Id = Info.Id };
+            request.UserInformation.ImplementationVersionName) { Id = Info.Id, CertificateSubject = Info.CertificateSubject };
         _afterGate.Add(() => RespondToAssociationAsync(request));
         return ValueTask.CompletedTask;
     }
@@ -565,7 +565,7 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
     private async ValueTask RespondToAssociationAsync(AssociateRequest request)
     {
         var policy = _services?.Policy ?? new AssociationPolicy();
-        var (peer, refusal) = policy.Peers.Admit(request.CallingAE, (Info.RemoteEndPoint as IPEndPoint)?.Address);
+        var (peer, refusal) = policy.Peers.Admit(request.CallingAE, (Info.RemoteEndPoint as IPEndPoint)?.Address, Info.CertificateSubject);
         Info = Info with { Peer = peer };
         Pdu answer = _overloaded
             ? new AssociateReject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, AssociateReject.LocalLimitExceeded)

@@ -23,6 +23,33 @@ public sealed record DicomPeer(string AETitle, IReadOnlyList<IPNetwork> Hosts, D
 {
     public IReadOnlySet<string>? MoveDestinations { get; init; }
 
+    /// <summary>
+    /// The subject its TLS client certificate must have (e.g. "CN=CT1, O=Hospital"); null: any, or none. A peer with a
+    /// subject can associate only over TLS with a certificate that the listener trusts and that names it.
+    /// </summary>
+    public string? CertificateSubject { get; init; }
+
+    /// <summary>Whether a connection whose client certificate has <paramref name="subject"/> (null: none, or plain TCP) may be this peer.</summary>
+    public bool Presents(string? subject) => CertificateSubject is null || subject is not null && SameSubject(subject, CertificateSubject);
+
+    /// <summary>Two distinguished names as equal: the same attributes and values in the same order, case and spacing aside.</summary>
+    public static bool SameSubject(string a, string b)
+    {
+        static string Normal(string dn)
+        {
+            try
+            {
+                return new System.Security.Cryptography.X509Certificates.X500DistinguishedName(dn)
+                    .Decode(System.Security.Cryptography.X509Certificates.X500DistinguishedNameFlags.UseCommas).ToUpperInvariant();
+            }
+            catch (System.Security.Cryptography.CryptographicException)
+            {
+                return string.Join(",", dn.Split(',').Select(p => p.Trim())).ToUpperInvariant();
+            }
+        }
+        return Normal(a) == Normal(b);
+    }
+
     /// <summary>A peer not in the list, let in because unknown peers are accepted: it may do everything.</summary>
     public static DicomPeer Unknown(string aeTitle) => new(aeTitle, [], DicomPermissions.All) { IsKnown = false };
 
@@ -59,13 +86,17 @@ public sealed record PeerAccess(IReadOnlyList<DicomPeer> Peers, bool AcceptUnkno
     public static readonly PeerAccess Open = new([], true);
 
     /// <summary>The peer an association request comes from, or why it is refused.</summary>
-    public (DicomPeer? Peer, string? Refusal) Admit(string callingAE, IPAddress? address)
+    public (DicomPeer? Peer, string? Refusal) Admit(string callingAE, IPAddress? address, string? certificateSubject = null)
     {
         var named = Peers.Where(p => p.AETitle == callingAE).ToList();
         if (named.Count == 0)
             return AcceptUnknownPeers ? (DicomPeer.Unknown(callingAE), null)
                 : (null, $"calling AE title '{callingAE}' is not a known peer (akka-vna.dicom.peers; accept-unknown-peers = off)");
-        if (named.FirstOrDefault(p => p.ComesFrom(address)) is { } peer) return (peer, null);
+        var near = named.Where(p => p.ComesFrom(address)).ToList();
+        if (near.FirstOrDefault(p => p.Presents(certificateSubject)) is { } peer) return (peer, null);
+        if (near.Count > 0)
+            return (null, $"calling AE title '{callingAE}' must present a TLS client certificate with subject '{near.First(p => p.CertificateSubject is not null).CertificateSubject}' "
+                + (certificateSubject is null ? "(it presented none)" : $"(it presented '{certificateSubject}')"));
         return (null, $"calling AE title '{callingAE}' may not associate from {address?.ToString() ?? "an unknown address"} (its hosts: "
             + string.Join(", ", named.SelectMany(p => p.Hosts).Select(h => h.ToString())) + ")");
     }

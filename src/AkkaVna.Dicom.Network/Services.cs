@@ -17,6 +17,9 @@ public sealed record AssociationInfo(string CallingAE, string CalledAE, EndPoint
     public string NotPermitted(string operation) =>
         $"{CallingAE} from {(RemoteEndPoint as IPEndPoint)?.Address.ToString() ?? "?"} may not {operation} here (akka-vna.dicom.peers)";
 
+    /// <summary>The subject of the peer's TLS client certificate (null: none, or plain TCP).</summary>
+    public string? CertificateSubject { get; init; }
+
     /// <summary>This process's number for the association (one per connection accepted), to tell two from the same peer apart.</summary>
     public long Id { get; init; }
 
@@ -114,7 +117,11 @@ public sealed record RetrieveItem(string SopClassUid, string SopInstanceUid, str
 }
 
 /// <summary>Where a C-MOVE destination AE title is reached.</summary>
-public sealed record MoveDestination(string AETitle, string Host, int Port);
+public sealed record MoveDestination(string AETitle, string Host, int Port)
+{
+    /// <summary>Reached over DICOM TLS (with <see cref="RetrieveOptions.TlsConnector"/>).</summary>
+    public bool Tls { get; init; }
+}
 
 /// <summary>
 /// The handler for C-MOVE and C-GET: resolves an identifier to the instances to send (the association performs the
@@ -152,6 +159,9 @@ public sealed record RetrieveOptions
     /// between native syntaxes, and a compressed instance goes only to a receiver that takes its syntax.
     /// </summary>
     public AkkaVna.Dicom.Imaging.IPixelTranscoder? Transcoder { get; init; }
+
+    /// <summary>How a destination with <see cref="MoveDestination.Tls"/> is reached (TLS with this AE's certificate); null: such destinations fail with the reason.</summary>
+    public Transport.IDicomConnector? TlsConnector { get; init; }
 }
 
 /// <summary>What an SCP offers on its associations: its negotiation policy and one handler per service.</summary>

@@ -59,7 +59,7 @@ public sealed class ArchiveNode : IAsyncDisposable
     private DicomServer? _dicomTls;
 
     /// <summary>The DICOM TLS listener's address (null without <c>akka-vna.dicom.tls</c>).</summary>
-    public IPEndPoint? DicomTlsEndPoint => (IPEndPoint?)_dicomTls?.LocalEndPoint;
+    public IPEndPoint? DicomTlsEndPoint => (IPEndPoint?)_dicomTls?.LocalEndPoint ?? (Options.Tls is { Only: true } ? DicomEndPoint : null);
     private readonly WebApplication _http;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stopping = new();
@@ -238,6 +238,8 @@ public sealed class ArchiveNode : IAsyncDisposable
                     CallingAE = options.AETitle,
                     TempDirectory = options.SpoolFolder,
                     Transcoder = transcoder,
+                    // Destinations with tls = on: this AE's certificate as the client's, the configured authorities as trust.
+                    TlsConnector = options.Tls is { } outgoing ? new AkkaVna.Dicom.Network.Transport.TlsConnector(outgoing.Load() with { RequireClientCertificate = false }) : null,
                     Association = new DicomAssociationOptions { ArtimTimeout = options.ArtimTimeout, DimseTimeout = options.DimseTimeout, IdleTimeout = options.IdleTimeout },
                 },
             };
@@ -254,11 +256,14 @@ public sealed class ArchiveNode : IAsyncDisposable
                     IdleTimeout = options.IdleTimeout,
                 },
             };
-            var dicom = new DicomServer(listener, services, loggerFactory);
-            // DICOM TLS (PS3.15 Annex B): a second listener with the same services and limits, its connections wrapped in TLS.
-            var dicomTls = options.Tls is { } tls
-                ? new DicomServer(listener with { Port = tls.Port, Acceptor = new AkkaVna.Dicom.Network.Transport.TlsTransport.Acceptor(tls.Load()) }, services, loggerFactory)
+            // DICOM TLS (PS3.15 Annex B): a second listener with the same services and limits, its connections wrapped in TLS;
+            // with tls.only the TLS listener is the only one (no plain DICOM port).
+            var tlsListener = options.Tls is { } tls
+                ? listener with { Port = tls.Port, Acceptor = new AkkaVna.Dicom.Network.Transport.TlsTransport.Acceptor(tls.Load()) }
                 : null;
+            var dicom = new DicomServer(options.Tls is { Only: true } ? tlsListener! : listener, services, loggerFactory);
+            var dicomTls = tlsListener is not null && options.Tls is not { Only: true } ? new DicomServer(tlsListener, services, loggerFactory) : null;
+            if (options.Tls is { Only: true }) log.LogInformation("DICOM over TLS only (akka-vna.dicom.tls.only): no plain DICOM port");
 
             metrics.Registry.AddBeforeCollectCallback(() => metrics.Associations.Set(dicom.ActiveAssociations + (dicomTls?.ActiveAssociations ?? 0)));
             var web = new DicomWebEndpoints(engine, index, blobs, ingest, options.SpoolFolder,

@@ -234,7 +234,7 @@ public sealed record ArchiveOptions
                     : throw new ArchiveConfigException($"akka-vna.retrieve.destinations.{ae}.host must be set");
                 int port = d.GetInt($"\"{ae}\".port");
                 if (port is < 1 or > 65535) throw new ArchiveConfigException($"akka-vna.retrieve.destinations.{ae}.port must be between 1 and 65535, not {port}");
-                destinations[AE(ae, "retrieve.destinations")] = new Dicom.Network.MoveDestination(ae, host, port);
+                destinations[AE(ae, "retrieve.destinations")] = new Dicom.Network.MoveDestination(ae, host, port) { Tls = d.GetBoolean($"\"{ae}\".tls", false) };
             }
         }
         string data = Path.GetFullPath(Str("data"));
@@ -284,6 +284,8 @@ public sealed record ArchiveOptions
         if (downing is not ("keep-majority" or "keep-oldest" or "down-all"))
             throw new ArchiveConfigException($"akka-vna.cluster.split-brain-resolver.active-strategy must be keep-majority, keep-oldest or down-all, not '{downing}'");
         var dicomTls = DicomTlsOptions.Read(c, data);
+        if (dicomTls is null && destinations.Values.FirstOrDefault(x => x.Tls) is { } tlsDestination)
+            throw new ArchiveConfigException($"akka-vna.retrieve.destinations.{tlsDestination.AETitle}.tls = on needs akka-vna.dicom.tls (its certificate and key identify this AE, its ca the destinations it trusts)");
         return new ArchiveOptions
         {
             DataFolder = data,
@@ -468,6 +470,9 @@ public sealed record S3Settings(string Bucket, string Prefix, string? Endpoint, 
 /// </summary>
 public sealed record DicomTlsOptions(int Port, string Certificate, string Key, string? Authorities, bool RequireClientCertificate, TimeSpan HandshakeTimeout)
 {
+    /// <summary>Only the TLS listener: no plain DICOM port at all (<c>akka-vna.dicom.tls.only</c>).</summary>
+    public bool Only { get; init; }
+
     internal static DicomTlsOptions? Read(Config c, string data)
     {
         string certificate = c.GetString("dicom.tls.certificate") ?? "";
@@ -485,7 +490,7 @@ public sealed record DicomTlsOptions(int Port, string Certificate, string Key, s
         if (timeout <= TimeSpan.Zero) throw new ArchiveConfigException("akka-vna.dicom.tls.handshake-timeout must be a positive duration");
         foreach (var file in new[] { Path_("dicom.tls.certificate"), key }.Concat(ca is null ? [] : [ca]))
             if (!File.Exists(file)) throw new ArchiveConfigException($"akka-vna.dicom.tls: {file} does not exist");
-        return new DicomTlsOptions(port, Path_("dicom.tls.certificate"), key, ca, require, timeout);
+        return new DicomTlsOptions(port, Path_("dicom.tls.certificate"), key, ca, require, timeout) { Only = c.GetBoolean("dicom.tls.only", false) };
     }
 
     /// <summary>The certificates loaded (a bad file is a configuration error, named).</summary>

@@ -33,7 +33,19 @@ internal static class PeersConfig
                     if (!destinations.ContainsKey(d))
                         throw new ArchiveConfigException($"{where}.move-destinations: '{d}' is not a destination of akka-vna.retrieve.destinations");
             }
-            peers.Add(new DicomPeer(ae, hosts, permissions) { MoveDestinations = moveTo });
+            string? subject = p.GetString("certificate-subject") is { Length: > 0 } cs ? cs : null;
+            if (subject is not null)
+            {
+                try
+                {
+                    _ = new System.Security.Cryptography.X509Certificates.X500DistinguishedName(subject);
+                }
+                catch (System.Security.Cryptography.CryptographicException)
+                {
+                    throw new ArchiveConfigException($"{where}.certificate-subject: '{subject}' is not a distinguished name (e.g. \"CN=CT1, O=Hospital\")");
+                }
+            }
+            peers.Add(new DicomPeer(ae, hosts, permissions) { MoveDestinations = moveTo, CertificateSubject = subject });
         }
         return new PeerAccess(peers, c.GetBoolean("dicom.accept-unknown-peers", true));
     }

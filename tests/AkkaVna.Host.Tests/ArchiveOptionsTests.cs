@@ -101,6 +101,10 @@ public sealed class ArchiveOptionsTests
     [InlineData("akka-vna.http.auth { enabled = on\n issuer = x\n audience = y\n jwks-url = \"https://idp/keys\"\n scopes.read = [] }", "akka-vna.http.auth.scopes.read must list at least one scope")]
     [InlineData("akka-vna.http.https.enabled = on", "akka-vna.http.https: set certificate and key")]
     [InlineData("akka-vna.http.cors.origins = [\"https://viewer.example/app\"]", "akka-vna.http.cors.origins: 'https://viewer.example/app' is not an origin")]
+    [InlineData("akka-vna.retrieve.destinations { PACS2 { \n host = h\n port = 2762\n tls = on\n } }", "akka-vna.retrieve.destinations.PACS2.tls = on needs akka-vna.dicom.tls")]
+    [InlineData("akka-vna.dicom.peers = [{\n ae-title = CT1\n certificate-subject = \"not a name\"\n}]", "akka-vna.dicom.peers[1].certificate-subject: 'not a name' is not a distinguished name")]
+    [InlineData("akka-vna.audit.syslog.transport = tcp", "akka-vna.audit.syslog.transport must be none, udp (RFC 5426) or tls (RFC 5425)")]
+    [InlineData("akka-vna.audit.file = \"\"", "neither a file nor a syslog transport")]
     public void A_wrong_setting_is_named_in_the_error(string hocon, string setting)
     {
         var e = Assert.Throws<ArchiveConfigException>(() => ArchiveOptions.Load(null, hocon));

@@ -17,6 +17,9 @@ public sealed class TestCertificates
     public required string OtherCaCertificate { get; init; }
     public required string RogueClientCertificate { get; init; }
     public required string RogueClientKey { get; init; }
+    /// <summary>A second client of the trusted authority (CN=WORKSTATION): trusted, but not every peer's subject.</summary>
+    public required string WorkstationCertificate { get; init; }
+    public required string WorkstationKey { get; init; }
 
     public static TestCertificates Create(string folder)
     {
@@ -29,10 +32,12 @@ public sealed class TestCertificates
         using (var server = Leaf(ca, "CN=akkavna-test-server", server: true)) Write(server, F("server.crt"), F("server.key"));
         using (var client = Leaf(ca, "CN=MODALITY1", server: false)) Write(client, F("client.crt"), F("client.key"));
         using (var rogue = Leaf(other, "CN=ROGUE", server: false)) Write(rogue, F("rogue.crt"), F("rogue.key"));
+        using (var workstation = Leaf(ca, "CN=WORKSTATION", server: false)) Write(workstation, F("workstation.crt"), F("workstation.key"));
         return new TestCertificates
         {
             CaCertificate = F("ca.crt"), ServerCertificate = F("server.crt"), ServerKey = F("server.key"), ClientCertificate = F("client.crt"),
             ClientKey = F("client.key"), OtherCaCertificate = F("other-ca.crt"), RogueClientCertificate = F("rogue.crt"), RogueClientKey = F("rogue.key"),
+            WorkstationCertificate = F("workstation.crt"), WorkstationKey = F("workstation.key"),
         };
     }
 
@@ -52,8 +57,9 @@ public sealed class TestCertificates
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
+        // A node's certificate serves both ends (it listens, and it connects to move destinations): server and client auth.
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            [new Oid(server ? "1.3.6.1.5.5.7.3.1" : "1.3.6.1.5.5.7.3.2")], false));
+            server ? [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")] : [new Oid("1.3.6.1.5.5.7.3.2")], false));
         if (server)
         {
             var names = new SubjectAlternativeNameBuilder();

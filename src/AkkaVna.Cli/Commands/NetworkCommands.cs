@@ -7,6 +7,7 @@ using AkkaVna.Dicom.Network;
 using AkkaVna.Dicom.Network.Pdus;
 using AkkaVna.Dicom.Network.Scp;
 using AkkaVna.Dicom.Network.Scu;
+using AkkaVna.Dicom.Network.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace AkkaVna.Cli.Commands;
@@ -40,18 +41,24 @@ public static class NetworkCommands
         var calling = CallingAE("AKKAVNA-SCU");
         var called = CalledAE();
         var timeout = Timeout();
+        var tls = new TlsCliOptions();
         var cmd = new Command("echo", "Verify a DICOM peer with C-ECHO (like dcmtk's echoscu). Exit code 0 when it answers Success.")
         {
             host, port, calling, called, timeout,
         };
-        cmd.SetAction((r, ct) => RunEcho(r.GetValue(host)!, r.GetValue(port), r.GetValue(calling)!, r.GetValue(called)!, r.GetValue(timeout), ct));
+        tls.AddTo(cmd);
+        cmd.SetAction((r, ct) =>
+        {
+            var (connector, error) = tls.Connector(r);
+            return error is not null ? Task.FromResult(Fail(error)) : RunEcho(r.GetValue(host)!, r.GetValue(port), r.GetValue(calling)!, r.GetValue(called)!, r.GetValue(timeout), connector, ct);
+        });
         return cmd;
     }
 
-    private static async Task<int> RunEcho(string host, int port, string calling, string called, double timeoutSeconds, CancellationToken ct)
+    private static async Task<int> RunEcho(string host, int port, string calling, string called, double timeoutSeconds, IDicomConnector? connector, CancellationToken ct)
     {
         if (ValidateAE(calling, called) is { } bad) return Fail(bad);
-        var options = AssociationOptions(timeoutSeconds);
+        var options = AssociationOptions(timeoutSeconds, connector);
         var started = Stopwatch.GetTimestamp();
         try
         {
@@ -88,17 +95,24 @@ public static class NetworkCommands
         var calling = CallingAE("AKKAVNA-SCU");
         var called = CalledAE();
         var timeout = Timeout();
+        var tls = new TlsCliOptions();
         var cmd = new Command("store", "Send DICOM files with C-STORE (like dcmtk's storescu), each in its own transfer syntax. "
             + "Prints one line per failure and a summary; exit code 0 only when every file was stored.")
         {
             host, port, paths, associations, window, calling, called, timeout,
         };
-        cmd.SetAction((r, ct) => RunStore(r.GetValue(host)!, r.GetValue(port), r.GetValue(paths)!, r.GetValue(associations), r.GetValue(window),
-            r.GetValue(calling)!, r.GetValue(called)!, r.GetValue(timeout), ct));
+        tls.AddTo(cmd);
+        cmd.SetAction((r, ct) =>
+        {
+            var (connector, error) = tls.Connector(r);
+            return error is not null ? Task.FromResult(Fail(error)) : RunStore(r.GetValue(host)!, r.GetValue(port), r.GetValue(paths)!, r.GetValue(associations), r.GetValue(window),
+                r.GetValue(calling)!, r.GetValue(called)!, r.GetValue(timeout), connector, ct);
+        });
         return cmd;
     }
 
-    private static async Task<int> RunStore(string host, int port, string[] paths, int associations, int window, string calling, string called, double timeoutSeconds, CancellationToken ct)
+    private static async Task<int> RunStore(string host, int port, string[] paths, int associations, int window, string calling, string called, double timeoutSeconds,
+        IDicomConnector? connector, CancellationToken ct)
     {
         if (ValidateAE(calling, called) is { } bad) return Fail(bad);
         if (associations is < 1 or > 1024) return Fail("--associations must be between 1 and 1024");
@@ -126,7 +140,7 @@ public static class NetworkCommands
             return 1;
         }
 
-        var options = new StoreScuOptions { CallingAE = calling, CalledAE = called, AsyncWindow = window, Association = AssociationOptions(timeoutSeconds) };
+        var options = new StoreScuOptions { CallingAE = calling, CalledAE = called, AsyncWindow = window, Association = AssociationOptions(timeoutSeconds, connector) };
         var lists = Enumerable.Range(0, associations).Select(i => files.Where((_, k) => k % associations == i).ToList()).Where(l => l.Count > 0).ToList();
         var started = Stopwatch.GetTimestamp();
         int done = 0;
@@ -280,10 +294,10 @@ public static class NetworkCommands
         }
     }
 
-    private static DicomAssociationOptions AssociationOptions(double timeoutSeconds)
+    private static DicomAssociationOptions AssociationOptions(double timeoutSeconds, IDicomConnector? connector = null)
     {
         var t = TimeSpan.FromSeconds(Math.Clamp(timeoutSeconds, 0.1, 3600));
-        return new DicomAssociationOptions { ArtimTimeout = t, DimseTimeout = t, ConnectTimeout = t };
+        return new DicomAssociationOptions { ArtimTimeout = t, DimseTimeout = t, ConnectTimeout = t, Connector = connector ?? TcpTransport.Tcp };
     }
 
     private static string? ValidateAE(params string[] titles) =>

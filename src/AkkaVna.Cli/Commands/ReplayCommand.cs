@@ -45,14 +45,18 @@ public static class ReplayCommand
         {
             targetAndSource, outcomesFile, byStudy, associations, calling, called, trace, rate, speed, report, timeout, work,
         };
+        var tls = new TlsCliOptions();
+        tls.AddTo(cmd);
         cmd.SetAction((r, ct) =>
         {
+            var (connector, tlsError) = tls.Connector(r);
+            if (tlsError is not null) return Task.FromResult(Fail(tlsError));
             var args = r.GetValue(targetAndSource)!;
             string target = args.Length == 3 ? $"{args[0]}:{args[1]}" : args[0];
             if (ParseTargets(target) is not { } endpoints)
                 return Task.FromResult(Fail($"'{target}' is not HOST:PORT[,HOST:PORT...] (ports 1-65535)"));
             return RunAsync(endpoints, args[^1], r.GetValue(outcomesFile), r.GetValue(byStudy), r.GetValue(associations), r.GetValue(calling)!, r.GetValue(called)!,
-            r.GetValue(trace), r.GetValue(rate), r.GetValue(speed), r.GetValue(report), r.GetValue(timeout), r.GetValue(work), r.GetResult(called) is { Implicit: false }, ct);
+            r.GetValue(trace), r.GetValue(rate), r.GetValue(speed), r.GetValue(report), r.GetValue(timeout), r.GetValue(work), r.GetResult(called) is { Implicit: false }, connector, ct);
         });
         return cmd;
     }
@@ -90,7 +94,8 @@ public static class ReplayCommand
     }
 
     private static async Task<int> RunAsync(List<ReplayEndpoint> endpoints, string source, FileInfo? outcomesFile, bool byStudy, int associations, string calling, string called, FileInfo? traceFile, double? rate,
-        double? speed, DirectoryInfo? reportFolder, double timeoutSeconds, DirectoryInfo? workFolder, bool calledGiven, CancellationToken ct)
+        double? speed, DirectoryInfo? reportFolder, double timeoutSeconds, DirectoryInfo? workFolder, bool calledGiven,
+        AkkaVna.Dicom.Network.Transport.IDicomConnector? connector, CancellationToken ct)
     {
         if (associations is < 1 or > 1000) return Fail("--associations must be between 1 and 1000");
         if (!PduCodec.IsValidAETitle(calling) || !PduCodec.IsValidAETitle(called)) return Fail("AE titles are 1-16 characters without backslash");
@@ -157,7 +162,8 @@ public static class ReplayCommand
             List<ReplayOutcome> outcomes;
             using (var progress = Progress.Start(items.Count))
             {
-                outcomes = await ReplayRunner.RunAsync(endpoints, items, new ReplayOptions { OpenLoop = openLoop, Timeout = TimeSpan.FromSeconds(timeoutSeconds) },
+                outcomes = await ReplayRunner.RunAsync(endpoints, items, new ReplayOptions { OpenLoop = openLoop, Timeout = TimeSpan.FromSeconds(timeoutSeconds),
+                    Connector = connector ?? AkkaVna.Dicom.Network.Transport.TcpTransport.Tcp },
                     _ => progress.Report(Interlocked.Increment(ref done)), cancellationToken: ct);
             }
             if (outcomesFile is not null) WriteOutcomes(outcomesFile.FullName, outcomes);

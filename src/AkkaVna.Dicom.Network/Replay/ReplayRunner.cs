@@ -29,6 +29,9 @@ public sealed record ReplayOptions
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
 
     public uint MaxPdu { get; init; } = 128 * 1024;
+
+    /// <summary>How associations are opened: plain TCP, or DICOM TLS (<see cref="Transport.TlsConnector"/>).</summary>
+    public Transport.IDicomConnector Connector { get; init; } = Transport.TcpTransport.Tcp;
 }
 
 /// <summary>Why a C-STORE got no status: it was never sent (no association), its response never came, or the transport broke.</summary>
@@ -121,6 +124,7 @@ public static class ReplayRunner
         var associationOptions = new DicomAssociationOptions
         {
             ConnectTimeout = options.Timeout, ArtimTimeout = options.Timeout, DimseTimeout = options.Timeout, MaxReceivePduLength = options.MaxPdu, MaxSendPduLength = options.MaxPdu,
+            Connector = options.Connector,
         };
         DicomAssociation? association = null;
         try

@@ -126,7 +126,9 @@ internal sealed class RetrieveOperation
         DicomAssociation target;
         try
         {
-            target = await DicomAssociation.ConnectAsync(destination.Host, destination.Port, rq, _options.Association, log: _log, cancellationToken: cancellationToken);
+            var association = !destination.Tls ? _options.Association
+                : _options.Association with { Connector = _options.TlsConnector ?? throw new DicomAssociationException($"{destination.AETitle} is a TLS destination and this AE has no TLS settings") };
+            target = await DicomAssociation.ConnectAsync(destination.Host, destination.Port, rq, association, log: _log, cancellationToken: cancellationToken);
         }
         catch (Exception e) when (e is DicomAssociationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {

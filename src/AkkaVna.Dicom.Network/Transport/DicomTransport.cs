@@ -18,6 +18,9 @@ public interface IDicomTransport : IAsyncDisposable
     /// <summary>The peer, for logs and access control (null when the transport has no address).</summary>
     EndPoint? RemoteEndPoint { get; }
 
+    /// <summary>The subject of the certificate the peer presented in a TLS handshake (null: none, or not TLS), for access control.</summary>
+    string? PeerCertificateSubject => null;
+
     /// <summary>Ends the connection at once in both directions (the association's last act, or an abort); idempotent.</summary>
     void Close();
 }
@@ -49,8 +52,9 @@ public sealed class TcpTransport : IDicomTransport
     private int _closed;
 
     /// <param name="over">A stream the connection is read and written through instead of the socket's own (a TLS stream over it).</param>
-    public TcpTransport(Socket socket, Stream? over = null)
+    public TcpTransport(Socket socket, Stream? over = null, string? peerCertificateSubject = null)
     {
+        PeerCertificateSubject = peerCertificateSubject;
         _socket = socket;
         _socket.NoDelay = true;
         RemoteEndPoint = socket.RemoteEndPoint;
@@ -62,6 +66,7 @@ public sealed class TcpTransport : IDicomTransport
     public PipeReader Input { get; }
     public PipeWriter Output { get; }
     public EndPoint? RemoteEndPoint { get; }
+    public string? PeerCertificateSubject { get; }
 
     public void Close()
     {

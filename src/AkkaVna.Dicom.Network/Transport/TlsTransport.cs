@@ -11,7 +11,7 @@ namespace AkkaVna.Dicom.Network.Transport;
 /// clients with <see cref="RequireClientCertificate"/>). The handshake must end within <see cref="HandshakeTimeout"/>:
 /// a peer that speaks plain DICOM to a TLS port, or nothing, is dropped then.
 /// </summary>
-public sealed record TlsSettings(X509Certificate2 Certificate, X509Certificate2Collection TrustedAuthorities, bool RequireClientCertificate)
+public sealed record TlsSettings(X509Certificate2? Certificate, X509Certificate2Collection TrustedAuthorities, bool RequireClientCertificate)
 {
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -72,13 +72,15 @@ public static class TlsTransport
                 cts.CancelAfter(settings.HandshakeTimeout);
                 await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
                 {
-                    ServerCertificate = settings.Certificate,
-                    ClientCertificateRequired = settings.RequireClientCertificate,
+                    ServerCertificate = settings.Certificate ?? throw new InvalidOperationException("a TLS listener needs a certificate"),
+                    // Asked for whenever there are authorities to check it against (a peer may be known by its certificate);
+                    // a client without one is refused only when one is required.
+                    ClientCertificateRequired = settings.RequireClientCertificate || settings.TrustedAuthorities.Count > 0,
                     EnabledSslProtocols = TlsSettings.Protocols,
                     CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
                     RemoteCertificateValidationCallback = (_, certificate, _, _) => settings.Validate(certificate, settings.RequireClientCertificate, out refusal),
                 }, cts.Token).ConfigureAwait(false);
-                return new TcpTransport(socket, ssl);
+                return new TcpTransport(socket, ssl, ssl.RemoteCertificate?.Subject);
             }
             catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException)
             {
@@ -86,6 +88,52 @@ public static class TlsTransport
                 throw new TlsHandshakeException(
                     $"TLS handshake with {socket.RemoteEndPoint} failed: {refusal ?? (e is OperationCanceledException ? $"no handshake within {settings.HandshakeTimeout.TotalSeconds:0} s" : e.Message)}", e);
             }
+        }
+    }
+}
+
+/// <summary>
+/// Connects over TLS (an association to a C-MOVE destination, the load tool): the server's certificate must chain to the
+/// settings' authorities (the system's trust when there are none) and name the host connected to; this AE's certificate,
+/// when the settings have one, is offered to servers that ask for a client certificate.
+/// </summary>
+public sealed class TlsConnector(TlsSettings settings) : IDicomConnector
+{
+    public async ValueTask<IDicomTransport> ConnectAsync(string host, int port, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        string? refusal = null;
+        SslStream? ssl = null;
+        try
+        {
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            cts.CancelAfter(timeout);
+            await socket.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);
+            ssl = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+            cts.CancelAfter(settings.HandshakeTimeout);
+            await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = host,
+                EnabledSslProtocols = TlsSettings.Protocols,
+                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                ClientCertificates = settings.Certificate is { } own ? [own] : null,
+                RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                {
+                    if (!settings.Validate(certificate, required: true, out refusal)) return false;
+                    // The chain is checked above against our own authorities; the name must still be the host's.
+                    if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) == 0) return true;
+                    refusal = $"the server's certificate ({certificate!.Subject}) does not name {host}";
+                    return false;
+                },
+            }, cts.Token).ConfigureAwait(false);
+            return new TcpTransport(socket, ssl, ssl.RemoteCertificate?.Subject);
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException or SocketException)
+        {
+            if (ssl is not null) await ssl.DisposeAsync().ConfigureAwait(false);
+            socket.Dispose();
+            if (e is SocketException || (e is OperationCanceledException && ssl is null)) throw;
+            throw new TlsHandshakeException($"TLS handshake with {host}:{port} failed: {refusal ?? (e is OperationCanceledException ? $"no handshake within {settings.HandshakeTimeout.TotalSeconds:0} s" : e.Message)}", e);
         }
     }
 }

@@ -29,6 +29,23 @@ public sealed class PeerAccessTests
         else Assert.Contains(why, refusal, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("CN=CT1, O=Hospital", true, null)]
+    [InlineData("cn=ct1,  o=HOSPITAL", true, null)]                 // case and spacing aside
+    [InlineData("CN=CT2, O=Hospital", false, "(it presented 'CN=CT2, O=Hospital')")]
+    [InlineData("O=Hospital, CN=CT1", false, "must present a TLS client certificate with subject 'CN=CT1, O=Hospital'")] // order matters
+    [InlineData(null, false, "(it presented none)")]
+    public void A_peer_with_a_certificate_subject_is_admitted_only_with_a_certificate_naming_it(string? presented, bool admitted, string? why)
+    {
+        var ct = Modality with { CertificateSubject = "CN=CT1, O=Hospital" };
+        var (peer, refusal) = new PeerAccess([ct], AcceptUnknownPeers: false).Admit("CT1", IPAddress.Parse("10.1.2.7"), presented);
+        Assert.Equal(admitted, peer is not null);
+        if (why is null) Assert.Null(refusal);
+        else Assert.Contains(why, refusal, StringComparison.Ordinal);
+        // The host is checked first: from elsewhere, the certificate does not help.
+        Assert.Contains("may not associate from", new PeerAccess([ct], false).Admit("CT1", IPAddress.Parse("10.9.9.9"), "CN=CT1, O=Hospital").Refusal, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Unknown_peers_when_accepted_may_do_everything_and_known_ones_still_only_their_part()
     {
