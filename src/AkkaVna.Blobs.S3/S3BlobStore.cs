@@ -16,6 +16,13 @@ namespace AkkaVna.Blobs.S3;
 /// <summary>Where an S3 store is and how it is reached.</summary>
 public sealed record S3BlobStoreOptions
 {
+    /// <summary>
+    /// Keys carry the version of what a layer above wrote, not of the bytes stored here (encryption at rest: the version
+    /// is the plaintext's SHA-256, the object holds ciphertext): a local copy is then checked against its writer's own
+    /// checksum only.
+    /// </summary>
+    public bool VersionNamesPlaintext { get; init; }
+
     /// <summary>The bucket (created when missing).</summary>
     public required string Bucket { get; init; }
     /// <summary>A key prefix inside the bucket ("" or ending in '/'), so that several archives can share a bucket.</summary>
@@ -388,9 +395,10 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
     private static string Md5Of(Stream stream) => Convert.ToBase64String(MD5.HashData(stream));
 
     /// <summary>A local copy is uploaded only when its bytes are the ones its key (and its writer) name: a damaged file never replaces a good object.</summary>
-    private static void CheckLocalCopy(string local, string relativeKey, string sha, string? expected)
+    private void CheckLocalCopy(string local, string relativeKey, string sha, string? expected)
     {
-        if (expected is not null && sha != expected || BlobKeys.VersionOf(relativeKey) is { } version && !sha.StartsWith(version, StringComparison.Ordinal))
+        if (expected is not null && sha != expected
+            || !_options.VersionNamesPlaintext && BlobKeys.VersionOf(relativeKey) is { } version && !sha.StartsWith(version, StringComparison.Ordinal))
             throw new InvalidDataException($"{local} has SHA-256 {sha}, not the {expected ?? BlobKeys.VersionOf(relativeKey) + "…"} its key names: the local copy is damaged, it is not uploaded");
     }
 

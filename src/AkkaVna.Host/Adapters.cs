@@ -42,14 +42,21 @@ public static class Adapters
     /// names. <paramref name="serving"/>: the node itself (it owns its S3 receive cache and runs the upload queue); a
     /// tool beside it (verify, tests) only reads the cache.
     /// </summary>
-    public static IBlobStore CreateBlobStore(ArchiveOptions options, bool serving = false, ILoggerFactory? loggers = null)
+    /// <param name="index">The index whose key store holds the study keys; needed when encryption at rest is on.</param>
+    public static IBlobStore CreateBlobStore(ArchiveOptions options, bool serving = false, ILoggerFactory? loggers = null, IArchiveIndex? index = null)
     {
-        var primary = CreateStore(BlobRef.PrimaryStore, options.BlobProvider, options.BlobsFolder, options.S3, options, serving, loggers);
+        // Encryption at rest wraps each store (not the set): a tier move reads plaintext and writes ciphertext again.
+        var keyring = options.Encryption is { } encryption
+            ? new AkkaVna.Core.Blobs.StudyKeyring((index ?? throw new ArgumentException("encryption at rest needs the index's key store", nameof(index))).Lifecycle,
+                encryption.Current, encryption.Previous, options.Time)
+            : null;
+        IBlobStore Wrap(IBlobStore store) => keyring is null ? store : new AkkaVna.Core.Blobs.EncryptedBlobStore(store, keyring);
+        var primary = Wrap(CreateStore(BlobRef.PrimaryStore, options.BlobProvider, options.BlobsFolder, options.S3, options, serving, loggers));
         if (options.BlobStores.Count == 0) return primary;
         var others = new List<IBlobStore>();
         try
         {
-            foreach (var store in options.BlobStores) others.Add(CreateStore(store.Name, store.Provider, store.Folder, store.S3, options, serving, loggers));
+            foreach (var store in options.BlobStores) others.Add(Wrap(CreateStore(store.Name, store.Provider, store.Folder, store.S3, options, serving, loggers)));
             return new BlobStoreSet(primary, others);
         }
         catch
@@ -72,6 +79,7 @@ public static class Adapters
                 MultipartThreshold = s3.MultipartThreshold, PartSize = s3.PartSize, RequestTimeout = s3.RequestTimeout, MaxRetries = s3.MaxRetries,
                 Acknowledge = s3.Acknowledge, CacheFolder = s3.CacheMaxBytes > 0 ? s3.CacheFolder : null, CacheMaxBytes = s3.CacheMaxBytes,
                 OwnsCache = serving, UploadConcurrency = s3.UploadConcurrency, Log = loggers?.CreateLogger("blobs." + name),
+                VersionNamesPlaintext = options.Encryption is not null,
             }, name, time: options.Time, othersGrace: options.StagedGrace),
             var other => throw new ArchiveConfigException(Unknown("blobs", other, BlobProviders)),
         };

@@ -108,8 +108,10 @@ public sealed class ArchiveNode : IAsyncDisposable
         Directory.CreateDirectory(options.DataFolder);
         var time = options.Time;
         // The adapters the configuration names (the one place they are chosen).
-        var blobs = Adapters.CreateBlobStore(options, serving: true, loggerFactory);
         var index = Adapters.CreateIndex(options, loggerFactory);
+        var blobs = Adapters.CreateBlobStore(options, serving: true, loggerFactory, index);
+        if (options.Encryption is { } encryption)
+            log.LogInformation("encryption at rest: ON (AES-256-GCM, a data key per study; master key {MasterKey}, {Previous} previous)", encryption.Current.Id, encryption.Previous.Count);
         var journal = Adapters.CreateJournal(options);
         AuditTrail? startingAudit = null;
         await index.InitializeAsync(cancellationToken);

@@ -69,6 +69,9 @@ public sealed record ArchiveOptions
     /// <summary>The origins browsers may call from (<c>akka-vna.http.cors</c>); null: no CORS headers.</summary>
     public CorsOptions? Cors { get; init; }
 
+    /// <summary>Encryption at rest (<c>akka-vna.encryption</c>): the master key and the previous ones; null when off.</summary>
+    public EncryptionOptions? Encryption { get; init; }
+
     /// <summary>The audit trail (<c>akka-vna.audit</c>); null when off.</summary>
     public AuditOptions? Audit { get; init; }
     public required IngestSettings Ingest { get; init; }
@@ -328,6 +331,7 @@ public sealed record ArchiveOptions
             Https = HttpsOptions.Read(c, data, dicomTls),
             Cors = CorsOptions.Read(c),
             Audit = AuditOptions.Read(c, data),
+            Encryption = EncryptionOptions.Read(c, data),
             Ingest = new IngestSettings(c.GetBoolean("ingest.flush-blobs"), Time("ingest.commit-timeout")),
             SweepInterval = Time("ingest.sweep-interval"),
             IndexSyncInterval = Time("ingest.index-sync-interval"),
@@ -504,5 +508,49 @@ public sealed record DicomTlsOptions(int Port, string Certificate, string Key, s
         {
             throw new ArchiveConfigException($"akka-vna.dicom.tls: cannot load {Certificate} with {Key}{(Authorities is null ? "" : " and " + Authorities)}: {e.Message}");
         }
+    }
+}
+
+/// <summary>
+/// <c>akka-vna.encryption</c>: blobs encrypted at rest (AES-256-GCM, a data key per study wrapped by the master key). The
+/// master key comes from a file or an environment variable (32 bytes as 64 hex digits or base64); previous master keys
+/// still unwrap the study keys they wrapped, which are wrapped again with the current one as they are used.
+/// </summary>
+public sealed record EncryptionOptions(AkkaVna.Core.Blobs.MasterKey Current, IReadOnlyList<AkkaVna.Core.Blobs.MasterKey> Previous)
+{
+    internal static EncryptionOptions? Read(Config c, string data)
+    {
+        if (!c.GetBoolean("encryption.enabled", false)) return null;
+        const string at = "akka-vna.encryption";
+        AkkaVna.Core.Blobs.MasterKey Load(string file, string where)
+        {
+            string path = System.IO.Path.GetFullPath(System.IO.Path.Combine(data, file));
+            if (!File.Exists(path)) throw new ArchiveConfigException($"{where}: {path} does not exist");
+            try
+            {
+                return AkkaVna.Core.Blobs.MasterKey.Parse(File.ReadAllText(path), path);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArchiveConfigException($"{where}: {e.Message}");
+            }
+        }
+        AkkaVna.Core.Blobs.MasterKey current;
+        string env = c.GetString("encryption.master-key-env") is { Length: > 0 } e ? e : "AKKAVNA_MASTER_KEY";
+        if (c.GetString("encryption.master-key-file") is { Length: > 0 } file) current = Load(file, at + ".master-key-file");
+        else if (Environment.GetEnvironmentVariable(env) is { Length: > 0 } fromEnv)
+        {
+            try
+            {
+                current = AkkaVna.Core.Blobs.MasterKey.Parse(fromEnv, "the environment variable " + env);
+            }
+            catch (ArgumentException x)
+            {
+                throw new ArchiveConfigException($"{at}: {x.Message}");
+            }
+        }
+        else throw new ArchiveConfigException($"{at}.enabled = on needs a master key: {at}.master-key-file, or the environment variable {env}");
+        var previous = (c.GetStringList("encryption.previous-master-keys") ?? []).Where(p => p.Length > 0).Select(p => Load(p, at + ".previous-master-keys")).ToList();
+        return new EncryptionOptions(current, previous);
     }
 }

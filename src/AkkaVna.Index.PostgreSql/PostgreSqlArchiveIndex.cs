@@ -134,6 +134,8 @@ public sealed class PostgreSqlArchiveIndex : IArchiveIndex
         (4, SqlLifecycleStore.Schema(sqlite: false)),
         // What lifecycle rules match on besides: the study's procedure codes, the series' institution.
         (5, IndexRows.ProcedureAndInstitutionColumns),
+        // Per-study data keys (encryption at rest), wrapped by a master key.
+        (6, SqlLifecycleStore.StudyKeysTable),
     ];
 
     /// <summary>The schema version this build writes.</summary>

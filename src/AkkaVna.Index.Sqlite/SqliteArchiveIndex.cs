@@ -146,6 +146,8 @@ public sealed class SqliteArchiveIndex : IArchiveIndex
         (6, SqlLifecycleStore.Schema(sqlite: true)),
         // What lifecycle rules match on besides: the study's procedure codes, the series' institution.
         (7, IndexRows.ProcedureAndInstitutionColumns),
+        // Per-study data keys (encryption at rest), wrapped by a master key.
+        (8, SqlLifecycleStore.StudyKeysTable),
     ];
 
     /// <summary>The schema version this build writes.</summary>

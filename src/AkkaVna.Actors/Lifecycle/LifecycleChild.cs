@@ -515,6 +515,8 @@ public sealed class LifecycleChild : ReceiveActor, IWithTimers
         await _services.Journal.PurgeAsync(StudyJournal.PersistenceIdFor(_studyUid), ct).ConfigureAwait(false);
         await _services.Index.DeleteStudyAsync(_studyUid, ct).ConfigureAwait(false);
         foreach (var blob in t.Blobs) await _services.Blobs.DeleteAsync(blob, ct).ConfigureAwait(false);
+        // Crypto-shredding (encryption at rest): the study's data key goes, so no copy of its blobs anywhere can be read.
+        await Store.DeleteStudyKeyAsync(_studyUid, ct).ConfigureAwait(false);
         var done = t with { State = TombstoneState.Destroyed, DestroyedAt = _services.Time.GetUtcNow(), Blobs = [] };
         await Store.WriteTombstoneAsync(done, ct).ConfigureAwait(false);
         await Store.AppendAuditAsync(new AuditRecord(done.DestroyedAt!.Value, "study-destroyed", _studyUid, o.PatientId, t.ApprovedBy ?? "lifecycle", "success",

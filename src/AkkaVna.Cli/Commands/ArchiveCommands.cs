@@ -217,7 +217,7 @@ public static class ArchiveCommands
         }
         await using var index = Adapters.CreateIndex(options, NullLoggerFactory.Instance);
         await index.InitializeAsync(ct);
-        await using var blobs = Adapters.CreateBlobStore(options);
+        await using var blobs = Adapters.CreateBlobStore(options, index: index);
         var counts = await index.CountAsync(ct);
         using var bar = Progress.Start((int)Math.Min(counts.Instances, int.MaxValue));
         VerifyReport report;

@@ -67,4 +67,25 @@ public interface ILifecycleStore
 
     /// <summary>The audit records after <paramref name="afterSequence"/>, in order, at most <paramref name="limit"/>.</summary>
     Task<IReadOnlyList<AuditRecord>> ListAuditAsync(long afterSequence, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Stores a study's data key (wrapped by a master key) unless the study has one already; the study's key as stored
+    /// (the one given, or the one another writer stored first).
+    /// </summary>
+    Task<WrappedStudyKey> PutStudyKeyAsync(WrappedStudyKey key, CancellationToken cancellationToken);
+
+    /// <summary>A study's data key by its ID (as a blob names it); null when there is none (never made, or destroyed).</summary>
+    Task<WrappedStudyKey?> GetStudyKeyAsync(string keyId, CancellationToken cancellationToken);
+
+    /// <summary>The data key of a study (null when none).</summary>
+    Task<WrappedStudyKey?> GetStudyKeyOfAsync(string studyInstanceUid, CancellationToken cancellationToken);
+
+    /// <summary>Replaces a key's wrapping (master key rotation): only when it is still wrapped by <paramref name="previousMasterKeyId"/>.</summary>
+    Task RewrapStudyKeyAsync(WrappedStudyKey key, string previousMasterKeyId, CancellationToken cancellationToken);
+
+    /// <summary>Destroys a study's data key (crypto-shredding: every copy of its blobs, backups too, is unreadable after).</summary>
+    Task DeleteStudyKeyAsync(string studyInstanceUid, CancellationToken cancellationToken);
 }
+
+/// <summary>A study's data key as stored: its ID, the master key that wraps it, and the wrapped bytes (AES-256-GCM: nonce, ciphertext, tag).</summary>
+public sealed record WrappedStudyKey(string StudyInstanceUid, string KeyId, string MasterKeyId, byte[] Wrapped, DateTimeOffset CreatedAt);

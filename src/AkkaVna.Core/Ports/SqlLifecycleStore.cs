@@ -37,6 +37,42 @@ public sealed class SqlLifecycleStore(Func<CancellationToken, Task<DbConnection>
         );
         """;
 
+    /// <summary>Per-study data keys for encryption at rest (wrapped by a master key; none stored in the clear).</summary>
+    public const string StudyKeysTable = """
+        CREATE TABLE IF NOT EXISTS study_keys (
+            study_uid TEXT NOT NULL PRIMARY KEY, key_id TEXT NOT NULL, master_key_id TEXT NOT NULL, wrapped TEXT NOT NULL, created_at BIGINT NOT NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS study_keys_by_id ON study_keys (key_id);
+        """;
+
+    private const string StudyKeyColumns = "study_uid, key_id, master_key_id, wrapped, created_at";
+
+    private static WrappedStudyKey ReadStudyKey(DbDataReader r) =>
+        new(r.GetString(0), r.GetString(1), r.GetString(2), Convert.FromBase64String(r.GetString(3)), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)));
+
+    public async Task<WrappedStudyKey> PutStudyKeyAsync(WrappedStudyKey key, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync($"INSERT INTO study_keys ({StudyKeyColumns}) VALUES (@study, @id, @master, @wrapped, @at) ON CONFLICT (study_uid) DO NOTHING", cancellationToken,
+            ("@study", key.StudyInstanceUid), ("@id", key.KeyId), ("@master", key.MasterKeyId), ("@wrapped", Convert.ToBase64String(key.Wrapped)),
+            ("@at", key.CreatedAt.ToUnixTimeMilliseconds())).ConfigureAwait(false);
+        return await GetStudyKeyOfAsync(key.StudyInstanceUid, cancellationToken).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"the data key of study {key.StudyInstanceUid} was not stored");
+    }
+
+    public async Task<WrappedStudyKey?> GetStudyKeyAsync(string keyId, CancellationToken cancellationToken) =>
+        (await QueryAsync($"SELECT {StudyKeyColumns} FROM study_keys WHERE key_id = @id", ReadStudyKey, cancellationToken, ("@id", keyId)).ConfigureAwait(false)).FirstOrDefault();
+
+    public async Task<WrappedStudyKey?> GetStudyKeyOfAsync(string studyInstanceUid, CancellationToken cancellationToken) =>
+        (await QueryAsync($"SELECT {StudyKeyColumns} FROM study_keys WHERE study_uid = @study", ReadStudyKey, cancellationToken, ("@study", studyInstanceUid))
+            .ConfigureAwait(false)).FirstOrDefault();
+
+    public async Task RewrapStudyKeyAsync(WrappedStudyKey key, string previousMasterKeyId, CancellationToken cancellationToken) =>
+        await ExecuteAsync("UPDATE study_keys SET master_key_id = @master, wrapped = @wrapped WHERE key_id = @id AND master_key_id = @previous", cancellationToken,
+            ("@master", key.MasterKeyId), ("@wrapped", Convert.ToBase64String(key.Wrapped)), ("@id", key.KeyId), ("@previous", previousMasterKeyId)).ConfigureAwait(false);
+
+    public async Task DeleteStudyKeyAsync(string studyInstanceUid, CancellationToken cancellationToken) =>
+        await ExecuteAsync("DELETE FROM study_keys WHERE study_uid = @study", cancellationToken, ("@study", studyInstanceUid)).ConfigureAwait(false);
+
     private const string HoldColumns = "hold_id, scope, value, issuer, reason, placed_by, placed_at, until_at, released_at, released_by";
     private const string PendingColumns = "study_uid, rule, due_at, queued_at, approved_by, approved_at";
     private const string TombstoneColumns = "study_uid, rule, state, series, instances, bytes, checksums, blobs, started_at, destroyed_at, approved_by";

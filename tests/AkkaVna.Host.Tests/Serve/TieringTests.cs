@@ -232,7 +232,7 @@ public sealed class TieringTests(ITestOutputHelper output)
             var (rows, kept) = await StateAsync();
             return rows.Count == mr.Count && rows.All(r => r.TransferSyntaxUid == "1.2.840.10008.1.2.4.80" && r.Blob.Store == "cold")
                 && kept.Count == mr.Count && kept.All(k => k.Blob.Store == "cold") && FilesOf(primary, uid) == 0;
-        }, TimeSpan.FromMinutes(1), "the MR study compressed, and moved with its kept originals", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
+        }, TimeSpan.FromMinutes(3), "the MR study compressed, and moved with its kept originals", () => server.Output[^Math.Min(4000, server.Output.Length)..]);
         Assert.Equal(2 * mr.Count, FilesOf(cold, uid));
         AssertGetReturnsAll(server.DicomPort, uid, mr, dir.File("get"));
         var verify = ArchiveServer.Verify(data, "--config", verifyConfig);
