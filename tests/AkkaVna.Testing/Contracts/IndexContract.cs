@@ -333,4 +333,30 @@ public abstract class IndexContract : IAsyncLifetime
         // (a's was dropped too: with no node's checkpoint left, the last catch-up is where a start begins.)
         Assert.Equal(t0.AddMinutes(30), await Index.GetProjectionCheckpointAsync(CancellationToken.None));
     }
+
+    [Fact]
+    public async Task A_study_has_one_data_key_the_first_stored_and_it_can_be_found_by_id_rewrapped_and_destroyed()
+    {
+        var none = CancellationToken.None;
+        var keys = Index.Lifecycle;
+        var first = new WrappedStudyKey("1.2.840.9.1", "aaaa0000aaaa0000aaaa0000aaaa0000", "m1", [1, 2, 3], DateTimeOffset.FromUnixTimeMilliseconds(1_000));
+        Assert.Equal(first, await keys.PutStudyKeyAsync(first, none) with { Wrapped = first.Wrapped });
+        // A second writer of the same study (another node) gets the first one's key, not its own.
+        var second = first with { KeyId = "bbbb0000bbbb0000bbbb0000bbbb0000", Wrapped = [9] };
+        var kept = await keys.PutStudyKeyAsync(second, none);
+        Assert.Equal(first.KeyId, kept.KeyId);
+        Assert.Equal([1, 2, 3], kept.Wrapped);
+        Assert.Equal(first.KeyId, (await keys.GetStudyKeyAsync(first.KeyId, none))!.KeyId);
+        Assert.Null(await keys.GetStudyKeyAsync(second.KeyId, none));
+        // Rewrapped only when still wrapped by the master key named.
+        await keys.RewrapStudyKeyAsync(first with { MasterKeyId = "m2", Wrapped = [4] }, "m0", none);
+        Assert.Equal("m1", (await keys.GetStudyKeyOfAsync(first.StudyInstanceUid, none))!.MasterKeyId);
+        await keys.RewrapStudyKeyAsync(first with { MasterKeyId = "m2", Wrapped = [4] }, "m1", none);
+        var rewrapped = (await keys.GetStudyKeyOfAsync(first.StudyInstanceUid, none))!;
+        Assert.Equal("m2", rewrapped.MasterKeyId);
+        Assert.Equal([4], rewrapped.Wrapped);
+        await keys.DeleteStudyKeyAsync(first.StudyInstanceUid, none);
+        Assert.Null(await keys.GetStudyKeyOfAsync(first.StudyInstanceUid, none));
+        Assert.Null(await keys.GetStudyKeyAsync(first.KeyId, none));
+    }
 }
