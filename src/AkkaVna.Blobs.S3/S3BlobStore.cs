@@ -665,38 +665,6 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
         _stopping.Dispose();
     }
 
-    /// <summary>What both streams here share: read-only, seekable over a known length, the position kept by the reader.</summary>
-    private abstract class ReadOnlySeekableStream(long length) : Stream
-    {
-        protected long Current;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => true;
-        public override bool CanWrite => false;
-        public override long Length => length;
-
-        public override long Position
-        {
-            get => Current;
-            set
-            {
-                ArgumentOutOfRangeException.ThrowIfNegative(value);
-                Current = value;
-            }
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => Current + offset,
-            _ => length + offset,
-        };
-
-        public override void Flush() { }
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
-
     /// <summary>A byte range of a file as a stream (one part of a multipart upload).</summary>
     private sealed class FileSlice(string path, long offset, long length) : ReadOnlySeekableStream(length)
     {

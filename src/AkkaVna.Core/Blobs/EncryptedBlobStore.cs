@@ -288,29 +288,18 @@ public sealed class EncryptedBlobStore(IBlobStore inner, StudyKeyring keys) : IB
         }
     }
 
-    private sealed class DecryptingStream(Stream stored, byte[] key, byte[] prefix, long length) : Stream
+    private sealed class DecryptingStream(Stream stored, byte[] key, byte[] prefix, long length) : ReadOnlySeekableStream(length)
     {
         private readonly AesGcm _gcm = new(key, TagSize);
         private readonly byte[] _plain = new byte[ChunkSize], _sealed = new byte[ChunkSize + TagSize];
-        private readonly long _chunks = Math.Max(1, (length + ChunkSize - 1) / ChunkSize);
-        private long _position, _loaded = -1;
+        private readonly long _chunks = Math.Max(1, (length + ChunkSize - 1) / ChunkSize), _length = length;
+        private long _loaded = -1;
         private int _loadedLength;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => true;
-        public override bool CanWrite => false;
-        public override long Length => length;
-
-        public override long Position
-        {
-            get => _position;
-            set => _position = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value));
-        }
 
         private void Load(long chunk)
         {
             if (chunk == _loaded) return;
-            int plain = (int)Math.Min(ChunkSize, length - chunk * ChunkSize);
+            int plain = (int)Math.Min(ChunkSize, _length - chunk * ChunkSize);
             stored.Seek(HeaderSize + chunk * (ChunkSize + TagSize), SeekOrigin.Begin);
             stored.ReadExactly(_sealed, 0, plain + TagSize);
             Span<byte> nonce = stackalloc byte[12], aad = stackalloc byte[9];
@@ -333,30 +322,19 @@ public sealed class EncryptedBlobStore(IBlobStore inner, StudyKeyring keys) : IB
 
         public override int Read(Span<byte> buffer)
         {
-            if (_position >= length || buffer.IsEmpty) return 0;
-            long chunk = _position / ChunkSize;
+            if (Current >= _length || buffer.IsEmpty) return 0;
+            long chunk = Current / ChunkSize;
             Load(chunk);
-            int at = (int)(_position - chunk * ChunkSize);
+            int at = (int)(Current - chunk * ChunkSize);
             int n = Math.Min(buffer.Length, _loadedLength - at);
             _plain.AsSpan(at, n).CopyTo(buffer);
-            _position += n;
+            Current += n;
             return n;
         }
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.FromResult(Read(buffer.Span));
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => Task.FromResult(Read(buffer.AsSpan(offset, count)));
-
-        public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
-            _ => length + offset,
-        };
-
-        public override void Flush() { }
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

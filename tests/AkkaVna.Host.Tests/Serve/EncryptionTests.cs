@@ -35,6 +35,14 @@ public sealed class EncryptionTests(ITestOutputHelper output)
               master-key-file = {{AkkaVna.Host.ArchiveOptions.Quote(keyFile)}}
             }
             """;
+        // Compression (JPEG-LS, the default rule) soon after the study is stable: its child reads the encrypted originals
+        // and writes encrypted copies, and retrieval decodes them again.
+        string compression = """
+            akka-vna.compression.delay = 0s
+            akka-vna.compression.poll = 1s
+            akka-vna.studies.quiet-period = 2s
+            akka-vna.studies.stability-poll = 500ms
+            """;
         var files = ReplaySources.Generate(new GeneratorOptions(1, 5, "CT", 128, 128, Seed: 61), dir.File("ct")).Select(f => StoreFile.Read(f.Path)).ToList();
         string study, series, patientName;
         using (var first = DicomFile.Open(files[0].Path))
@@ -44,13 +52,20 @@ public sealed class EncryptionTests(ITestOutputHelper output)
             patientName = first.Dataset.GetString(DicomTags.PatientName)!;
         }
         Assert.True(patientName.Length >= 4, patientName);
-        using (var server = new ArchiveServer(data, encryption))
+        using (var server = new ArchiveServer(data, encryption + compression))
         {
             Assert.Contains("encryption at rest: ON", server.Output, StringComparison.Ordinal);
             var stored = Tool.Run(Tool.Dcmtk("storescu"), ["-v", "-aec", "AKKAVNA", "127.0.0.1", server.DicomPort.ToString(CultureInfo.InvariantCulture),
                 .. files.Select(f => f.Path)], ToolTimeout);
             Assert.True(stored.ExitCode == 0, stored.StdOut + stored.StdErr + server.Output);
             Assert.Equal(files.Count, Storescu.Responses(stored).Values.Count(s => s == "Success"));
+
+            await Waits.UntilAsync(async () =>
+            {
+                await using var index = await ArchiveServer.OpenIndexAsync(data);
+                var rows = await ArchiveServer.ListAsync(index);
+                return rows.Count == files.Count && rows.All(r => r.TransferSyntaxUid == "1.2.840.10008.1.2.4.80");
+            }, TimeSpan.FromMinutes(2), "the study compressed (JPEG-LS) through the encrypted store", () => server.Output[^Math.Min(3000, server.Output.Length)..]);
 
             // Every file the node wrote, but its index, journal and audit log (README: what they hold), is unreadable.
             byte[][] secrets = ["DICM"u8.ToArray(), Encoding.ASCII.GetBytes(patientName)];

@@ -16,6 +16,17 @@ public sealed class TlsTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan ToolTimeout = TimeSpan.FromMinutes(2);
 
+    /// <summary>The node's <c>akka-vna.dicom.tls</c> block with the test PKI's server certificate and authority.</summary>
+    private static string TlsBlock(TestCertificates pki, int port, string more = "") => $$"""
+        akka-vna.dicom.tls {
+          port = {{port}}
+          certificate = {{AkkaVna.Host.ArchiveOptions.Quote(pki.ServerCertificate)}}
+          key = {{AkkaVna.Host.ArchiveOptions.Quote(pki.ServerKey)}}
+          ca = {{AkkaVna.Host.ArchiveOptions.Quote(pki.CaCertificate)}}
+          {{more}}
+        }
+        """;
+
     [Fact]
     public void Dcmtk_stores_and_queries_over_TLS_and_clients_without_a_trusted_certificate_are_refused()
     {
@@ -23,16 +34,7 @@ public sealed class TlsTests(ITestOutputHelper output)
         var pki = TestCertificates.Create(dir.File("pki"));
         string data = ArchiveServer.NewDataFolder(dir, ArchiveServer.Sqlite);
         int tlsPort = Ports.Free();
-        string config = $$"""
-            akka-vna.dicom.tls {
-              port = {{tlsPort}}
-              certificate = {{AkkaVna.Host.ArchiveOptions.Quote(pki.ServerCertificate)}}
-              key = {{AkkaVna.Host.ArchiveOptions.Quote(pki.ServerKey)}}
-              ca = {{AkkaVna.Host.ArchiveOptions.Quote(pki.CaCertificate)}}
-              require-client-certificate = on
-              handshake-timeout = 3s
-            }
-            """;
+        string config = TlsBlock(pki, tlsPort, "require-client-certificate = on\n  handshake-timeout = 3s");
         using var server = new ArchiveServer(data, config);
         Assert.Equal(tlsPort, server.TlsPort);
         string[] tls = ["+tls", pki.ClientKey, pki.ClientCertificate, "+cf", pki.CaCertificate];
@@ -88,13 +90,8 @@ public sealed class TlsTests(ITestOutputHelper output)
         using var dir = new TempDir();
         var pki = TestCertificates.Create(dir.File("pki"));
         int tlsPort = Ports.Free();
-        string config = $$"""
-            akka-vna.dicom.tls {
-              port = {{tlsPort}}
-              certificate = {{AkkaVna.Host.ArchiveOptions.Quote(pki.ServerCertificate)}}
-              key = {{AkkaVna.Host.ArchiveOptions.Quote(pki.ServerKey)}}
-              ca = {{AkkaVna.Host.ArchiveOptions.Quote(pki.CaCertificate)}}
-            }
+        string config = TlsBlock(pki, tlsPort) + """
+
             akka-vna.dicom.accept-unknown-peers = off
             akka-vna.dicom.peers = [
               {
@@ -136,14 +133,8 @@ public sealed class TlsTests(ITestOutputHelper output)
         using var storescp = network.Start(Tool.Dcmtk("storescp"), ["-aet", "TLSDEST", "+tls", pki.ServerKey, pki.ServerCertificate, "+cf", pki.CaCertificate,
             "-od", received, destination.ToString(CultureInfo.InvariantCulture)], null);
         network.WaitForPort(destination, TimeSpan.FromSeconds(30));
-        string config = $$"""
-            akka-vna.dicom.tls {
-              port = {{tlsPort}}
-              certificate = {{AkkaVna.Host.ArchiveOptions.Quote(pki.ServerCertificate)}}
-              key = {{AkkaVna.Host.ArchiveOptions.Quote(pki.ServerKey)}}
-              ca = {{AkkaVna.Host.ArchiveOptions.Quote(pki.CaCertificate)}}
-              require-client-certificate = on
-            }
+        string config = TlsBlock(pki, tlsPort, "require-client-certificate = on") + $$"""
+
             akka-vna.retrieve.destinations {
               TLSDEST {
                 host = "127.0.0.1"
@@ -211,16 +202,7 @@ public sealed class TlsTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         var pki = TestCertificates.Create(dir.File("pki"));
-        string config = $$"""
-            akka-vna.dicom.tls {
-              port = 0
-              certificate = {{AkkaVna.Host.ArchiveOptions.Quote(pki.ServerCertificate)}}
-              key = {{AkkaVna.Host.ArchiveOptions.Quote(pki.ServerKey)}}
-              ca = {{AkkaVna.Host.ArchiveOptions.Quote(pki.CaCertificate)}}
-              only = on
-              handshake-timeout = 2s
-            }
-            """;
+        string config = TlsBlock(pki, 0, "only = on\n  handshake-timeout = 2s");
         using var server = new ArchiveServer(ArchiveServer.NewDataFolder(dir, ArchiveServer.Sqlite), config);
         Assert.Equal(server.DicomPort, server.TlsPort); // the one DICOM port is the TLS one
         string port = server.DicomPort.ToString(CultureInfo.InvariantCulture);
