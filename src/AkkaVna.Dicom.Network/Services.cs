@@ -151,6 +151,9 @@ public sealed record RetrieveOptions
     /// <summary>Where a data set converted to another transfer syntax is written before it is sent; the system temp folder by default.</summary>
     public string? TempDirectory { get; init; }
 
+    /// <summary>How converted copies are written there: plain, or encrypted under a key only this process holds.</summary>
+    public Buffers.Spool Spool { get; init; } = Buffers.Spool.Plain;
+
     /// <summary>A pending C-MOVE/C-GET response at most this often (and after the last sub-operation).</summary>
     public TimeSpan PendingInterval { get; init; } = TimeSpan.FromMilliseconds(250);
 

@@ -4,6 +4,7 @@ using System.Globalization;
 using AkkaVna.Dicom;
 using AkkaVna.Dicom.Dictionary;
 using AkkaVna.Dicom.Imaging;
+using AkkaVna.Dicom.Buffers;
 using AkkaVna.Dicom.IO;
 using AkkaVna.Dicom.Json;
 using Microsoft.AspNetCore.Builder;
@@ -34,6 +35,9 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
     /// <summary>The audit trail reads, queries and stores are reported to, and this archive as its participant (none: not audited).</summary>
     public AkkaVna.Core.Audit.IAuditTrail Audit { get; init; } = AkkaVna.Core.Audit.IAuditTrail.None;
     public AkkaVna.Core.Audit.AuditParticipant? Archive { get; init; }
+
+    /// <summary>How STOW-RS parts and converted copies are spooled: plain, or encrypted (encryption at rest).</summary>
+    public Spool Spool { get; init; } = Spool.Plain;
 
     /// <summary>The client of a request as an audit participant: its user when it showed a token, and the address it came from.</summary>
     private static AkkaVna.Core.Audit.AuditParticipant Client(HttpContext c, AkkaVna.Core.Audit.AuditRole role)
@@ -327,7 +331,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
             }
             // Written in the syntax asked for, a frame at a time, straight into the response.
             if (c.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>() is { } control) control.AllowSynchronousIO = true;
-            using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
+            using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder, Spool = Spool });
             var from = file.TransferSyntax;
             await writer.WritePartAsync($"application/dicom; transfer-syntax={to.Uid}", (s, ct) =>
             {
@@ -357,7 +361,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         {
             // Large values stay in the blob: the JSON names them by bulk data URI.
             await using var content = await InstanceBlobs.OpenAsync(blobs, index, i.SopInstanceUid, i.Blob, c.RequestAborted);
-            using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
+            using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder, Spool = Spool });
             string instanceUrl = $"{baseUrl}/studies/{i.StudyInstanceUid}/series/{i.SeriesInstanceUid}/instances/{i.SopInstanceUid}";
             var options = new DicomJsonOptions
             {
@@ -397,7 +401,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
             throw new WebException(406, $"the frames are stored in {instance.TransferSyntaxUid} and cannot be served in {syntax ?? DicomUids.ExplicitVRLittleEndian} (transfer-syntax=* serves them as stored)");
         string servedSyntax = asStored ? instance.TransferSyntaxUid : DicomUids.ExplicitVRLittleEndian;
         await using var content = await InstanceBlobs.OpenAsync(blobs, index, instance.SopInstanceUid, instance.Blob, c.RequestAborted);
-        using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
+        using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder, Spool = Spool });
         PixelDataFrames frames;
         try
         {
@@ -458,7 +462,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         }
         var stored = DicomTransferSyntax.Lookup(instance.TransferSyntaxUid);
         await using var content = await InstanceBlobs.OpenAsync(blobs, index, instance.SopInstanceUid, instance.Blob, c.RequestAborted);
-        using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
+        using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder, Spool = Spool });
         FrameRenderer.Picture picture;
         try
         {
@@ -508,7 +512,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         if (path.Length != 8 || !uint.TryParse(path, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint tagValue))
             throw new WebException(404, $"'{path}': bulk data is served for top-level attributes (8 hex digits)");
         await using var content = await InstanceBlobs.OpenAsync(blobs, index, instance.SopInstanceUid, instance.Blob, c.RequestAborted);
-        using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder });
+        using var file = DicomFile.Open(content, new DicomReadOptions { TempDirectory = spoolFolder, Spool = Spool });
         var element = file.Dataset[new DicomTag(tagValue)] as DicomElement
             ?? throw new WebException(404, $"instance {instance.SopInstanceUid} has no value for {path} (encapsulated pixel data: ask for its frames)");
         // A value copies itself in chunks, synchronously (from its file, byte-swapped or not): allowed for this response.
@@ -592,7 +596,7 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
                         throw new WebException(415, $"part {part.Number} is {pt}, not application/dicom");
                     string path = Path.Combine(spoolFolder, $"stow-{Guid.NewGuid():N}.dcm");
                     spooled.Add(path);
-                    await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024, FileOptions.Asynchronous);
+                    await using var file = Spool.Create(path);
                     await part.Body.CopyToAsync(file, c.RequestAborted);
                 }
             }
@@ -649,8 +653,8 @@ public sealed class DicomWebEndpoints(QueryEngine engine, IArchiveIndex index, I
         string? fileStudy;
         try
         {
-            file = StoreFile.Read(path);
-            using var header = DicomFile.Open(path, new DicomReadOptions { StopBefore = t => t.Group > 0x0020 });
+            file = StoreFile.Read(Spool.Open(path));
+            using var header = DicomFile.Open(Spool.Open(path), new DicomReadOptions { StopBefore = t => t.Group > 0x0020, Spool = Spool });
             fileStudy = header.Dataset.GetString(DicomTags.StudyInstanceUID);
         }
         catch (DicomParseException e)

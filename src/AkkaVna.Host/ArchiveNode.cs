@@ -110,6 +110,8 @@ public sealed class ArchiveNode : IAsyncDisposable
         // The adapters the configuration names (the one place they are chosen).
         var index = Adapters.CreateIndex(options, loggerFactory);
         var blobs = Adapters.CreateBlobStore(options, serving: true, loggerFactory, index);
+        // With encryption at rest, temporary copies (STOW-RS parts, converted copies) are encrypted too, under a key only this process holds.
+        var spool = options.Encryption is null ? AkkaVna.Dicom.Buffers.Spool.Plain : AkkaVna.Dicom.Buffers.Spool.Encrypted();
         if (options.Encryption is { } encryption)
             log.LogInformation("encryption at rest: ON (AES-256-GCM, a data key per study; master key {MasterKey}, {Previous} previous)", encryption.Current.Id, encryption.Previous.Count);
         var journal = Adapters.CreateJournal(options);
@@ -155,7 +157,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 var pool = new CompressionPool(options.Compression.Workers);
                 system.RegisterOnTermination(pool.Dispose);
                 metrics.Watch(pool);
-                compression = new CompressionServices(new CodecCompressor(options.SpoolFolder), blobs, index, pool, options.Compression, metrics, time);
+                compression = new CompressionServices(new CodecCompressor(options.SpoolFolder, spool), blobs, index, pool, options.Compression, metrics, time);
                 log.LogInformation("compression: on, {Delay} after a study is stable, {Rules} rule(s), {Workers} worker(s)", options.Compression.Delay,
                     options.Compression.Rules.Rules.Count, pool.Workers);
             }
@@ -239,6 +241,7 @@ public sealed class ArchiveNode : IAsyncDisposable
                 {
                     CallingAE = options.AETitle,
                     TempDirectory = options.SpoolFolder,
+                    Spool = spool,
                     Transcoder = transcoder,
                     // Destinations with tls = on: this AE's certificate as the client's, the configured authorities as trust.
                     TlsConnector = options.Tls is { } outgoing ? new AkkaVna.Dicom.Network.Transport.TlsConnector(outgoing.Load() with { RequireClientCertificate = false }) : null,
@@ -271,7 +274,7 @@ public sealed class ArchiveNode : IAsyncDisposable
             var web = new DicomWebEndpoints(engine, index, blobs, ingest, options.SpoolFolder,
                 new MultipartLimits { MaxBodyBytes = options.MaxStowBytes, MaxParts = options.MaxStowParts }, loggerFactory.CreateLogger("dicomweb"), transcoder)
             {
-                Audit = trail, Archive = archive,
+                Audit = trail, Archive = archive, Spool = spool,
             };
             SigningKeys? keys = null;
             if (options.HttpAuth is { } auth)

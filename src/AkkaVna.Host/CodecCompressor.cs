@@ -8,7 +8,7 @@ using AkkaVna.Dicom.IO;
 namespace AkkaVna.Host;
 
 /// <summary>The compression port over the codecs: an archived Part 10 blob written in a lossless syntax by <see cref="DicomTranscoder"/>.</summary>
-public sealed class CodecCompressor(string? tempDirectory) : IInstanceCompressor
+public sealed class CodecCompressor(string? tempDirectory, AkkaVna.Dicom.Buffers.Spool? spool = null) : IInstanceCompressor
 {
     public bool CanCompressTo(string transferSyntaxUid) => DicomTranscoder.CanEncode(transferSyntaxUid);
 
@@ -18,7 +18,7 @@ public sealed class CodecCompressor(string? tempDirectory) : IInstanceCompressor
         DicomFile file;
         try
         {
-            file = DicomFile.Open(source, new DicomReadOptions { TempDirectory = tempDirectory });
+            file = DicomFile.Open(source, new DicomReadOptions { TempDirectory = tempDirectory, Spool = spool ?? AkkaVna.Dicom.Buffers.Spool.Plain });
         }
         catch (DicomParseException e)
         {

@@ -23,8 +23,8 @@ namespace AkkaVna.Core.Blobs;
 /// </summary>
 public sealed class EncryptedBlobStore(IBlobStore inner, StudyKeyring keys) : IBlobStore, IUploadBacklog, IBlobRepair
 {
-    public const int ChunkSize = 64 * 1024;
-    private const int TagSize = 16, HeaderSize = 32, TrailerSize = 92;
+    public const int ChunkSize = AkkaVna.Dicom.Buffers.ChunkedGcmReadStream.ChunkSize;
+    private const int TagSize = AkkaVna.Dicom.Buffers.ChunkedGcmReadStream.TagSize, HeaderSize = 32, TrailerSize = 92;
     private static readonly byte[] Magic = "AVNAENC1"u8.ToArray(), EndMagic = "AVNAEND1"u8.ToArray();
 
     public IBlobStore Inner => inner;
@@ -137,17 +137,6 @@ public sealed class EncryptedBlobStore(IBlobStore inner, StudyKeyring keys) : IB
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 
-    private static void Nonce(Span<byte> nonce, ReadOnlySpan<byte> prefix, long chunk)
-    {
-        prefix.CopyTo(nonce);
-        BinaryPrimitives.WriteInt64LittleEndian(nonce[4..], chunk);
-    }
-
-    private static void Aad(Span<byte> aad, long chunk, bool last)
-    {
-        BinaryPrimitives.WriteInt64LittleEndian(aad, chunk);
-        aad[8] = last ? (byte)1 : (byte)0;
-    }
 
     private sealed class Writer(EncryptedBlobStore owner, IBlobWriter inner) : IBlobWriter
     {
@@ -210,8 +199,7 @@ public sealed class EncryptedBlobStore(IBlobStore inner, StudyKeyring keys) : IB
         private async ValueTask EmitAsync(bool last, CancellationToken cancellationToken)
         {
             Span<byte> nonce = stackalloc byte[12], aad = stackalloc byte[9];
-            Nonce(nonce, _prefix, _index);
-            Aad(aad, _index, last);
+            AkkaVna.Dicom.Buffers.ChunkedGcmReadStream.NonceAndAad(nonce, aad, _prefix, _index, last);
             _gcm!.Encrypt(nonce, _chunk.AsSpan(0, _filled), _sealedChunk.AsSpan(0, _filled), _sealedChunk.AsSpan(_filled, TagSize), aad);
             await inner.WriteAsync(_sealedChunk.AsMemory(0, _filled + TagSize), cancellationToken).ConfigureAwait(false);
             _index++;
@@ -279,72 +267,12 @@ public sealed class EncryptedBlobStore(IBlobStore inner, StudyKeyring keys) : IB
         public BlobRef Blob => stored.Blob;
         public long Length => length;
         public string Description => stored.Description + " (decrypted)";
-        public Stream OpenRead() => new DecryptingStream(stored.OpenRead(), key, prefix, length);
+        public Stream OpenRead() => new AkkaVna.Dicom.Buffers.ChunkedGcmReadStream(stored.OpenRead(), HeaderSize, key.ToArray(), prefix, length);
 
         public ValueTask DisposeAsync()
         {
             CryptographicOperations.ZeroMemory(key);
             return stored.DisposeAsync();
-        }
-    }
-
-    private sealed class DecryptingStream(Stream stored, byte[] key, byte[] prefix, long length) : ReadOnlySeekableStream(length)
-    {
-        private readonly AesGcm _gcm = new(key, TagSize);
-        private readonly byte[] _plain = new byte[ChunkSize], _sealed = new byte[ChunkSize + TagSize];
-        private readonly long _chunks = Math.Max(1, (length + ChunkSize - 1) / ChunkSize), _length = length;
-        private long _loaded = -1;
-        private int _loadedLength;
-
-        private void Load(long chunk)
-        {
-            if (chunk == _loaded) return;
-            int plain = (int)Math.Min(ChunkSize, _length - chunk * ChunkSize);
-            stored.Seek(HeaderSize + chunk * (ChunkSize + TagSize), SeekOrigin.Begin);
-            stored.ReadExactly(_sealed, 0, plain + TagSize);
-            Span<byte> nonce = stackalloc byte[12], aad = stackalloc byte[9];
-            Nonce(nonce, prefix, chunk);
-            Aad(aad, chunk, chunk == _chunks - 1);
-            try
-            {
-                _gcm.Decrypt(nonce, _sealed.AsSpan(0, plain), _sealed.AsSpan(plain, TagSize), _plain.AsSpan(0, plain), aad);
-            }
-            catch (AuthenticationTagMismatchException e)
-            {
-                _loaded = -1;
-                throw new InvalidDataException($"chunk {chunk} of an encrypted blob does not authenticate: the blob is damaged or was altered", e);
-            }
-            _loaded = chunk;
-            _loadedLength = plain;
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            if (Current >= _length || buffer.IsEmpty) return 0;
-            long chunk = Current / ChunkSize;
-            Load(chunk);
-            int at = (int)(Current - chunk * ChunkSize);
-            int n = Math.Min(buffer.Length, _loadedLength - at);
-            _plain.AsSpan(at, n).CopyTo(buffer);
-            Current += n;
-            return n;
-        }
-
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.FromResult(Read(buffer.Span));
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => Task.FromResult(Read(buffer.AsSpan(offset, count)));
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                _gcm.Dispose();
-                stored.Dispose();
-                CryptographicOperations.ZeroMemory(_plain);
-            }
-            base.Dispose(disposing);
         }
     }
 }

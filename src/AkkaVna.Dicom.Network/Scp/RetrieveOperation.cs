@@ -279,7 +279,7 @@ internal sealed class RetrieveOperation
             {
                 spool = Path.Combine(_options.TempDirectory ?? Path.GetTempPath(), $"akkavna-convert-{Guid.NewGuid():N}.dcm");
                 length = Convert(file, context.TransferSyntax!, spool, cancellationToken);
-                source = new FileStream(spool, FileMode.Open, FileAccess.Read, FileShare.Read, 256 * 1024, FileOptions.SequentialScan);
+                source = _options.Spool.Open(spool).OpenRead();
             }
             else
             {
@@ -336,8 +336,8 @@ internal sealed class RetrieveOperation
     /// <summary>Writes the data set in <paramref name="syntax"/> to <paramref name="path"/>; large values are copied from the file, not loaded.</summary>
     private long Convert(StoreFile file, DicomTransferSyntax syntax, string path, CancellationToken cancellationToken)
     {
-        using var source = DicomFile.Open(file.Source, new DicomReadOptions { TempDirectory = _options.TempDirectory });
-        using var output = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024);
+        using var source = DicomFile.Open(file.Source, new DicomReadOptions { TempDirectory = _options.TempDirectory, Spool = _options.Spool });
+        using var output = _options.Spool.Create(path);
         if (IsConvertible(file.TransferSyntax) && IsConvertible(syntax)) DicomWriter.WriteDataset(output, source.Dataset, syntax);
         else _options.Transcoder!.WriteDataset(source.Dataset, file.TransferSyntax, syntax, output, cancellationToken);
         return output.Length;

@@ -143,7 +143,7 @@ public sealed class InPlaceLargeValues(IRandomAccessSource source, ILargeValueSt
 }
 
 /// <summary>Large values spooled to temporary files, deleted when the store is disposed.</summary>
-public sealed class TempFileLargeValues(string? directory = null) : ILargeValueStore, IDisposable
+public sealed class TempFileLargeValues(string? directory = null, Spool? spool = null) : ILargeValueStore, IDisposable
 {
     private readonly List<string> _files = [];
 
@@ -153,7 +153,7 @@ public sealed class TempFileLargeValues(string? directory = null) : ILargeValueS
     {
         string path = Path.Combine(directory ?? Path.GetTempPath(), "akkavna-" + Guid.NewGuid().ToString("N") + ".value");
         lock (_files) _files.Add(path);
-        return new Writer(path);
+        return new Writer(path, spool ?? Spool.Plain);
     }
 
     public void Dispose()
@@ -168,9 +168,9 @@ public sealed class TempFileLargeValues(string? directory = null) : ILargeValueS
         }
     }
 
-    private sealed class Writer(string path) : ILargeValueWriter
+    private sealed class Writer(string path, Spool spool) : ILargeValueWriter
     {
-        private readonly FileStream _stream = new(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 81920);
+        private readonly Stream _stream = spool.Create(path);
         private long _length;
 
         public void Write(ReadOnlySequence<byte> chunk)
@@ -182,7 +182,7 @@ public sealed class TempFileLargeValues(string? directory = null) : ILargeValueS
         public IByteBuffer Complete()
         {
             _stream.Dispose();
-            return new FileByteBuffer(path, 0, _length);
+            return spool.IsEncrypted ? new SourceByteBuffer(spool.Open(path), 0, _length) : new FileByteBuffer(path, 0, _length);
         }
     }
 }

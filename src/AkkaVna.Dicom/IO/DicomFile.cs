@@ -14,6 +14,9 @@ public sealed record DicomReadOptions
 
     /// <summary>Where spooled values go (deflated input); the system temp folder by default.</summary>
     public string? TempDirectory { get; init; }
+
+    /// <summary>How spooled values are written: plain, or encrypted under a key only this process holds.</summary>
+    public Buffers.Spool Spool { get; init; } = Buffers.Spool.Plain;
 }
 
 /// <summary>A DICOM file: File Meta Information (PS3.10 7.1) and the dataset.</summary>
@@ -58,7 +61,7 @@ public sealed class DicomFile : IDisposable
         using var fs = source.OpenRead();
         var layout = DicomFileReader.ReadLayout(fs, options);
         var dataset = new DicomDataset();
-        var temp = new TempFileLargeValues(options.TempDirectory);
+        var temp = new TempFileLargeValues(options.TempDirectory, options.Spool);
         ILargeValueStore store = layout.TransferSyntax.IsDeflated ? temp : new InPlaceLargeValues(source, temp);
         var builder = new DicomDatasetBuilder(dataset, store);
         try

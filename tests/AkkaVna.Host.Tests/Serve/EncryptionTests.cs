@@ -91,6 +91,15 @@ public sealed class EncryptionTests(ITestOutputHelper output)
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}/") };
             var frame = Assert.Single(await Multipart.PartsAsync(http, $"dicom-web/studies/{study}/series/{series}/instances/{files[2].SopInstanceUid}/frames/1"));
             Assert.Equal(PixelData(files[2].Path), frame.Body);
+            // STOW-RS: its parts are spooled encrypted (a key only the node's process holds) before they are stored.
+            var stow = Instances.WriteStudy(dir.File("stow"), 2, 64 * 64 * 2, seed: 62).Select(StoreFile.Read).ToList();
+            using (var rsp = await http.PostAsync("dicom-web/studies", Multipart.Related(stow.Select(f => f.Path))))
+                Assert.True(rsp.IsSuccessStatusCode, await rsp.Content.ReadAsStringAsync());
+            Assert.Empty(Directory.GetFiles(Path.Combine(data, "tmp"))); // the spool (retrieve.spool) is emptied after each request
+            string stowStudy;
+            using (var f = DicomFile.Open(stow[0].Path)) stowStudy = f.Dataset.GetString(DicomTags.StudyInstanceUID)!;
+            var back = await Multipart.PartsAsync(http, $"dicom-web/studies/{stowStudy}", "multipart/related; type=\"application/dicom\"; transfer-syntax=*");
+            Assert.Equal(stow.Count, back.Count);
             Assert.Equal(0, server.Stop());
         }
 

@@ -192,6 +192,75 @@ public sealed class HttpAuthTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(0, server.Stop());
     }
 
+    [Fact]
+    public async Task Signing_keys_come_from_a_JWKS_URL_and_a_new_key_is_fetched_when_a_token_names_it()
+    {
+        // The issuer's key set served over HTTP by the test (an identity provider's certs endpoint).
+        string jwks = _dir.File("served-jwks.json");
+        WriteJwks(jwks, ("k1", _issuerKey));
+        int port = Ports.Free();
+        using var listener = new System.Net.HttpListener();
+        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+        listener.Start();
+        int fetches = 0;
+        using var stop = new CancellationTokenSource();
+        var serving = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                System.Net.HttpListenerContext c;
+                try
+                {
+                    c = await listener.GetContextAsync().WaitAsync(stop.Token);
+                }
+                catch (Exception) when (stop.IsCancellationRequested)
+                {
+                    return;
+                }
+                Interlocked.Increment(ref fetches);
+                byte[] body = await File.ReadAllBytesAsync(jwks);
+                c.Response.ContentType = "application/json";
+                await c.Response.OutputStream.WriteAsync(body);
+                c.Response.Close();
+            }
+        });
+        string config = $$"""
+            akka-vna.http.auth {
+              enabled = on
+              issuer = "{{Issuer}}"
+              audience = "{{Audience}}"
+              jwks-url = "http://127.0.0.1:{{port}}/realms/imaging/certs"
+              jwks-refresh = 1h
+            }
+            """;
+        using var server = new ArchiveServer(ArchiveServer.NewDataFolder(_dir, ArchiveServer.Sqlite), config);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.HttpPort}/"), Timeout = TimeSpan.FromMinutes(1) };
+        var now = DateTime.UtcNow;
+        async Task<HttpStatusCode> QueryWith(string token)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "dicom-web/studies");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using var response = await http.SendAsync(request);
+            return response.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.NoContent, await QueryWith(Token(_issuerKey, "k1", "dicomweb.read", now.AddMinutes(-1), now.AddMinutes(10)))); // no studies yet
+        Assert.Equal(1, fetches); // fetched once at start, not per request
+        // The issuer rotates to k2: a token naming it makes the node fetch the key set again (no restart, no hour-long wait).
+        WriteJwks(jwks, ("k1", _issuerKey), ("k2", _rotatedKey));
+        string rotated = Token(_rotatedKey, "k2", "dicomweb.read", now.AddMinutes(-1), now.AddMinutes(10));
+        await Waits.UntilAsync(async () => await QueryWith(rotated) == HttpStatusCode.NoContent, TimeSpan.FromSeconds(30), "a token signed by the new key is accepted");
+        Assert.True(fetches >= 2, $"{fetches} fetch(es)");
+        // A key that is nowhere in the set stays refused, and asking again does not hammer the issuer.
+        int before = fetches;
+        for (int i = 0; i < 5; i++)
+            Assert.Equal(HttpStatusCode.Unauthorized, await QueryWith(Token(_otherKey, "k9", "dicomweb.read", now.AddMinutes(-1), now.AddMinutes(10))));
+        Assert.True(fetches - before <= 1, $"{fetches - before} fetches for 5 requests");
+        Assert.Equal(0, server.Stop());
+        await stop.CancelAsync();
+        listener.Stop();
+        await serving;
+    }
+
     private static string Token(RSA key, string kid, string scope, DateTime notBefore, DateTime expires, string audience = Audience, string issuer = Issuer) =>
         new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
         {
