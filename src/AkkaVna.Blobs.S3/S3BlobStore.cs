@@ -666,7 +666,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
     }
 
     /// <summary>A byte range of a file as a stream (one part of a multipart upload).</summary>
-    private sealed class FileSlice(string path, long offset, long length) : ReadOnlySeekableStream(length)
+    private sealed class FileSlice(string path, long offset, long length) : AkkaVna.Dicom.Buffers.ReadOnlySeekableStream(length)
     {
         private readonly FileStream _file = new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
 
@@ -705,7 +705,7 @@ public sealed class S3BlobStore : IBlobStore, IUploadBacklog, IBlobRepair
     /// window, or the whole rest for a large sequential read) and keeps reading it while the reader goes on in order; a
     /// seek elsewhere drops it. Bytes before a seek target are never fetched.
     /// </summary>
-    private sealed class RangedStream(S3BlobStore store, string key, long length, byte[] head) : ReadOnlySeekableStream(length)
+    private sealed class RangedStream(S3BlobStore store, string key, long length, byte[] head) : AkkaVna.Dicom.Buffers.ReadOnlySeekableStream(length)
     {
         private GetObjectResponse? _response;
         private Stream? _body;

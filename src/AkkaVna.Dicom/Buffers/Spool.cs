@@ -187,7 +187,7 @@ public sealed class Spool
 /// <c>prefix (4) | i (u64 LE)</c>, associated data <c>i (u64 LE) | last (1)</c>; a chunk that does not authenticate (altered,
 /// reordered, or the last one missing) is an <see cref="InvalidDataException"/>, never wrong bytes.
 /// </summary>
-public sealed class ChunkedGcmReadStream(Stream stored, long offset, byte[] key, byte[] noncePrefix, long length) : Stream
+public sealed class ChunkedGcmReadStream(Stream stored, long offset, byte[] key, byte[] noncePrefix, long length) : ReadOnlySeekableStream(length)
 {
     public const int ChunkSize = 64 * 1024;
     public const int TagSize = 16;
@@ -204,29 +204,19 @@ public sealed class ChunkedGcmReadStream(Stream stored, long offset, byte[] key,
     private readonly AesGcm _gcm = new(key, TagSize);
     private readonly byte[] _plain = new byte[ChunkSize], _sealed = new byte[ChunkSize + TagSize];
     private readonly long _chunks = Math.Max(1, (length + ChunkSize - 1) / ChunkSize);
-    private long _position, _loaded = -1;
+    private readonly long _length = length;
+    private long _loaded = -1;
     private int _loadedLength;
-
-    public override bool CanRead => true;
-    public override bool CanSeek => true;
-    public override bool CanWrite => false;
-    public override long Length => length;
-
-    public override long Position
-    {
-        get => _position;
-        set => _position = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value));
-    }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
-        if (_position >= length || buffer.IsEmpty) return 0;
-        long chunk = _position / ChunkSize;
+        if (Current >= _length || buffer.IsEmpty) return 0;
+        long chunk = Current / ChunkSize;
         if (chunk != _loaded)
         {
-            int plain = (int)Math.Min(ChunkSize, length - chunk * ChunkSize);
+            int plain = (int)Math.Min(ChunkSize, _length - chunk * ChunkSize);
             stored.Position = offset + chunk * (ChunkSize + TagSize);
             stored.ReadExactly(_sealed, 0, plain + TagSize);
             Span<byte> nonce = stackalloc byte[12], aad = stackalloc byte[9];
@@ -242,26 +232,16 @@ public sealed class ChunkedGcmReadStream(Stream stored, long offset, byte[] key,
             _loaded = chunk;
             _loadedLength = plain;
         }
-        int at = (int)(_position - chunk * ChunkSize);
+        int at = (int)(Current - chunk * ChunkSize);
         int n = Math.Min(buffer.Length, _loadedLength - at);
         _plain.AsSpan(at, n).CopyTo(buffer);
-        _position += n;
+        Current += n;
         return n;
     }
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.FromResult(Read(buffer.Span));
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => Task.FromResult(Read(buffer.AsSpan(offset, count)));
 
-    public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
-    {
-        SeekOrigin.Begin => offset,
-        SeekOrigin.Current => _position + offset,
-        _ => length + offset,
-    };
-
-    public override void Flush() { }
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -1,8 +1,8 @@
-namespace AkkaVna.Core.Blobs;
+namespace AkkaVna.Dicom.Buffers;
 
 /// <summary>
 /// What the blob stores' read streams share: read-only, seekable over a known length, the position kept by the reader
-/// (S3's ranged reads and file slices, the encrypted store's decrypting reads).
+/// (S3's ranged reads and file slices, encrypted content read through <see cref="ChunkedGcmReadStream"/>).
 /// </summary>
 public abstract class ReadOnlySeekableStream(long length) : Stream
 {
