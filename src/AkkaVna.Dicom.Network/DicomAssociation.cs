@@ -265,7 +265,6 @@ public sealed class DicomAssociation : IUpperLayerPort, IAsyncDisposable
         }
     }
 
-
     // ================================================================== events and the read loop
 
     private async ValueTask FireAsync(UlEvent evt, object? argument = null)

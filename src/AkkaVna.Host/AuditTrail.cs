@@ -83,11 +83,13 @@ public sealed class AuditTrail : IAuditTrail, IAsyncDisposable
     private readonly Channel<Item> _queue;
     private readonly Task _writer;
     private readonly Dictionary<string, Transfer> _transfers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string? Id, string? Name)> _patients = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
     private UdpClient? _udp;
     private TcpClient? _tcp;
     private SslStream? _tls;
     private long _tlsRetryAt;
+    private AkkaVna.Dicom.Network.Transport.TlsSettings? _tlsSettings;
 
     public AuditTrail(AuditOptions options, string sourceId, IArchiveIndex index, ArchiveMetrics metrics, ILogger log)
     {
@@ -193,17 +195,25 @@ public sealed class AuditTrail : IAuditTrail, IAsyncDisposable
                 studies.Add(s);
                 continue;
             }
-            StudyRecord? row = null;
-            try
+            // A viewer reading a study frame by frame makes a message per request: the patient is read once, then remembered.
+            if (!_patients.TryGetValue(s.StudyInstanceUid, out var patient))
             {
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                row = await _index.GetStudyAsync(s.StudyInstanceUid, timeout.Token);
+                try
+                {
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                    if (await _index.GetStudyAsync(s.StudyInstanceUid, timeout.Token) is { } row)
+                    {
+                        patient = (row.PatientId, row.PatientName);
+                        if (_patients.Count >= 10_000) _patients.Clear();
+                        _patients[s.StudyInstanceUid] = patient;
+                    }
+                }
+                catch (Exception ex) when (ex is System.Data.Common.DbException or OperationCanceledException or InvalidOperationException)
+                {
+                    _log.LogWarning("audit: the patient of study {Study} could not be read ({Reason}); the message names it unknown", s.StudyInstanceUid, ex.Message);
+                }
             }
-            catch (Exception ex) when (ex is System.Data.Common.DbException or OperationCanceledException or InvalidOperationException)
-            {
-                _log.LogWarning("audit: the patient of study {Study} could not be read ({Reason}); the message names it unknown", s.StudyInstanceUid, ex.Message);
-            }
-            studies.Add(s with { PatientId = row?.PatientId ?? "", PatientName = row?.PatientName });
+            studies.Add(s with { PatientId = patient.Id ?? "", PatientName = patient.Name });
         }
         return t with { Studies = studies };
     }
@@ -294,23 +304,18 @@ public sealed class AuditTrail : IAuditTrail, IAsyncDisposable
         try
         {
             await tcp.ConnectAsync(_options.SyslogHost, _options.SyslogPort, timeout.Token);
-            X509Certificate2? authority = _options.Ca is { } ca ? X509Certificate2.CreateFromPem(System.IO.File.ReadAllText(ca)) : null;
-            var ssl = new SslStream(tcp.GetStream(), leaveInnerStreamOpen: false, (_, certificate, chain, errors) =>
-            {
-                if (authority is null) return errors == SslPolicyErrors.None;
-                if (certificate is null || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None) return false;
-                using var own = new X509Chain();
-                own.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                own.ChainPolicy.CustomTrustStore.Add(authority);
-                own.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return own.Build(certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
-            });
-            var client = _options.Certificate is { } cert ? X509Certificate2.CreateFromPemFile(cert, _options.Key) : null;
+            // The collector's certificate must chain to audit.syslog.ca (the system's trust without it) and name its host;
+            // this node's certificate goes along when configured — the same checks as DICOM's outgoing TLS.
+            var settings = _tlsSettings ??= AkkaVna.Dicom.Network.Transport.TlsSettings.FromPem(_options.Certificate, _options.Key, _options.Ca, requireClientCertificate: false);
+            var ssl = new SslStream(tcp.GetStream(), leaveInnerStreamOpen: false);
             await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
             {
                 TargetHost = _options.SyslogHost,
-                EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
-                ClientCertificates = client is null ? null : [client],
+                EnabledSslProtocols = AkkaVna.Dicom.Network.Transport.TlsSettings.Protocols,
+                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                ClientCertificates = settings.Certificate is { } own ? [own] : null,
+                RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                    settings.Validate(certificate, required: true, out _) && (errors & SslPolicyErrors.RemoteCertificateNameMismatch) == 0,
             }, timeout.Token);
             _tcp = tcp;
             _tls = ssl;

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using AkkaVna.Dicom.Network.Transport;
 
 namespace AkkaVna.Cli.Commands;
@@ -36,16 +35,7 @@ internal sealed class TlsCliOptions
             if (f is not null && !f.Exists) return (null, $"{f.FullName}: no such file");
         try
         {
-            var authorities = new X509Certificate2Collection();
-            if (ca is not null) authorities.ImportFromPemFile(ca.FullName);
-            X509Certificate2? own = null;
-            if (cert is not null)
-            {
-                // A key loaded from PEM is ephemeral; TLS wants it exported and imported again (as the server side does).
-                using var pem = X509Certificate2.CreateFromPemFile(cert.FullName, key!.FullName);
-                own = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
-            }
-            return (new TlsConnector(new TlsSettings(own, authorities, RequireClientCertificate: false)), null);
+            return (new TlsConnector(TlsSettings.FromPem(cert?.FullName, key?.FullName, ca?.FullName, requireClientCertificate: false)), null);
         }
         catch (CryptographicException e)
         {

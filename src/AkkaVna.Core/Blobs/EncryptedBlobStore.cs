@@ -141,14 +141,11 @@ public sealed class EncryptedBlobStore(IBlobStore inner, StudyKeyring keys) : IB
     private sealed class Writer(EncryptedBlobStore owner, IBlobWriter inner) : IBlobWriter
     {
         private readonly byte[] _key = RandomNumberGenerator.GetBytes(32), _prefix = RandomNumberGenerator.GetBytes(4);
-        private readonly byte[] _chunk = ArrayPool<byte>.Shared.Rent(ChunkSize), _sealedChunk = ArrayPool<byte>.Shared.Rent(ChunkSize + TagSize);
         private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        private AesGcm? _gcm;
-        private int _filled;
-        private long _index, _length;
-        private bool _started, _sealed, _finished, _flush;
+        private AkkaVna.Dicom.Buffers.ChunkedGcmSealer? _sealer;
+        private bool _sealed, _finished, _flush;
 
-        public long Length => _length;
+        public long Length => _sealer?.Length ?? 0;
         public bool IsPrepared => inner.IsPrepared;
         // Unfinished (never prepared: a resend of bytes archived already), nothing can name it: there is nothing to keep.
         public void KeepStagedUntil(DateTimeOffset deadline)
@@ -170,48 +167,34 @@ public sealed class EncryptedBlobStore(IBlobStore inner, StudyKeyring keys) : IB
         public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
             if (_sealed) throw new InvalidOperationException("the blob is sealed");
-            await StartAsync(cancellationToken).ConfigureAwait(false);
+            var sealer = await StartAsync(cancellationToken).ConfigureAwait(false);
             _sha.AppendData(data.Span);
-            _length += data.Length;
             while (!data.IsEmpty)
             {
                 // A full chunk goes out only when more follows: the last chunk is sealed as the last one.
-                if (_filled == ChunkSize) await EmitAsync(last: false, cancellationToken).ConfigureAwait(false);
-                int n = Math.Min(ChunkSize - _filled, data.Length);
-                data.Span[..n].CopyTo(_chunk.AsSpan(_filled));
-                _filled += n;
-                data = data[n..];
+                if (sealer.Full) await inner.WriteAsync(sealer.Seal(last: false), cancellationToken).ConfigureAwait(false);
+                data = data[sealer.Take(data.Span)..];
             }
         }
 
-        private async ValueTask StartAsync(CancellationToken cancellationToken)
+        private async ValueTask<AkkaVna.Dicom.Buffers.ChunkedGcmSealer> StartAsync(CancellationToken cancellationToken)
         {
-            if (_started) return;
-            _started = true;
-            _gcm = new AesGcm(_key, TagSize);
+            if (_sealer is { } started) return started;
+            _sealer = new AkkaVna.Dicom.Buffers.ChunkedGcmSealer(_key, _prefix);
             byte[] header = new byte[HeaderSize];
             Magic.CopyTo(header, 0);
             BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(8), ChunkSize);
             _prefix.CopyTo(header, 12);
             await inner.WriteAsync(header, cancellationToken).ConfigureAwait(false);
-        }
-
-        private async ValueTask EmitAsync(bool last, CancellationToken cancellationToken)
-        {
-            Span<byte> nonce = stackalloc byte[12], aad = stackalloc byte[9];
-            AkkaVna.Dicom.Buffers.ChunkedGcmReadStream.NonceAndAad(nonce, aad, _prefix, _index, last);
-            _gcm!.Encrypt(nonce, _chunk.AsSpan(0, _filled), _sealedChunk.AsSpan(0, _filled), _sealedChunk.AsSpan(_filled, TagSize), aad);
-            await inner.WriteAsync(_sealedChunk.AsMemory(0, _filled + TagSize), cancellationToken).ConfigureAwait(false);
-            _index++;
-            _filled = 0;
+            return _sealer;
         }
 
         /// <summary>The last chunk and the plaintext's SHA-256; the blob is made durable with its key trailer when prepared.</summary>
         public async ValueTask<string> SealAsync(bool flushToDisk, CancellationToken cancellationToken)
         {
             if (_sealed) throw new InvalidOperationException("the blob is sealed already");
-            await StartAsync(cancellationToken).ConfigureAwait(false);
-            await EmitAsync(last: true, cancellationToken).ConfigureAwait(false);
+            var sealer = await StartAsync(cancellationToken).ConfigureAwait(false);
+            await inner.WriteAsync(sealer.Seal(last: true), cancellationToken).ConfigureAwait(false);
             _sealed = true;
             _flush = flushToDisk;
             return Convert.ToHexStringLower(_sha.GetHashAndReset());
@@ -228,7 +211,7 @@ public sealed class EncryptedBlobStore(IBlobStore inner, StudyKeyring keys) : IB
             RandomNumberGenerator.Fill(trailer.AsSpan(16, 12));
             using (var wrap = new AesGcm(studyKey, TagSize))
                 wrap.Encrypt(trailer.AsSpan(16, 12), _key, trailer.AsSpan(28, 32), trailer.AsSpan(60, 16), [.. trailer.AsSpan(0, 16), .. _prefix]);
-            BinaryPrimitives.WriteInt64LittleEndian(trailer.AsSpan(76), _length);
+            BinaryPrimitives.WriteInt64LittleEndian(trailer.AsSpan(76), Length);
             EndMagic.CopyTo(trailer, 84);
             await inner.WriteAsync(trailer, cancellationToken).ConfigureAwait(false);
             await inner.SealAsync(_flush, cancellationToken).ConfigureAwait(false);
@@ -250,12 +233,9 @@ public sealed class EncryptedBlobStore(IBlobStore inner, StudyKeyring keys) : IB
         public async ValueTask DisposeAsync()
         {
             await inner.DisposeAsync().ConfigureAwait(false);
-            _gcm?.Dispose();
+            _sealer?.Dispose();
             _sha.Dispose();
             CryptographicOperations.ZeroMemory(_key);
-            CryptographicOperations.ZeroMemory(_chunk.AsSpan(0, ChunkSize));
-            ArrayPool<byte>.Shared.Return(_chunk);
-            ArrayPool<byte>.Shared.Return(_sealedChunk);
         }
     }
 

@@ -19,11 +19,16 @@ public sealed record TlsSettings(X509Certificate2? Certificate, X509Certificate2
     public const SslProtocols Protocols = SslProtocols.Tls12 | SslProtocols.Tls13;
 
     /// <summary>Loads a certificate and its private key from PEM files, and the authorities (PEM, one or more) when given.</summary>
-    public static TlsSettings FromPem(string certificate, string key, string? authorities, bool requireClientCertificate)
+    /// <param name="certificate">This AE's certificate (with <paramref name="key"/>); null only for a client that has none.</param>
+    public static TlsSettings FromPem(string? certificate, string? key, string? authorities, bool requireClientCertificate)
     {
-        var cert = X509Certificate2.CreateFromPemFile(certificate, key);
-        // A key loaded from PEM is ephemeral, which SslStream cannot use on every platform: exported and re-imported as PKCS#12.
-        cert = X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
+        X509Certificate2? cert = null;
+        if (certificate is not null)
+        {
+            using var pem = X509Certificate2.CreateFromPemFile(certificate, key);
+            // A key loaded from PEM is ephemeral, which SslStream cannot use on every platform: exported and re-imported as PKCS#12.
+            cert = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+        }
         var cas = new X509Certificate2Collection();
         if (!string.IsNullOrEmpty(authorities)) cas.ImportFromPemFile(authorities);
         return new TlsSettings(cert, cas, requireClientCertificate);

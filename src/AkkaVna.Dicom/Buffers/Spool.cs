@@ -49,15 +49,11 @@ public sealed class Spool
 
     private static readonly byte[] ZeroPrefix = new byte[4];
 
-    private static void NonceAndAad(Span<byte> nonce, Span<byte> aad, long chunk, bool last) => ChunkedGcmReadStream.NonceAndAad(nonce, aad, ZeroPrefix, chunk, last);
 
     private sealed class EncryptingStream : Stream
     {
         private readonly FileStream _file;
-        private readonly AesGcm _gcm;
-        private readonly byte[] _chunk = new byte[ChunkSize], _sealed = new byte[ChunkSize + TagSize];
-        private int _filled;
-        private long _index, _length;
+        private readonly ChunkedGcmSealer _sealer;
         private bool _done;
 
         public EncryptingStream(FileStream file, byte[] processKey)
@@ -66,29 +62,25 @@ public sealed class Spool
             byte[] header = new byte[HeaderSize];
             Magic.CopyTo(header, 0);
             RandomNumberGenerator.Fill(header.AsSpan(8, 16));
-            _gcm = new AesGcm(FileKey(processKey, header.AsSpan(8, 16)), TagSize);
+            _sealer = new ChunkedGcmSealer(FileKey(processKey, header.AsSpan(8, 16)), ZeroPrefix);
             _file.Write(header);
         }
 
         public override bool CanRead => false;
         public override bool CanSeek => false;
         public override bool CanWrite => true;
-        public override long Length => _length;
-        public override long Position { get => _length; set => throw new NotSupportedException(); }
+        public override long Length => _sealer.Length;
+        public override long Position { get => _sealer.Length; set => throw new NotSupportedException(); }
 
         public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
         public override void Write(ReadOnlySpan<byte> data)
         {
             ObjectDisposedException.ThrowIf(_done, this);
-            _length += data.Length;
             while (!data.IsEmpty)
             {
-                if (_filled == ChunkSize) Emit(last: false);
-                int n = Math.Min(ChunkSize - _filled, data.Length);
-                data[..n].CopyTo(_chunk.AsSpan(_filled));
-                _filled += n;
-                data = data[n..];
+                if (_sealer.Full) _file.Write(_sealer.Seal(last: false).Span);
+                data = data[_sealer.Take(data)..];
             }
         }
 
@@ -104,16 +96,6 @@ public sealed class Spool
             return ValueTask.CompletedTask;
         }
 
-        private void Emit(bool last)
-        {
-            Span<byte> nonce = stackalloc byte[12], aad = stackalloc byte[9];
-            NonceAndAad(nonce, aad, _index, last);
-            _gcm.Encrypt(nonce, _chunk.AsSpan(0, _filled), _sealed.AsSpan(0, _filled), _sealed.AsSpan(_filled, TagSize), aad);
-            _file.Write(_sealed, 0, _filled + TagSize);
-            _index++;
-            _filled = 0;
-        }
-
         public override void Flush() => _file.Flush();
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
@@ -126,17 +108,16 @@ public sealed class Spool
                 _done = true;
                 try
                 {
-                    Emit(last: true);
+                    _file.Write(_sealer.Seal(last: true).Span);
                     _file.Position = 24;
                     Span<byte> length = stackalloc byte[8];
-                    BinaryPrimitives.WriteInt64LittleEndian(length, _length);
+                    BinaryPrimitives.WriteInt64LittleEndian(length, _sealer.Length);
                     _file.Write(length);
                 }
                 finally
                 {
                     _file.Dispose();
-                    _gcm.Dispose();
-                    CryptographicOperations.ZeroMemory(_chunk);
+                    _sealer.Dispose();
                 }
             }
             base.Dispose(disposing);
@@ -178,6 +159,55 @@ public sealed class Spool
                 throw;
             }
         }
+    }
+}
+
+/// <summary>
+/// The writing side of <see cref="ChunkedGcmReadStream"/>'s format: plaintext gathered into chunks of
+/// <see cref="ChunkedGcmReadStream.ChunkSize"/> bytes, each sealed with AES-256-GCM (its index and whether it is the last
+/// as associated data). The writer takes bytes until the chunk is <see cref="Full"/>, writes out what <see cref="Seal"/>
+/// returns (valid until the next seal), and seals the last chunk — possibly empty — with <c>last: true</c>.
+/// </summary>
+public sealed class ChunkedGcmSealer(byte[] key, byte[] noncePrefix) : IDisposable
+{
+    private const int ChunkSize = ChunkedGcmReadStream.ChunkSize, TagSize = ChunkedGcmReadStream.TagSize;
+    private readonly AesGcm _gcm = new(key, TagSize);
+    private readonly byte[] _chunk = new byte[ChunkSize], _sealed = new byte[ChunkSize + TagSize];
+    private int _filled;
+    private long _index;
+
+    /// <summary>Plaintext bytes taken so far.</summary>
+    public long Length { get; private set; }
+
+    /// <summary>The gathered chunk is full: seal it (not as the last) before taking more.</summary>
+    public bool Full => _filled == ChunkSize;
+
+    /// <summary>Takes as much of <paramref name="data"/> as the chunk holds; how much.</summary>
+    public int Take(ReadOnlySpan<byte> data)
+    {
+        int n = Math.Min(ChunkSize - _filled, data.Length);
+        data[..n].CopyTo(_chunk.AsSpan(_filled));
+        _filled += n;
+        Length += n;
+        return n;
+    }
+
+    /// <summary>The gathered chunk sealed (ciphertext and tag), to be written before the next call.</summary>
+    public ReadOnlyMemory<byte> Seal(bool last)
+    {
+        Span<byte> nonce = stackalloc byte[12], aad = stackalloc byte[9];
+        ChunkedGcmReadStream.NonceAndAad(nonce, aad, noncePrefix, _index, last);
+        _gcm.Encrypt(nonce, _chunk.AsSpan(0, _filled), _sealed.AsSpan(0, _filled), _sealed.AsSpan(_filled, TagSize), aad);
+        int length = _filled + TagSize;
+        _index++;
+        _filled = 0;
+        return _sealed.AsMemory(0, length);
+    }
+
+    public void Dispose()
+    {
+        _gcm.Dispose();
+        CryptographicOperations.ZeroMemory(_chunk);
     }
 }
 
